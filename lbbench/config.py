@@ -1,0 +1,163 @@
+"""The one frozen configuration of a run: defaults, help text and validation in one place.
+
+Flags (main.py) and experiment files (experiments/*.py) both build a `Config`; nothing else
+configures a run. Every field's help text lives in its metadata so the CLI is generated from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+DATASETS = ("mnist1d", "random", "mnist", "fashion_mnist", "cifar10", "cifar100")
+MODELS = ("mlp", "f1", "c1", "c2", "resnet20", "tiny_mlp", "tiny_bn_mlp", "tiny_c1", "tiny_c2", "tiny_resnet")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "lars", "lamb", "sam")
+SCHEDULES = ("constant", "warmup", "warmup_cosine", "warmup_step")
+LR_SCALINGS = ("none", "linear", "sqrt")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; `flag` names the offending field."""
+
+    def __init__(self, flag: str, problem: str):
+        super().__init__(f"--{flag}: {problem}")
+        self.flag = flag
+
+
+def _f(default: Any, help: str, **kw):
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+def default_cache_dir() -> str:
+    """Where generated/downloaded data lives: $LBBENCH_CACHE, else ~/.cache/lbbench."""
+    return os.environ.get("LBBENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lbbench")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines one training run. Validate with `validate()` before use."""
+
+    # data
+    dataset: str = _f("mnist1d", f"dataset: one of {', '.join(DATASETS)}")
+    data_dir: str = _f("", "data/cache directory (default: $LBBENCH_CACHE or ~/.cache/lbbench)")
+    download: bool = _f(True, "download missing real datasets (mnist, cifar...) from their canonical source")
+    augment: bool = _f(True, "apply the dataset's standard augmentation (CIFAR crop+flip) on device")
+    train_eval_examples: int = _f(10000, "fixed train subset used for train loss/accuracy each epoch")
+    # model
+    model: str = _f("mlp", f"model: one of {', '.join(MODELS)}")
+    ghost_batch_size: int = _f(0, "BatchNorm statistics over groups of this many examples (0 = whole batch)")
+    # optimisation
+    optimizer: str = _f("adam", f"optimizer: one of {', '.join(OPTIMIZERS)}")
+    learning_rate: float = _f(1e-3, "base learning rate (at --base_batch_size, before scaling)")
+    lr_scaling: str = _f("none", "scale the LR with batch size: none, linear (Goyal) or sqrt (Hoffer)")
+    base_batch_size: int = _f(256, "batch size at which --learning_rate applies unscaled")
+    batch_size: int = _f(256, "global batch size (split across all devices)")
+    epochs: int = _f(20, "training epochs")
+    schedule: str = _f("constant", f"LR schedule: one of {', '.join(SCHEDULES)}")
+    warmup_epochs: float = _f(5.0, "linear warmup length in epochs (warmup schedules)")
+    decay_epochs: tuple[int, ...] = _f((), "epochs at which warmup_step divides the LR by 10 (default: 50%, 75%)")
+    momentum: float = _f(0.9, "momentum (momentum, nesterov, lars, sam) / beta1 (adam, adamw, lamb)")
+    weight_decay: float = _f(0.0, "weight decay; never applied to biases or normalisation parameters")
+    trust_coefficient: float = _f(1e-3, "LARS trust coefficient eta (You et al. 2017)")
+    sam_rho: float = _f(0.05, "SAM neighbourhood radius rho (Foret et al. 2021)")
+    grad_clip: float = _f(0.0, "clip the global gradient norm to this value (0 = off)")
+    # measurement
+    seed: int = _f(0, "random seed for init, shuffling and measurement subsets")
+    sharpness: bool = _f(True, "measure Hessian sharpness and eps-sharpness at the end of the run")
+    sharpness_every: int = _f(0, "also measure sharpness every N epochs (0 = only at the end)")
+    sharpness_examples: int = _f(2048, "fixed, seeded train subset the sharpness is measured on")
+    lanczos_iters: int = _f(20, "Lanczos iterations for lambda_max")
+    top_k: int = _f(1, "number of top Hessian eigenvalues to report")
+    hutchinson_probes: int = _f(20, "Rademacher probes for the Hutchinson trace (0 = skip)")
+    spectral_density: bool = _f(False, "estimate the Hessian spectral density (SLQ) at the end")
+    epsilons: tuple[float, ...] = _f((1e-3, 5e-4), "box sizes for Keskar eps-sharpness (empty = skip)")
+    eps_subspace_dim: int = _f(100, "random-subspace dimension p for eps-sharpness (0 = full space only)")
+    lbfgs_iters: int = _f(10, "L-BFGS-B iterations maximising the loss in the eps-box")
+    noise_scale_groups: int = _f(4, "sub-batches per step for the gradient noise scale (1 = off)")
+    noise_scale_ema: float = _f(0.95, "EMA decay for the noise-scale estimates (McCandlish et al. 2018)")
+    # output
+    workdir: str = _f("runs", "directory under which each run gets its own folder")
+    run_name: str = _f("", "run folder name (default: derived from the config)")
+    save_params: bool = _f(True, "save final parameters (flax msgpack) in the run folder")
+    # distribution
+    coordinator_address: str = _f("", "multi-host: address:port of process 0 (jax.distributed)")
+    num_processes: int = _f(0, "multi-host: total number of processes (0 = single host / auto)")
+    process_id: int = _f(-1, "multi-host: this process's id (-1 = auto)")
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(unknown[0], "unknown configuration key")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    @property
+    def cache_dir(self) -> str:
+        return self.data_dir or default_cache_dir()
+
+    @property
+    def scaled_learning_rate(self) -> float:
+        """lr = base_lr × (B / B_base)^k, k = 1 (linear, Goyal et al. 2017) or ½ (sqrt, Hoffer et al. 2017)."""
+        power = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[self.lr_scaling]
+        return self.learning_rate * (self.batch_size / self.base_batch_size) ** power
+
+    def default_run_name(self) -> str:
+        return (f"{self.dataset}_{self.model}_{self.optimizer}_b{self.batch_size}_{self.schedule}"
+                f"_lr{self.learning_rate:g}_{self.lr_scaling}_s{self.seed}")
+
+    def validate(self) -> "Config":
+        """Check every value that can be checked without data or devices; raise ConfigError."""
+        for flag, allowed in (("dataset", DATASETS), ("model", MODELS), ("optimizer", OPTIMIZERS),
+                              ("schedule", SCHEDULES), ("lr_scaling", LR_SCALINGS)):
+            value = getattr(self, flag)
+            if value not in allowed:
+                raise ConfigError(flag, f"unknown value {value!r}; choose one of {', '.join(allowed)}")
+        for flag in ("batch_size", "base_batch_size", "epochs", "train_eval_examples", "noise_scale_groups"):
+            if getattr(self, flag) <= 0:
+                raise ConfigError(flag, f"must be positive, got {getattr(self, flag)}")
+        for flag in ("learning_rate", "warmup_epochs", "weight_decay", "trust_coefficient", "sam_rho",
+                     "grad_clip", "sharpness_every", "lanczos_iters", "hutchinson_probes",
+                     "eps_subspace_dim", "lbfgs_iters", "ghost_batch_size", "sharpness_examples"):
+            if getattr(self, flag) < 0:
+                raise ConfigError(flag, f"must not be negative, got {getattr(self, flag)}")
+        if self.learning_rate == 0:
+            raise ConfigError("learning_rate", "must be positive, got 0")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.noise_scale_ema < 1:
+            raise ConfigError("noise_scale_ema", f"must be in [0, 1), got {self.noise_scale_ema}")
+        if self.top_k < 1 or self.top_k > max(self.lanczos_iters, 1):
+            raise ConfigError("top_k", f"must be in [1, lanczos_iters={self.lanczos_iters}]")
+        if any(e <= 0 for e in self.epsilons):
+            raise ConfigError("epsilons", f"must all be positive, got {self.epsilons}")
+        if any(e <= 0 or e > self.epochs for e in self.decay_epochs):
+            raise ConfigError("decay_epochs", f"must lie in (0, epochs={self.epochs}], got {self.decay_epochs}")
+        if self.batch_size % self.noise_scale_groups:
+            raise ConfigError("noise_scale_groups",
+                              f"{self.noise_scale_groups} does not divide --batch_size={self.batch_size}")
+        if self.ghost_batch_size and self.batch_size % self.ghost_batch_size:
+            raise ConfigError("ghost_batch_size",
+                              f"{self.ghost_batch_size} does not divide --batch_size={self.batch_size}")
+        multi = (bool(self.coordinator_address), self.num_processes > 0, self.process_id >= 0)
+        if any(multi) and not all(multi):
+            raise ConfigError("coordinator_address", "multi-host needs --coordinator_address, "
+                              "--num_processes and --process_id together (or none of them)")
+        if all(multi) and self.process_id >= self.num_processes:
+            raise ConfigError("process_id", f"{self.process_id} must be < --num_processes={self.num_processes}")
+        return self
+
+    def warnings(self) -> list[str]:
+        """Legal but probably unintended settings, printed and stored in result.json."""
+        out = []
+        if self.optimizer == "lars" and self.scaled_learning_rate * self.trust_coefficient < 1e-4:
+            out.append(f"LARS relative step lr*eta = {self.scaled_learning_rate * self.trust_coefficient:.1e} "
+                       "per step is tiny: LARS needs a large base LR (You et al. use 2-30 with eta=1e-3)")
+        return out

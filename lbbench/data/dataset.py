@@ -1,0 +1,49 @@
+"""The in-memory dataset every loader returns: numpy arrays, ready to place on device once."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+class DataError(Exception):
+    """A dataset is missing, corrupt or cannot be fetched; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Train/test arrays (float32 inputs, int32 labels) plus what models need to know.
+
+    Inputs are channels-last: (N, length, channels) for 1-D signals, (N, H, W, C) for images.
+    `augment` names the on-device augmentation the training loop may apply ("none" or "crop_flip").
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    augment: str = "none"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    def validate(self) -> "Dataset":
+        """Check shapes, dtypes and label ranges; raise DataError naming what is wrong."""
+        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if x.shape[0] != y.shape[0]:
+                raise DataError(f"{self.name}: {split} has {x.shape[0]} inputs but {y.shape[0]} labels")
+            if x.dtype != np.float32 or y.dtype != np.int32:
+                raise DataError(f"{self.name}: {split} dtypes are {x.dtype}/{y.dtype}, want float32/int32")
+            if y.size and (y.min() < 0 or y.max() >= self.num_classes):
+                raise DataError(f"{self.name}: {split} labels outside [0, {self.num_classes})")
+            if not np.all(np.isfinite(x)):
+                raise DataError(f"{self.name}: {split} inputs contain NaN or inf")
+        return self

@@ -1,0 +1,92 @@
+"""Datasets that need no download: MNIST-1D (generated once, cached) and the seed article's toy.
+
+MNIST-1D (Greydanus 2020) is generated procedurally by the `mnist1d` package; we generate
+70,000 examples (60,000 train / 10,000 test) so that batch 4096 really is a large batch
+(6.8 % of the training set, near Keskar et al.'s 10 %), and cache them as one .npz file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+from lbbench.data.dataset import DataError, Dataset
+
+MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42
+MNIST1D_FILE = f"mnist1d_{MNIST1D_TRAIN}_{MNIST1D_TEST}_seed{MNIST1D_SEED}.npz"
+
+
+def atomic_save_npz(path: str, **arrays) -> None:
+    """Write an .npz next to its final name, then rename, so no half-written cache ever exists."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".npz.part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def generate_mnist1d(num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TEST,
+                     seed: int = MNIST1D_SEED) -> dict[str, np.ndarray]:
+    """Generate MNIST-1D with the package's default transforms (its own normalisation included)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = num_train + num_test
+    args.train_split = num_train / (num_train + num_test)
+    args.seed = seed
+    state = np.random.get_state()  # mnist1d seeds numpy's global RNG; leave it as we found it
+    try:
+        d = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    return {"x_train": d["x"].astype(np.float32), "y_train": d["y"].astype(np.int32),
+            "x_test": d["x_test"].astype(np.float32), "y_test": d["y_test"].astype(np.int32)}
+
+
+def _read_cache(path: str) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        print(f"lbbench: cached MNIST-1D at {path} is unreadable ({e}); regenerating it", file=sys.stderr)
+        return None
+
+
+def load_mnist1d(cache_dir: str) -> Dataset:
+    """MNIST-1D from `cache_dir`, generated (about 16 s on 2 CPU cores) and cached on first use."""
+    path = os.path.join(cache_dir, MNIST1D_FILE)
+    arrays = _read_cache(path) if os.path.exists(path) else None
+    if arrays is None:
+        print(f"lbbench: generating MNIST-1D ({MNIST1D_TRAIN}+{MNIST1D_TEST} examples) into {path}",
+              file=sys.stderr)
+        arrays = generate_mnist1d()
+        try:
+            atomic_save_npz(path, **arrays)
+        except OSError as e:
+            raise DataError(f"cannot write the MNIST-1D cache {path}: {e}; set --data_dir or "
+                            "$LBBENCH_CACHE to a writable directory") from e
+    return Dataset("mnist1d", num_classes=10, **arrays).validate()
+
+
+def load_random_toy(seed: int = 0) -> Dataset:
+    """The seed article's Keras toy: 1,000 x 20 uniform inputs with *random* binary labels.
+
+    Labels are independent of the inputs, so test accuracy is 50 % in expectation for every
+    batch size: no generalization gap between batch sizes can exist here, only noise.
+    """
+    rng = np.random.default_rng(seed)
+    return Dataset(
+        "random",
+        x_train=rng.random((1000, 20), dtype=np.float32), y_train=rng.integers(0, 2, 1000).astype(np.int32),
+        x_test=rng.random((200, 20), dtype=np.float32), y_test=rng.integers(0, 2, 200).astype(np.int32),
+        num_classes=2,
+    ).validate()

@@ -1,0 +1,118 @@
+"""CLI: `python -m lbbench.main --batch_size=4096 --schedule=warmup` trains one configuration.
+
+Flags are generated from the Config dataclass (one source of defaults and help). Exit status:
+0 completed, 2 bad input (flags, data), 3 diverged, 1 any other failure. Never a traceback unless
+LBBENCH_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+from absl import flags
+
+from lbbench.config import Config, ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
+
+
+class FlagError(ConfigError):
+    """absl could not parse the command line (unknown flag, value of the wrong type)."""
+
+    def __init__(self, message: str):
+        ValueError.__init__(self, message)
+        self.flag = "flags"
+
+
+def make_flags() -> flags.FlagValues:
+    """A fresh FlagValues with one flag per Config field (no module-level global is touched)."""
+    fv = flags.FlagValues()
+    for f in dataclasses.fields(Config):
+        h, d = f.metadata["help"], f.default
+        if isinstance(d, bool):
+            flags.DEFINE_bool(f.name, d, h, flag_values=fv)
+        elif isinstance(d, int):
+            flags.DEFINE_integer(f.name, d, h, flag_values=fv)
+        elif isinstance(d, float):
+            flags.DEFINE_float(f.name, d, h, flag_values=fv)
+        elif isinstance(d, tuple):
+            flags.DEFINE_list(f.name, [str(x) for x in d], h + " (comma-separated)", flag_values=fv)
+        else:
+            flags.DEFINE_string(f.name, d, h, flag_values=fv)
+    return fv
+
+
+def config_from_flags(fv: flags.FlagValues) -> Config:
+    values = {}
+    for f in dataclasses.fields(Config):
+        v = fv[f.name].value
+        if isinstance(f.default, tuple):
+            cast = float if f.name == "epsilons" else int
+            try:
+                v = tuple(cast(x) for x in v if x != "")
+            except ValueError:
+                raise ConfigError(f.name, f"expects comma-separated numbers, got {','.join(v)!r}") from None
+        values[f.name] = v
+    return Config(**values)
+
+
+def parse(argv: list[str]) -> Config:
+    fv = make_flags()
+    try:
+        rest = fv(argv)
+    except flags.Error as e:
+        raise FlagError(str(e)) from None
+    if len(rest) > 1:
+        raise FlagError(f"unexpected positional arguments {rest[1:]}; flags take the form --name=value")
+    return config_from_flags(fv).validate()
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"lbbench: error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+        print(make_flags().get_help())
+        return EXIT_OK
+    try:
+        cfg = parse(argv)
+        from lbbench import parallel, train
+
+        parallel.initialize_distributed(cfg)
+        result = train.run(cfg)
+    except ConfigError as e:
+        return _fail(str(e), EXIT_BAD_INPUT)
+    except Exception as e:  # noqa: BLE001 - the CLI's contract is one line, no traceback
+        if os.environ.get("LBBENCH_DEBUG") == "1":
+            raise
+        from lbbench.data import DataError
+
+        if isinstance(e, DataError):
+            return _fail(str(e), EXIT_BAD_INPUT)
+        return _fail(f"run failed: {type(e).__name__}: {e} (details in result.json if the run started; "
+                     "LBBENCH_DEBUG=1 shows the traceback)", EXIT_FAILED)
+    where = result["run_dir"]
+    if result["status"] == "diverged":
+        print(f"lbbench: DIVERGED ({result.get('error')}); logs and result kept in {where}", file=sys.stderr)
+        return EXIT_DIVERGED
+    final = result["final"]
+    print(f"lbbench: done. test accuracy {final['test_accuracy']:.4f}, generalization gap "
+          f"{final['generalization_gap']:+.4f}" + _sharpness_text(result))
+    print(f"lbbench: result  {os.path.join(where, 'result.json')}")
+    print(f"lbbench: logs    tensorboard --logdir {os.path.dirname(where) or '.'}")
+    return EXIT_OK
+
+
+def _sharpness_text(result: dict) -> str:
+    s = result.get("sharpness")
+    if not s:
+        return ""
+    return f", lambda_max {s['lambda_max']:.4g}, Hessian trace {s.get('hessian_trace', float('nan')):.4g}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
