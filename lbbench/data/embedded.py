@@ -17,7 +17,6 @@ import numpy as np
 from lbbench.data.dataset import DataError, Dataset
 
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42
-MNIST1D_FILE = f"mnist1d_{MNIST1D_TRAIN}_{MNIST1D_TEST}_seed{MNIST1D_SEED}.npz"
 
 
 def atomic_save_npz(path: str, **arrays) -> None:
@@ -61,14 +60,13 @@ def _read_cache(path: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def load_mnist1d(cache_dir: str) -> Dataset:
+def load_mnist1d(cache_dir: str, num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TEST) -> Dataset:
     """MNIST-1D from `cache_dir`, generated (about 16 s on 2 CPU cores) and cached on first use."""
-    path = os.path.join(cache_dir, MNIST1D_FILE)
+    path = os.path.join(cache_dir, f"mnist1d_{num_train}_{num_test}_seed{MNIST1D_SEED}.npz")
     arrays = _read_cache(path) if os.path.exists(path) else None
     if arrays is None:
-        print(f"lbbench: generating MNIST-1D ({MNIST1D_TRAIN}+{MNIST1D_TEST} examples) into {path}",
-              file=sys.stderr)
-        arrays = generate_mnist1d()
+        print(f"lbbench: generating MNIST-1D ({num_train}+{num_test} examples) into {path}", file=sys.stderr)
+        arrays = generate_mnist1d(num_train, num_test)
         try:
             atomic_save_npz(path, **arrays)
         except OSError as e:

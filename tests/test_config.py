@@ -1,0 +1,40 @@
+import pytest
+
+from lbbench.config import Config, ConfigError
+
+
+def test_defaults_validate():
+    assert Config().validate() == Config()
+
+
+@pytest.mark.parametrize("change, flag", [
+    ({"batch_size": 0}, "batch_size"), ({"batch_size": -4}, "batch_size"),
+    ({"epochs": -1}, "epochs"), ({"learning_rate": -0.1}, "learning_rate"),
+    ({"learning_rate": 0.0}, "learning_rate"), ({"dataset": "imagenet"}, "dataset"),
+    ({"model": "vit"}, "model"), ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"schedule": "cyclic"}, "schedule"), ({"lr_scaling": "cubic"}, "lr_scaling"),
+    ({"batch_size": 100, "ghost_batch_size": 33}, "ghost_batch_size"),
+    ({"batch_size": 100, "noise_scale_groups": 3}, "noise_scale_groups"),
+    ({"coordinator_address": "h:1234"}, "coordinator_address"),
+    ({"epochs": 10, "decay_epochs": (11,)}, "decay_epochs"),
+])
+def test_bad_values_name_their_flag(change, flag):
+    with pytest.raises(ConfigError) as e:
+        Config(**change).validate()
+    assert e.value.flag == flag and f"--{flag}" in str(e.value)
+
+
+@pytest.mark.parametrize("rule, expected", [("none", 0.1), ("linear", 0.1 * 16), ("sqrt", 0.1 * 4)])
+def test_lr_scaling_rules(rule, expected):
+    cfg = Config(learning_rate=0.1, base_batch_size=256, batch_size=4096, lr_scaling=rule)
+    assert cfg.scaled_learning_rate == pytest.approx(expected)
+
+
+def test_round_trip_through_dict():
+    cfg = Config(epsilons=(1e-3,), decay_epochs=(3, 6), epochs=8)
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_lars_small_lr_warns():
+    assert Config(optimizer="lars", learning_rate=0.01).warnings()
+    assert not Config(optimizer="lars", learning_rate=10.0).warnings()

@@ -1,0 +1,66 @@
+"""The CLI: every bad input gives exit 2 and one line naming the problem, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lbbench import main
+
+TINY = ["--dataset=random", "--model=tiny_mlp", "--batch_size=100", "--epochs=1", "--nosharpness"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--batch_size=0"], "--batch_size: must be positive"),
+    (["--batch_size=-8"], "--batch_size: must be positive"),
+    (["--batch_size=2000"], "--batch_size: 2000 exceeds the 1000 training examples"),
+    (["--dataset=imagenet"], "--dataset: unknown value 'imagenet'"),
+    (["--model=vit"], "--model: unknown value 'vit'"),
+    (["--optimizer=rmsprop"], "--optimizer: unknown value"),
+    (["--schedule=cyclic"], "--schedule: unknown value"),
+    (["--learning_rate=-1"], "--learning_rate: must not be negative"),
+    (["--epochs=-3"], "--epochs: must be positive"),
+    (["--batch_size=abc"], "--batch_size=abc"),
+    (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+    (["--ghost_batch_size=30"], "--ghost_batch_size: 30 does not divide"),
+])
+def test_bad_input_exit_2_one_line(args, needle, capsys, tmp_path):
+    code = main.main(["lbbench"] + TINY + [f"--workdir={tmp_path}"] + args)
+    err = capsys.readouterr().err.strip()
+    assert code == main.EXIT_BAD_INPUT
+    assert needle in err and err.startswith("lbbench: error:") and len(err.splitlines()) == 1
+
+
+def test_unwritable_workdir(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main.main(["lbbench"] + TINY + [f"--workdir={blocker}/sub"])
+    assert code == main.EXIT_BAD_INPUT
+    assert "--workdir: cannot write to" in capsys.readouterr().err
+
+
+def test_batch_not_divisible_by_devices_in_real_process(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "lbbench.main", *TINY, "--batch_size=100",
+                           "--noise_scale_groups=1", f"--workdir={tmp_path}"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "--batch_size: 100 is not divisible by the 8 devices" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_diverged_run_exit_3_and_result_kept(capsys, tmp_path):
+    code = main.main(["lbbench"] + TINY + ["--optimizer=sgd", "--learning_rate=1e30", "--epochs=3",
+                                           f"--workdir={tmp_path}", "--run_name=boom"])
+    assert code == main.EXIT_DIVERGED
+    assert "DIVERGED" in capsys.readouterr().err
+    assert json.loads((tmp_path / "boom" / "result.json").read_text())["status"] == "diverged"
+
+
+def test_successful_run_prints_where_results_went(capsys, tmp_path):
+    code = main.main(["lbbench"] + TINY + [f"--workdir={tmp_path}", "--run_name=ok"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "epoch   1/1" in out and str(tmp_path / "ok" / "result.json") in out
