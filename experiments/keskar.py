@@ -1,0 +1,75 @@
+"""Keskar et al. 2017: small batch (256) vs large batch (10 % of the training set), sharp minima.
+
+    python -m lbbench.sweep experiments/keskar.py [--quick]
+
+Time on a 2-core CPU: quick ≈ 20 s (tiny BN-MLP, 1 epoch, 2 runs, sharpness off, plus one
+interpolation; the quick grid drops C1 and the sharpness measurement to stay fast); full ≈ 7 h, dominated by C1 (measured ~130 s/epoch at B=256 on
+this shared CPU, so ~5-6 h for its 10 runs × 20 epochs); F1 (~14 s/epoch at B=256) adds ~30 min,
+plus sharpness with spectral density per run. Cut epochs or seeds for a first look.
+
+Adam (lr 1e-3) for the same number of epochs at both batch sizes, F1 (5×512 MLP with BN) and the C1
+convnet, 5 seeds. The end-of-run measurements are Keskar's ε-sharpness (Metric 2.1) in the full
+space and a random subspace, λ_max and the Hessian trace. `analyze` runs the 1-D interpolation
+θ(α) = α·θ_LB + (1 − α)·θ_SB (Fig. 3) between the seed-0 SB and LB runs of each model and saves it
+as interpolation_<model>.json/.png in the sweep directory.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from lbbench.config import Config
+from lbbench.sweep import env_dataset
+
+NAME = "keskar"
+LB_BATCH = {"mnist1d": 6000, "mnist": 6000, "fashion_mnist": 6000, "cifar10": 5000, "cifar100": 5000}
+
+
+def _models(quick: bool):
+    return ("tiny_bn_mlp",) if quick else ("f1", "c1")
+
+
+def base_config(quick: bool) -> Config:
+    cfg = Config(dataset=env_dataset(), optimizer="adam", learning_rate=1e-3, lr_scaling="none",
+                 schedule="constant", epochs=1 if quick else 20, sharpness=not quick,
+                 spectral_density=not quick)
+    return cfg.replace(noise_scale_groups=1) if quick else cfg
+
+
+def grid(quick: bool) -> list[dict]:
+    lb = LB_BATCH.get(env_dataset(), 6000)
+    seeds = (0,) if quick else range(5)
+    return [{"model": m, "batch_size": b, "seed": s, "run_name": f"{m}_{arm}_s{s}"}
+            for m in _models(quick) for arm, b in (("sb", 256), ("lb", lb)) for s in seeds]
+
+
+def _summary(results: dict, model: str) -> dict:
+    out = {}
+    for arm in ("sb", "lb"):
+        runs = [r for k, r in results.items() if k.startswith(f"{model}_{arm}_") and r["status"] == "completed"]
+        for key, get in (("test_accuracy", lambda r: r["final"]["test_accuracy"]),
+                         ("generalization_gap", lambda r: r["final"]["generalization_gap"]),
+                         ("lambda_max", lambda r: (r.get("sharpness") or {}).get("lambda_max"))):
+            vals = [v for v in map(get, runs) if v is not None]
+            out[f"{arm}_{key}"] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
+    """Interpolate seed-0 SB → LB for each model; summarise SB vs LB accuracy, gap and λ_max."""
+    from lbbench.interpolate import interpolate
+    from lbbench.report_plots import interpolation_figure
+
+    curves, summary = [], {}
+    for m in _models(quick):
+        summary[m] = _summary(results, m)
+        sb, lb = results.get(f"{m}_sb_s0"), results.get(f"{m}_lb_s0")
+        if not (sb and lb and sb["status"] == lb["status"] == "completed"):
+            continue
+        curve = interpolate(os.path.join(sweep_dir, f"{m}_sb_s0"), os.path.join(sweep_dir, f"{m}_lb_s0"))
+        curves.append(curve)
+        with open(os.path.join(sweep_dir, f"interpolation_{m}.json"), "w") as f:
+            json.dump(curve, f, indent=1)
+        interpolation_figure(curve).savefig(os.path.join(sweep_dir, f"interpolation_{m}.png"), dpi=110)
+    return {"summary": summary, "interpolation": curves}

@@ -1,0 +1,110 @@
+"""1-D parametric interpolation between a small-batch and a large-batch solution (Keskar et al. 2017, Fig. 3).
+
+θ(α) = α·θ_LB + (1 − α)·θ_SB for α ∈ [−1, 2]: α = 0 is the small-batch minimiser, α = 1 the
+large-batch one. Keskar et al. read the sharpness of each minimum off the loss curve around it
+(after Goodfellow et al. 2015).
+
+BatchNorm choice: the running statistics are interpolated along the same line as the weights (they
+are part of the inference-mode function θ defines), so both endpoints reproduce each run exactly.
+Extrapolating (α < 0 or α > 1) can push a running *variance* below zero; it is clipped at 0, so
+that layer then divides by sqrt(ε) — the extrapolated network is simply very bad there, as the
+curve shows, instead of NaN.
+
+Evaluation is one jitted `lax.map` over α of the chunked evaluator (`steps.make_evaluate`) on a
+fixed train subset (the same one train.py evaluates every epoch) and the full test set.
+
+CLI: `python -m lbbench.interpolate SB_RUN_DIR LB_RUN_DIR [--points 25] [--out interp.json]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lbbench import data as data_lib
+from lbbench import steps
+from lbbench.train import EVAL_CHUNK, SUBSET_SEED, _padded, load_run
+
+
+def interpolate_variables(sb, lb, alpha):
+    """α·LB + (1 − α)·SB leaf by leaf (params and batch_stats); BN variances clipped at 0."""
+
+    def mix(path, a, b):
+        out = alpha * b + (1.0 - alpha) * a
+        is_var = any(getattr(k, "key", None) == "var" for k in path)
+        return jnp.maximum(out, 0.0) if is_var else out
+
+    return jax.tree_util.tree_map_with_path(mix, sb, lb)
+
+
+def _eval_sets(cfg, train_examples: int):
+    """The fixed train subset train.py uses for train metrics, and the full test set, padded."""
+    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=False)
+    n = min(train_examples, ds.num_train)
+    sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[:n]
+    out = {}
+    for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
+        chunk = min(EVAL_CHUNK, len(y))
+        out[name] = (chunk, tuple(jnp.asarray(a) for a in _padded(x, y, chunk)))
+    return out
+
+
+def _check_compatible(cfg_sb, cfg_lb) -> None:
+    for key in ("dataset", "model"):
+        if getattr(cfg_sb, key) != getattr(cfg_lb, key):
+            raise ValueError(f"cannot interpolate runs with different {key}: "
+                             f"{getattr(cfg_sb, key)!r} vs {getattr(cfg_lb, key)!r}")
+
+
+def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 10000) -> dict:
+    """Train/test loss and accuracy along θ(α) between two finished runs (JSON-ready dict)."""
+    alphas = np.linspace(-1.0, 2.0, 25) if alphas is None else np.asarray(alphas, dtype=float)
+    cfg_sb, model, var_sb = load_run(sb_dir)
+    cfg_lb, _, var_lb = load_run(lb_dir)
+    _check_compatible(cfg_sb, cfg_lb)
+    var_sb, var_lb = ({"params": v["params"], "batch_stats": v.get("batch_stats") or {}} for v in (var_sb, var_lb))
+    out = {"alphas": [float(a) for a in alphas], "model": cfg_sb.model, "dataset": cfg_sb.dataset,
+           "sb_run": sb_dir, "lb_run": lb_dir, "sb_batch_size": cfg_sb.batch_size,
+           "lb_batch_size": cfg_lb.batch_size, "bn_statistics": "interpolated (variances clipped at 0)",
+           "train_examples": train_examples}
+    for name, (chunk, arrays) in _eval_sets(cfg_sb, train_examples).items():
+        evaluate = steps.make_evaluate(model, chunk)
+
+        def at(alpha, arrays=arrays, evaluate=evaluate):
+            v = interpolate_variables(var_sb, var_lb, alpha)
+            return evaluate(v["params"], v["batch_stats"], *arrays)
+
+        loss, acc = jax.jit(lambda a: jax.lax.map(at, a))(jnp.asarray(alphas, jnp.float32))
+        out[f"{name}_loss"] = [float(x) for x in np.asarray(loss)]
+        out[f"{name}_accuracy"] = [float(x) for x in np.asarray(acc)]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m lbbench.interpolate", description=__doc__.split("\n\n")[0])
+    p.add_argument("sb_run")
+    p.add_argument("lb_run")
+    p.add_argument("--points", type=int, default=25, help="number of α values in [-1, 2]")
+    p.add_argument("--out", default="", help="write the curves as JSON here (default: print a table)")
+    args = p.parse_args(argv[1:])
+    try:
+        curve = interpolate(args.sb_run, args.lb_run, np.linspace(-1.0, 2.0, args.points))
+    except (OSError, ValueError, data_lib.DataError) as e:
+        print(f"lbbench.interpolate: error: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(curve, f, indent=1)
+    for i, a in enumerate(curve["alphas"]):
+        print(f"alpha {a:+.3f}  train loss {curve['train_loss'][i]:.4f} acc {curve['train_accuracy'][i]:.4f}"
+              f"  test loss {curve['test_loss'][i]:.4f} acc {curve['test_accuracy'][i]:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

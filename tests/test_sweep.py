@@ -1,0 +1,96 @@
+"""Sweep runner: every experiment's quick mode end to end, bad input, and a real SIGKILL + resume."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from lbbench import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "shallue")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_mode_produces_report(name, tmp_path):
+    path = os.path.join(ROOT, "experiments", f"{name}.py")
+    rc = sweep.main(["sweep", path, "--quick", "--workdir", str(tmp_path)])
+    assert rc == 0
+    module = sweep.load_experiment(path)
+    sweep_dir = tmp_path / f"{module.NAME}-quick"
+    assert (sweep_dir / "report.md").exists() and (sweep_dir / "runs.csv").exists()
+    assert (sweep_dir / "sweep.json").exists()
+    assert glob.glob(str(sweep_dir / "*.png"))
+    assert glob.glob(str(sweep_dir / "report_tb" / "events.out.tfevents.*"))
+    with open(sweep_dir / "runs.csv") as f:
+        assert len(f.read().strip().splitlines()) == 1 + len(module.grid(True))
+    if name == "keskar":
+        assert glob.glob(str(sweep_dir / "interpolation_*.json"))
+        assert glob.glob(str(sweep_dir / "interpolation_*.png"))
+    if name == "shallue":
+        assert (sweep_dir / "steps_to_target.png").exists()
+
+
+def test_bad_arguments_exit_2_one_line(tmp_path, capsys):
+    assert sweep.main(["sweep", str(tmp_path / "missing.py")]) == 2
+    assert sweep.main(["sweep", os.path.join(ROOT, "experiments", "goyal.py"), "--bogus"]) == 2
+    bad = tmp_path / "bad.py"
+    bad.write_text("NAME = 'bad'\nfrom lbbench.config import Config\n"
+                   "def base_config(q): return Config()\n"
+                   "def grid(q): return [{'run_name': 'a', 'batch_size': -1}]\n")
+    assert sweep.main(["sweep", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("lbbench.sweep: error:") for line in err)
+
+
+TINY_EXPERIMENT = textwrap.dedent("""
+    from lbbench.config import Config
+    NAME = "killtest"
+    def base_config(quick):
+        return Config(dataset="random", model="tiny_mlp", optimizer="adam", epochs=3, batch_size=50,
+                      sharpness=False, save_params=False, noise_scale_groups=1)
+    def grid(quick):
+        return [{"seed": s, "run_name": f"run{s}"} for s in range(4)]
+""")
+
+
+def _results(sweep_dir):
+    return sorted(glob.glob(os.path.join(sweep_dir, "*", "result.json")))
+
+
+def test_sigkill_then_rerun_finishes_without_repeats(tmp_path):
+    exp = tmp_path / "killtest.py"
+    exp.write_text(TINY_EXPERIMENT)
+    work = tmp_path / "work"
+    sweep_dir = str(work / "killtest")
+    cmd = [sys.executable, "-m", "lbbench.sweep", str(exp), "--workdir", str(work)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not _results(sweep_dir) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = _results(sweep_dir)
+    assert 1 <= len(finished) < 4, "the kill must land after the first run and before the last"
+    before = {p: os.stat(p).st_mtime_ns for p in finished}
+
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"{len(finished)} of 4 runs already finished" in out.stdout
+    for p, mtime in before.items():
+        assert os.stat(p).st_mtime_ns == mtime, f"{p} was re-run"
+    run_dirs = sorted(d for d in os.listdir(sweep_dir) if os.path.isdir(os.path.join(sweep_dir, d)))
+    assert run_dirs == ["report_tb", "run0", "run1", "run2", "run3"]
+    for name in ("run0", "run1", "run2", "run3"):
+        with open(os.path.join(sweep_dir, name, "result.json")) as f:
+            assert json.load(f)["status"] == "completed"
+        # a killed attempt's partial TensorBoard file was cleared before the rerun
+        assert len(glob.glob(os.path.join(sweep_dir, name, "events.out.tfevents.*"))) == 1
+    assert os.path.exists(os.path.join(sweep_dir, "report.md"))
