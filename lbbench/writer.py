@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import jax
+
+from lbbench.atomic import atomic_open
 
 HPARAM_METRICS = ("final/test_accuracy", "final/train_accuracy", "final/generalization_gap",
                   "final/test_loss", "sharpness/lambda_max", "sharpness/hessian_trace",
@@ -20,34 +21,13 @@ HPARAM_METRICS = ("final/test_accuracy", "final/train_accuracy", "final/generali
 
 
 def atomic_write_json(path: str, obj) -> None:
-    """Write JSON to a temporary file beside `path`, fsync, then rename over it."""
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def _json_default(o):

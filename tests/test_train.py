@@ -87,3 +87,20 @@ def test_models_and_schedules_train(tmp_path, model, schedule):
     result = train.run(tiny_cfg(tmp_path, model=model, schedule=schedule, warmup_epochs=1, epochs=2))
     assert result["status"] == "completed"
     assert result["history"]["learning_rate"][-1] > 0
+
+
+def test_sharpness_measured_logged_and_stored(tmp_path):
+    cfg = tiny_cfg(tmp_path, model="tiny_bn_mlp", ghost_batch_size=25, sharpness=True, sharpness_every=1,
+                   sharpness_examples=200, lanczos_iters=8, hutchinson_probes=4, eps_subspace_dim=5,
+                   lbfgs_iters=3, spectral_density=True)
+    result = train.run(cfg)
+    s = json.loads((tmp_path / "run" / "result.json").read_text())["sharpness"]
+    assert s == result["sharpness"] and s["num_examples"] == 200
+    assert s["lambda_max"] > 0 and s["hessian_trace"] > 0 and s["hessian_trace_stderr"] > 0
+    assert set(s["epsilon_sharpness"]) == {"full_0.001", "full_0.0005", "subspace_0.001", "subspace_0.0005"}
+    assert all(v >= 0 for v in s["epsilon_sharpness"].values())
+    ea = EventAccumulator(str(tmp_path / "run"))
+    ea.Reload()
+    # sharpness_every=1 with 2 epochs: once after epoch 1, once at the end
+    assert [e.step for e in ea.Scalars("sharpness/lambda_max")] == [10, 20]
+    assert "sharpness/spectral_density" in ea.Tags()["images"]

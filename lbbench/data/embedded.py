@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
 
+from lbbench.atomic import atomic_open
 from lbbench.data.dataset import DataError, Dataset
 
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42
-
-
-def atomic_save_npz(path: str, **arrays) -> None:
-    """Write an .npz next to its final name, then rename, so no half-written cache ever exists."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".npz.part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def generate_mnist1d(num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TEST,
@@ -68,7 +54,8 @@ def load_mnist1d(cache_dir: str, num_train: int = MNIST1D_TRAIN, num_test: int =
         print(f"lbbench: generating MNIST-1D ({num_train}+{num_test} examples) into {path}", file=sys.stderr)
         arrays = generate_mnist1d(num_train, num_test)
         try:
-            atomic_save_npz(path, **arrays)
+            with atomic_open(path, "wb") as f:
+                np.savez(f, **arrays)
         except OSError as e:
             raise DataError(f"cannot write the MNIST-1D cache {path}: {e}; set --data_dir or "
                             "$LBBENCH_CACHE to a writable directory") from e
