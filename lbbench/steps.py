@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import optax
 
 from lbbench import noise_scale
-from lbbench.config import Config
 
 
 @flax.struct.dataclass

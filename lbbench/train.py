@@ -6,9 +6,7 @@ are written atomically, also when the run diverges or fails, so no run is ever l
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import sys
 import time
 import traceback
 
@@ -22,7 +20,7 @@ from lbbench import noise_scale, parallel, schedules, steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
 from lbbench.optim import make_optimizer
-from lbbench.run_info import environment, measure_sharpness, sharpness_subset
+from lbbench.run_info import environment, measure_sharpness
 from lbbench.writer import RunWriter, atomic_write_bytes, atomic_write_json, finite_or_none
 
 EVAL_CHUNK = 1000

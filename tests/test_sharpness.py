@@ -14,6 +14,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from lbbench import eps_sharpness as eps_sh
 from lbbench import sharpness as sh
 
 N_EXAMPLES, N_IN, N_HIDDEN, N_CLASSES = 64, 5, 20, 3
@@ -163,7 +164,7 @@ def test_epsilon_sharpness_quadratic_closed_form(epsilon):
     f = lambda w: 0.5 * np.sum(d * w**2) + c
     corner = x + np.sign(x) * epsilon * (np.abs(x) + 1)
     want = (f(corner) - f(x)) / (1 + f(x)) * 100
-    got = sh.epsilon_sharpness(
+    got = eps_sh.epsilon_sharpness(
         _quadratic(jnp.asarray(d, jnp.float32), c), {"w": jnp.asarray(x, jnp.float32)}, epsilon,
         jax.random.PRNGKey(0), subspace_dim=0, maxiter=10)
     np.testing.assert_allclose(got, want, rtol=1e-4)
@@ -171,7 +172,7 @@ def test_epsilon_sharpness_quadratic_closed_form(epsilon):
 
 def test_subspace_coordinates_are_pseudo_inverse():
     x = jax.random.normal(jax.random.PRNGKey(10), (50,))
-    a, coords = sh._subspace(jax.random.PRNGKey(11), x, 7)
+    a, coords = eps_sh._subspace(jax.random.PRNGKey(11), x, 7)
     want = np.linalg.pinv(np.asarray(a, np.float64)) @ np.asarray(x, np.float64)
     np.testing.assert_allclose(coords, want, rtol=1e-4, atol=1e-6)
 
@@ -182,10 +183,10 @@ def test_epsilon_sharpness_subspace_linear_closed_form():
     g, x = jax.random.normal(kg, (40,)), jax.random.normal(kx, (40,))
     c, eps, p = 2.0, 1e-2, 6
     loss_fn = lambda params: jnp.dot(g, params["w"]) + c
-    a, coords = sh._subspace(ka, x, p)
+    a, coords = eps_sh._subspace(ka, x, p)
     f0 = float(jnp.dot(g, x)) + c
     gain = np.sum(np.abs(np.asarray(a.T @ g, np.float64)) * eps * (np.abs(coords) + 1))
-    got = sh.epsilon_sharpness(loss_fn, {"w": x}, eps, ka, subspace_dim=p, maxiter=10)
+    got = eps_sh.epsilon_sharpness(loss_fn, {"w": x}, eps, ka, subspace_dim=p, maxiter=10)
     np.testing.assert_allclose(got, gain / (1 + f0) * 100, rtol=1e-4)
 
 
@@ -193,7 +194,7 @@ def test_epsilon_sharpness_nonnegative_and_monotone(mlp):
     """Larger boxes contain smaller ones; checked through measure's path (one shared compile)."""
     _, params, _, _, loss_fn, _, _ = mlp
     opts = sh.SharpnessOptions(epsilons=(1e-4, 5e-4, 1e-3), subspace_dim=20, lbfgs_iters=10)
-    out = sh._all_epsilon_sharpness(loss_fn, params, opts, jax.random.PRNGKey(13))
+    out = eps_sh.all_epsilon_sharpness(loss_fn, params, opts, jax.random.PRNGKey(13))
     for space in ("full", "subspace"):
         values = [out[f"{space}_{eps:g}"] for eps in opts.epsilons]
         assert values[0] > 0 and values[0] <= values[1] <= values[2], (space, values)
