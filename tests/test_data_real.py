@@ -200,3 +200,21 @@ def test_registry_checksums_are_well_formed():
         assert set(spec.checksums) == set(spec.files)
         for value in spec.checksums.values():
             assert parse_checksum(value)[0] == "md5"
+
+
+def test_training_on_cifar_format_with_on_device_augmentation(tmp_path, monkeypatch):
+    """End to end: a CIFAR-10 tarball in data_dir → train.run with crop+flip inside the compiled epoch."""
+    import dataclasses
+
+    from lbbench import train
+    from lbbench.config import Config
+
+    files = {"cifar-10-python.tar.gz": cifar10_file(cifar_arrays(np.random.default_rng(7), 10))}
+    sums = place(tmp_path / "data", "cifar10", files)
+    monkeypatch.setitem(real.SPECS, "cifar10", dataclasses.replace(real.SPECS["cifar10"], checksums=sums))
+    cfg = Config(dataset="cifar10", data_dir=str(tmp_path / "data"), download=False, model="tiny_c1",
+                 batch_size=10, epochs=1, sharpness=False, noise_scale_groups=2,
+                 workdir=str(tmp_path / "runs"), run_name="cifar")
+    result = train.run(cfg)
+    assert result["status"] == "completed" and result["history"]["step"] == [5]
+    assert np.isfinite(result["final"]["test_loss"])
