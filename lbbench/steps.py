@@ -107,15 +107,16 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule, spec: Ste
     return train_step
 
 
-def make_epoch(train_step, x_train, y_train, steps: int, spec: StepSpec, batch_sharding):
+def make_epoch(train_step, steps: int, spec: StepSpec, batch_sharding):
     """One epoch: shuffle, drop the remainder (< one batch), and lax.scan the step over batches.
 
-    The dataset stays resident on device; each step gathers its batch and constrains it to be
-    split along the mesh's data axis, so every device computes on its own share.
+    The dataset stays resident on device and is an *argument* (closed-over arrays would be baked
+    into the program as constants); each step gathers its batch and constrains it to be split
+    along the mesh's data axis, so every device computes on its own share.
     """
-    n = x_train.shape[0]
 
-    def epoch(state: TrainState, key):
+    def epoch(state: TrainState, key, x_train, y_train):
+        n = x_train.shape[0]
         perm_key, step_key = jax.random.split(key)
         idx = jax.random.permutation(perm_key, n)[: steps * spec.batch_size]
         idx = idx.reshape(steps, spec.batch_size)
