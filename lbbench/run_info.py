@@ -44,5 +44,5 @@ def measure_sharpness(cfg: Config, model, state, ds, key) -> dict:
     options = sharpness.SharpnessOptions(
         lanczos_iters=cfg.lanczos_iters, top_k=cfg.top_k, hutchinson_probes=cfg.hutchinson_probes,
         density=cfg.spectral_density, epsilons=tuple(cfg.epsilons), subspace_dim=cfg.eps_subspace_dim,
-        lbfgs_iters=cfg.lbfgs_iters)
+        lbfgs_iters=cfg.lbfgs_iters, per_layer=cfg.sharpness_per_layer)
     return sharpness.measure(logits_fn, state.params, x, y, options, key)

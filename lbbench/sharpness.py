@@ -48,6 +48,7 @@ class SharpnessOptions:
     subspace_dim: int = 100  # p for Keskar's random-subspace variant; 0 = full space only
     lbfgs_iters: int = 10
     chunk_size: int = 512  # examples per chunk when summing the loss
+    per_layer: bool = False  # also lambda_max and trace of each layer's diagonal block
     hvp_cache_bytes: int = 1 << 30  # reuse the HVP's primal pass if its residuals fit (0 = never)
 
 
@@ -377,9 +378,9 @@ def _timed(fn, *args):
     return out, time.perf_counter() - start
 
 
-def _hessian_metrics(matvec, n, dtype, options: SharpnessOptions, key, seconds: dict) -> dict:
+def _hessian_metrics(matvec, n, dtype, params, options: SharpnessOptions, key, seconds: dict) -> dict:
     """lambda_max / top-k, optional power iteration, trace and SLQ density from one matvec."""
-    keys = dict(zip(["lanczos", "power", "trace", "density"], jax.random.split(key, 4)))
+    keys = dict(zip(["lanczos", "power", "trace", "density", "layers"], jax.random.split(key, 5)))
     top, seconds["lambda_max"] = _timed(
         _top_eigenvalues_mv, matvec, n, dtype, options.top_k, options.lanczos_iters,
         keys["lanczos"])
@@ -397,6 +398,12 @@ def _hessian_metrics(matvec, n, dtype, options: SharpnessOptions, key, seconds: 
             _slq_mv, matvec, n, dtype, options.density_runs, options.density_iters,
             keys["density"], 1000, None)
         out["density"] = {"grid": grid.tolist(), "values": values.tolist()}
+    if options.per_layer:
+        from lbbench.layer_sharpness import per_layer  # builds on this module's estimators
+
+        out["per_layer"], seconds["per_layer"] = _timed(
+            per_layer, matvec, params, n, dtype, options.lanczos_iters, options.hutchinson_probes,
+            keys["layers"])
     return out
 
 
@@ -422,7 +429,7 @@ def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions
     seconds = {}
     (matvec, n, dtype), seconds["hvp_setup"] = _timed(
         flat_matvec, loss_fn, params, options.hvp_cache_bytes)
-    out.update(_hessian_metrics(matvec, n, dtype, options, hessian_key, seconds))
+    out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, seconds))
     del matvec  # frees a cached linearisation before eps-sharpness needs the memory
     from lbbench import eps_sharpness  # imported here: eps_sharpness builds on this module
 

@@ -170,7 +170,9 @@ def _progress_line(epoch: int, cfg: Config, rec: dict) -> str:
 def _log_sharpness(writer: RunWriter, step: int, sharp: dict) -> None:
     values = {"sharpness/lambda_max": sharp.get("lambda_max"),
               "sharpness/hessian_trace": sharp.get("hessian_trace"),
-              **{f"sharpness/eps_{k}": v for k, v in sharp.get("epsilon_sharpness", {}).items()}}
+              **{f"sharpness/eps_{k}": v for k, v in sharp.get("epsilon_sharpness", {}).items()},
+              **{f"sharpness_layer/{layer}/{k}": row.get(k) for layer, row in sharp.get("per_layer", {}).items()
+                 for k in ("lambda_max", "trace")}}
     writer.scalars(step, values, record="sharpness")
     if "density" in sharp:
         from lbbench.plots import density_figure

@@ -92,7 +92,7 @@ def test_models_and_schedules_train(tmp_path, model, schedule):
 def test_sharpness_measured_logged_and_stored(tmp_path):
     cfg = tiny_cfg(tmp_path, model="tiny_bn_mlp", ghost_batch_size=25, sharpness=True, sharpness_every=1,
                    sharpness_examples=200, lanczos_iters=8, hutchinson_probes=4, eps_subspace_dim=5,
-                   lbfgs_iters=3, spectral_density=True)
+                   lbfgs_iters=3, spectral_density=True, sharpness_per_layer=True)
     result = train.run(cfg)
     s = json.loads((tmp_path / "run" / "result.json").read_text())["sharpness"]
     assert s == result["sharpness"] and s["num_examples"] == 200
@@ -104,3 +104,5 @@ def test_sharpness_measured_logged_and_stored(tmp_path):
     # sharpness_every=1 with 2 epochs: once after epoch 1, once at the end
     assert [e.step for e in ea.Scalars("sharpness/lambda_max")] == [10, 20]
     assert "sharpness/spectral_density" in ea.Tags()["images"]
+    assert set(s["per_layer"]) == {"Dense_0", "Dense_1", "Dense_2", "GhostBatchNorm_0", "GhostBatchNorm_1"}
+    assert "sharpness_layer/Dense_0/lambda_max" in ea.Tags()["scalars"]
