@@ -40,7 +40,12 @@ def update(state: NoiseScaleState, g_small_sq, g_big_sq, b_small, b_big, decay: 
 
 
 def summary(state: NoiseScaleState) -> dict:
-    """Bias-corrected EMAs and B_simple = tr Σ / |G|² (NaN until the first update)."""
+    """Bias-corrected EMAs and B_simple = tr Σ / |G|².
+
+    B_simple is NaN until the first update, and also while the |G|² estimate is not positive: near
+    a minimum the true gradient is swamped by sampling noise, the unbiased estimate can dip below
+    zero, and the ratio then means only "far above the batch size", not a negative batch size.
+    """
     w = jnp.where(state.weight > 0, state.weight, jnp.nan)
     g2, trace = state.g2_ema / w, state.trace_ema / w
-    return {"b_simple": trace / g2, "grad_norm_sq": g2, "trace_sigma": trace}
+    return {"b_simple": jnp.where(g2 > 0, trace / g2, jnp.nan), "grad_norm_sq": g2, "trace_sigma": trace}

@@ -79,3 +79,10 @@ def test_run_reports_noise_scale(tmp_path):
     ns = train.run(cfg)["noise_scale"]
     assert ns["b_small"] == 50 and ns["b_big"] == 200
     assert np.isfinite(ns["b_simple"]) and np.isfinite(ns["trace_sigma"])
+
+
+def test_b_simple_undefined_when_gradient_estimate_not_positive():
+    state = noise_scale.update(noise_scale.init(), g_small_sq=2.0, g_big_sq=0.1, b_small=16, b_big=256, decay=0.9)
+    out = noise_scale.summary(state)
+    assert float(out["grad_norm_sq"]) < 0 and np.isnan(float(out["b_simple"]))
+    assert float(out["trace_sigma"]) > 0
