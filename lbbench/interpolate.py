@@ -28,7 +28,7 @@ import numpy as np
 
 from lbbench import data as data_lib
 from lbbench import steps
-from lbbench.train import EVAL_CHUNK, SUBSET_SEED, _padded, load_run
+from lbbench.train import eval_sets, load_run
 
 
 def interpolate_variables(sb, lb, alpha):
@@ -45,13 +45,7 @@ def interpolate_variables(sb, lb, alpha):
 def _eval_sets(cfg, train_examples: int):
     """The fixed train subset train.py uses for train metrics, and the full test set, padded."""
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=False)
-    n = min(train_examples, ds.num_train)
-    sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[:n]
-    out = {}
-    for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
-        chunk = min(EVAL_CHUNK, len(y))
-        out[name] = (chunk, tuple(jnp.asarray(a) for a in _padded(x, y, chunk)))
-    return out
+    return eval_sets(ds, train_examples, jnp.asarray)
 
 
 def _check_compatible(cfg_sb, cfg_lb) -> None:

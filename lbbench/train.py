@@ -58,6 +58,17 @@ def _padded(x: np.ndarray, y: np.ndarray, chunk: int):
     return xp, yp, mask
 
 
+def eval_sets(ds, train_examples: int, put) -> dict:
+    """{"train": (chunk, padded arrays), "test": ...}: the fixed train subset every run reports its
+    train metrics on (same seed for every run) and the full test set, placed with `put`."""
+    sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[:train_examples]
+    out = {}
+    for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
+        chunk = min(EVAL_CHUNK, len(y))
+        out[name] = (chunk, tuple(put(a) for a in _padded(x, y, chunk)))
+    return out
+
+
 def _step_spec(cfg: Config, ds) -> steps.StepSpec:
     k = cfg.noise_scale_groups
     sub = cfg.batch_size // k
@@ -100,11 +111,7 @@ class Trainer:
         self.spec = _step_spec(cfg, ds)
         put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
         self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
-        sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[: cfg.train_eval_examples]
-        self.eval_sets = {}
-        for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
-            chunk = min(EVAL_CHUNK, len(y))
-            self.eval_sets[name] = (chunk, tuple(put(a) for a in _padded(x, y, chunk)))
+        self.eval_sets = eval_sets(ds, cfg.train_eval_examples, put)
         train_step = steps.make_train_step(self.model, self.tx, self.schedule, self.spec)
         self._epoch = steps.make_epoch(train_step, self.steps_per_epoch, self.spec, parallel.data_sharding(mesh))
 
@@ -214,9 +221,9 @@ def load_run(run_dir: str):
     import json
 
     with open(os.path.join(run_dir, "result.json")) as f:
-        cfg = Config.from_dict(json.load(f)["config"])
-    ds_classes = {"random": 2, "cifar100": 100}.get(cfg.dataset, 10)
-    model = build_model(cfg.model, ds_classes, cfg.ghost_batch_size)
+        result = json.load(f)
+    cfg = Config.from_dict(result["config"])
+    model = build_model(cfg.model, result["dataset"]["num_classes"], cfg.ghost_batch_size)
     with open(os.path.join(run_dir, "params.msgpack"), "rb") as f:
         variables = flax.serialization.msgpack_restore(f.read())
     return cfg, model, variables
@@ -226,6 +233,11 @@ def _history_columns(history: list[dict]) -> dict:
     keys = ("epoch", "step", "train_accuracy", "test_accuracy", "train_loss", "test_loss",
             "generalization_gap", "learning_rate", "noise_b_simple")
     return {k: [finite_or_none(h[k]) if h.get(k) is not None else None for h in history] for k in keys}
+
+
+def _dataset_info(ds) -> dict:
+    return {"name": ds.name, "num_classes": ds.num_classes, "num_train": ds.num_train,
+            "num_test": int(len(ds.y_test)), "input_shape": list(ds.input_shape)}
 
 
 def _result(cfg, status, history, timing, extra) -> dict:
@@ -286,7 +298,7 @@ def run(cfg: Config) -> dict:
         timing = {"total_s": time.perf_counter() - t_start, "compile_s": compile_s, "train_s": train_s,
                   "examples_per_s": n_examples / train_s if train_s > 0 else None,
                   "steps": len(history) * trainer.steps_per_epoch}
-        result = _result(cfg, status, history, timing, extra)
+        result = _result(cfg, status, history, timing, {"dataset": _dataset_info(ds), **extra})
         final_step = int(history[-1]["step"]) if history else 0
         writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
         if "noise_scale" in extra:
