@@ -1,7 +1,7 @@
 """CLI: `python -m lbbench.main --batch_size=4096 --schedule=warmup` trains one configuration.
 
 Flags are generated from the Config dataclass (one source of defaults and help). Exit status:
-0 completed, 2 bad input (flags, data), 3 diverged, 1 any other failure. Never a traceback unless
+0 completed, 2 bad input (flags, data), 3 diverged, 130 interrupted, 1 any other failure. Never a traceback unless
 LBBENCH_DEBUG=1.
 """
 
@@ -15,7 +15,7 @@ from absl import flags
 
 from lbbench.config import Config, ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class FlagError(ConfigError):
@@ -86,6 +86,8 @@ def main(argv: list[str]) -> int:
         result = train.run(cfg)
     except ConfigError as e:
         return _fail(str(e), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        return _fail("interrupted; the run's result.json (if it started) says status failed", EXIT_INTERRUPTED)
     except Exception as e:  # noqa: BLE001 - the CLI's contract is one line, no traceback
         if os.environ.get("LBBENCH_DEBUG") == "1":
             raise

@@ -270,7 +270,7 @@ def run(cfg: Config) -> dict:
     state = jax.device_put(init_state(cfg, trainer.model, trainer.tx, ds, init_key), parallel.replicated(mesh))
     compile_s = trainer.compile(state, train_key)
     writer = RunWriter(run_dir, cfg.to_dict())
-    history, status, extra = [], "completed", {}
+    history, status, extra, train_s = [], "completed", {}, 0.0
     t_train = time.perf_counter()
     try:
         state = _train_loop(cfg, trainer, state, writer, train_key, history)
@@ -288,7 +288,7 @@ def run(cfg: Config) -> dict:
         extra["diverged_epoch"] = len(history)
         extra["error"] = str(e)
         log(f"lbbench: run diverged: {e}")
-    except Exception as e:  # noqa: BLE001 - recorded, then re-raised for the CLI
+    except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
         status, train_s = "failed", time.perf_counter() - t_train
         extra["error"] = f"{type(e).__name__}: {e}"
         extra["traceback"] = traceback.format_exc()

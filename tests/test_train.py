@@ -106,3 +106,15 @@ def test_sharpness_measured_logged_and_stored(tmp_path):
     assert "sharpness/spectral_density" in ea.Tags()["images"]
     assert set(s["per_layer"]) == {"Dense_0", "Dense_1", "Dense_2", "GhostBatchNorm_0", "GhostBatchNorm_1"}
     assert "sharpness_layer/Dense_0/lambda_max" in ea.Tags()["scalars"]
+
+
+def test_interrupted_run_is_recorded_as_failed_not_completed(tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.Trainer, "epoch_fn", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(tiny_cfg(tmp_path))
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "failed" and saved["error"].startswith("KeyboardInterrupt")
+    assert saved["history"]["epoch"] == []
