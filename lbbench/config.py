@@ -15,6 +15,15 @@ MODELS = ("mlp", "f1", "c1", "c2", "resnet20", "tiny_mlp", "tiny_bn_mlp", "tiny_
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "lars", "lamb", "sam")
 SCHEDULES = ("constant", "warmup", "warmup_cosine", "warmup_step")
 LR_SCALINGS = ("none", "linear", "sqrt")
+BETA2_SCALINGS = ("none", "half_life")
+
+
+# Fields whose values enter the compiled program as traced numbers (one program serves any values),
+# and fields that only say where a run is written. Everything else decides the program's shape, so
+# configs that agree on all other fields can train side by side as trials of one compiled program.
+TRACED_FIELDS = ("learning_rate", "lr_scaling", "base_batch_size", "momentum", "beta2", "beta2_scaling",
+                 "weight_decay", "warmup_epochs", "sam_rho", "trust_coefficient", "seed")
+OUTPUT_FIELDS = ("run_name", "workdir")
 
 
 class ConfigError(ValueError):
@@ -58,6 +67,9 @@ class Config:
     warmup_epochs: float = _f(5.0, "linear warmup length in epochs (warmup schedules)")
     decay_epochs: tuple[int, ...] = _f((), "epochs at which warmup_step divides the LR by 10 (default: 50%, 75%)")
     momentum: float = _f(0.9, "momentum (momentum, nesterov, lars, sam) / beta1 (adam, adamw, lamb)")
+    beta2: float = _f(0.999, "second-moment decay beta2 of adam, adamw and lamb (at --base_batch_size)")
+    beta2_scaling: str = _f("none", "scale beta2 with batch size: none, or half_life (Marek et al. 2025: "
+                            "beta2' = beta2^(B/B_base), the second-moment half-life fixed in examples)")
     weight_decay: float = _f(0.0, "weight decay; never applied to biases or normalisation parameters")
     trust_coefficient: float = _f(1e-3, "LARS trust coefficient eta (You et al. 2017)")
     sam_rho: float = _f(0.05, "SAM neighbourhood radius rho (Foret et al. 2021)")
@@ -76,7 +88,13 @@ class Config:
     eps_subspace_dim: int = _f(100, "random-subspace dimension p for eps-sharpness (0 = full space only)")
     lbfgs_iters: int = _f(10, "L-BFGS-B iterations maximising the loss in the eps-box")
     noise_scale_groups: int = _f(4, "sub-batches per step for the gradient noise scale (1 = off)")
-    noise_scale_ema: float = _f(0.95, "EMA decay for the noise-scale estimates (McCandlish et al. 2018)")
+    noise_scale_ema: float = _f(0.95, "EMA decay per noise-scale measurement (McCandlish et al. 2018)")
+    noise_scale_every: int = _f(10, "measure the gradient noise scale every N steps (its cost is paid on those steps only)")
+    track_curvature_every: int = _f(0, "every N steps: lambda_max (warm-started Lanczos), its stability threshold, "
+                                    "Adam's preconditioned sharpness and batch sharpness (0 = off)")
+    track_curvature_iters: int = _f(5, "warm-started Lanczos steps per tracked lambda_max measurement")
+    gradient_tests_every: int = _f(0, "every N steps: Cockpit's gradient norm and inner-product tests, step-size "
+                                   "quality alpha and gradient/top-eigenvector overlap (0 = off)")
     # output
     workdir: str = _f("runs", "directory under which each run gets its own folder")
     run_name: str = _f("", "run folder name (default: derived from the config)")
@@ -110,6 +128,18 @@ class Config:
         power = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[self.lr_scaling]
         return self.learning_rate * (self.batch_size / self.base_batch_size) ** power
 
+    @property
+    def scaled_beta2(self) -> float:
+        """beta2' = beta2^(B / B_base) under half_life scaling (Marek et al. 2025), else beta2."""
+        if self.beta2_scaling == "half_life":
+            return self.beta2 ** (self.batch_size / self.base_batch_size)
+        return self.beta2
+
+    def group_key(self) -> tuple:
+        """What must be equal for configs to share one compiled program (all but traced/output fields)."""
+        skip = set(TRACED_FIELDS) | set(OUTPUT_FIELDS)
+        return tuple(sorted((k, repr(v)) for k, v in self.to_dict().items() if k not in skip))
+
     def default_run_name(self) -> str:
         return (f"{self.dataset}_{self.model}_{self.optimizer}_b{self.batch_size}_{self.schedule}"
                 f"_lr{self.learning_rate:g}_{self.lr_scaling}_s{self.seed}")
@@ -117,22 +147,27 @@ class Config:
     def validate(self) -> "Config":
         """Check every value that can be checked without data or devices; raise ConfigError."""
         for flag, allowed in (("dataset", DATASETS), ("model", MODELS), ("optimizer", OPTIMIZERS),
-                              ("schedule", SCHEDULES), ("lr_scaling", LR_SCALINGS)):
+                              ("schedule", SCHEDULES), ("lr_scaling", LR_SCALINGS),
+                              ("beta2_scaling", BETA2_SCALINGS)):
             value = getattr(self, flag)
             if value not in allowed:
                 raise ConfigError(flag, f"unknown value {value!r}; choose one of {', '.join(allowed)}")
-        for flag in ("batch_size", "base_batch_size", "epochs", "train_eval_examples", "noise_scale_groups"):
+        for flag in ("batch_size", "base_batch_size", "epochs", "train_eval_examples", "noise_scale_groups",
+                     "noise_scale_every", "track_curvature_iters"):
             if getattr(self, flag) <= 0:
                 raise ConfigError(flag, f"must be positive, got {getattr(self, flag)}")
         for flag in ("learning_rate", "warmup_epochs", "weight_decay", "trust_coefficient", "sam_rho",
                      "grad_clip", "sharpness_every", "lanczos_iters", "hutchinson_probes",
-                     "eps_subspace_dim", "lbfgs_iters", "ghost_batch_size", "sharpness_examples"):
+                     "eps_subspace_dim", "lbfgs_iters", "ghost_batch_size", "sharpness_examples",
+                     "track_curvature_every", "gradient_tests_every"):
             if getattr(self, flag) < 0:
                 raise ConfigError(flag, f"must not be negative, got {getattr(self, flag)}")
         if self.learning_rate == 0:
             raise ConfigError("learning_rate", "must be positive, got 0")
         if not 0 <= self.momentum < 1:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.beta2 < 1:
+            raise ConfigError("beta2", f"must be in [0, 1), got {self.beta2}")
         if not 0 <= self.noise_scale_ema < 1:
             raise ConfigError("noise_scale_ema", f"must be in [0, 1), got {self.noise_scale_ema}")
         if self.top_k < 1 or self.top_k > max(self.lanczos_iters, 1):
