@@ -29,6 +29,9 @@ class FlagError(ConfigError):
 def make_flags() -> flags.FlagValues:
     """A fresh FlagValues with one flag per Config field (no module-level global is touched)."""
     fv = flags.FlagValues()
+    flags.DEFINE_list("seeds", [], "train these seeds side by side as one compiled program (e.g. 0,1,2,3,4): "
+                      "one run folder per seed, mean ± std printed and written to <workdir>/<run>_seeds.json; "
+                      "overrides --seed", flag_values=fv)
     for f in dataclasses.fields(Config):
         h, d = f.metadata["help"], f.default
         if isinstance(d, bool):
@@ -42,6 +45,25 @@ def make_flags() -> flags.FlagValues:
         else:
             flags.DEFINE_string(f.name, d, h, flag_values=fv)
     return fv
+
+
+def parse_seeds(values: list[str]) -> list[int]:
+    """--seeds=0,1,2 → [0, 1, 2]: non-negative, distinct integers."""
+    try:
+        seeds = [int(v) for v in values if v.strip() != ""]
+    except ValueError:
+        raise ConfigError("seeds", f"expects comma-separated integers, got {','.join(values)!r}") from None
+    if any(s < 0 for s in seeds):
+        raise ConfigError("seeds", f"must not be negative, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"must be distinct, got {seeds}")
+    return seeds
+
+
+def seed_configs(cfg: Config, seeds: list[int]) -> list[Config]:
+    """One config per seed, named <run name>_s<seed> (the default name already ends in the seed)."""
+    base = cfg.run_name or cfg.default_run_name().rsplit("_s", 1)[0]
+    return [cfg.replace(seed=s, run_name=f"{base}_s{s}").validate() for s in seeds]
 
 
 def config_from_flags(fv: flags.FlagValues) -> Config:
@@ -58,7 +80,8 @@ def config_from_flags(fv: flags.FlagValues) -> Config:
     return Config(**values)
 
 
-def parse(argv: list[str]) -> Config:
+def parse(argv: list[str]) -> list[Config]:
+    """The configs of this command: one, or one per --seeds value (trained as one group)."""
     fv = make_flags()
     try:
         rest = fv(argv)
@@ -66,7 +89,9 @@ def parse(argv: list[str]) -> Config:
         raise FlagError(str(e)) from None
     if len(rest) > 1:
         raise FlagError(f"unexpected positional arguments {rest[1:]}; flags take the form --name=value")
-    return config_from_flags(fv).validate()
+    cfg = config_from_flags(fv).validate()
+    seeds = parse_seeds(fv["seeds"].value)
+    return seed_configs(cfg, seeds) if seeds else [cfg]
 
 
 def _fail(msg: str, code: int) -> int:
@@ -79,11 +104,11 @@ def main(argv: list[str]) -> int:
         print(make_flags().get_help())
         return EXIT_OK
     try:
-        cfg = parse(argv)
+        cfgs = parse(argv)
         from lbbench import parallel, train
 
-        parallel.initialize_distributed(cfg)
-        result = train.run(cfg)
+        parallel.initialize_distributed(cfgs[0])
+        results = train.run_group(cfgs)
     except ConfigError as e:
         return _fail(str(e), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
@@ -97,16 +122,31 @@ def main(argv: list[str]) -> int:
             return _fail(str(e), EXIT_BAD_INPUT)
         return _fail(f"run failed: {type(e).__name__}: {e} (details in result.json if the run started; "
                      "LBBENCH_DEBUG=1 shows the traceback)", EXIT_FAILED)
-    where = result["run_dir"]
-    if result["status"] == "diverged":
-        print(f"lbbench: DIVERGED ({result.get('error')}); logs and result kept in {where}", file=sys.stderr)
-        return EXIT_DIVERGED
-    final = result["final"]
-    print(f"lbbench: done. test accuracy {final['test_accuracy']:.4f}, generalization gap "
-          f"{final['generalization_gap']:+.4f}" + _sharpness_text(result))
-    print(f"lbbench: result  {os.path.join(where, 'result.json')}")
-    print(f"lbbench: logs    tensorboard --logdir {os.path.dirname(where) or '.'}")
-    return EXIT_OK
+    if len(results) > 1:
+        _report_seeds(cfgs, results)
+    for result in results:
+        where = result["run_dir"]
+        if result["status"] == "diverged":
+            print(f"lbbench: DIVERGED ({result.get('error')}); logs and result kept in {where}", file=sys.stderr)
+            continue
+        final = result["final"]
+        print(f"lbbench: done. test accuracy {final['test_accuracy']:.4f}, generalization gap "
+              f"{final['generalization_gap']:+.4f}" + _sharpness_text(result))
+        print(f"lbbench: result  {os.path.join(where, 'result.json')}")
+    print(f"lbbench: logs    tensorboard --logdir {os.path.dirname(results[0]['run_dir']) or '.'}")
+    return EXIT_DIVERGED if any(r["status"] == "diverged" for r in results) else EXIT_OK
+
+
+def _report_seeds(cfgs: list[Config], results: list[dict]) -> None:
+    """Print mean ± std over the seeds and write <workdir>/<run>_seeds.json (atomically)."""
+    from lbbench import seeds_summary
+
+    summary = seeds_summary.summarise(results)
+    path = os.path.join(cfgs[0].workdir, cfgs[0].run_name.rsplit("_s", 1)[0] + "_seeds.json")
+    seeds_summary.write(path, summary)
+    for line in seeds_summary.lines(summary):
+        print(f"lbbench: {line}")
+    print(f"lbbench: summary {path}")
 
 
 def _sharpness_text(result: dict) -> str:

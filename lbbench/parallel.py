@@ -34,8 +34,10 @@ def make_mesh() -> Mesh:
     return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
 
 
-def data_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(DATA_AXIS))
+def data_sharding(mesh: Mesh, trial_axis: bool = False) -> NamedSharding:
+    """Batches split along 'data'; with `trial_axis` the batch is (trials, batch, ...) and the
+    trials axis is replicated (every device holds every trial's parameters, see BUILD_NOTES)."""
+    return NamedSharding(mesh, P(None, DATA_AXIS) if trial_axis else P(DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

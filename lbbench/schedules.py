@@ -1,14 +1,27 @@
-"""Learning-rate schedules as optax schedules, in optimizer steps.
+"""Learning-rate schedules as pure functions of the step and traced (peak rate, warmup length).
 
+The peak rate and the warmup length are values in each trial's state, so one compiled program
+serves any of them; the schedule kind, the run length and the step-decay boundaries shape it.
 Warmup follows the seed article and Goyal et al. 2017 §2.2 (gradual warmup): during the first W
 steps lr(t) = lr · (t + 1) / W, so step 0 already moves and step W − 1 reaches the full rate.
 """
 
 from __future__ import annotations
 
-import optax
+import dataclasses
+
+import jax.numpy as jnp
 
 from lbbench.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleSpec:
+    """The static part of a schedule (hashable; closed over by the compiled step)."""
+
+    kind: str
+    total_steps: int
+    boundaries: tuple[int, ...] = ()  # warmup_step: steps at which the rate is divided by 10
 
 
 def warmup_steps(cfg: Config, steps_per_epoch: int) -> int:
@@ -21,22 +34,36 @@ def decay_boundaries(cfg: Config, steps_per_epoch: int) -> list[int]:
     return [int(round(e * steps_per_epoch)) for e in epochs]
 
 
-def _after_warmup(cfg: Config, lr: float, steps_per_epoch: int, w: int) -> optax.Schedule:
-    total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "warmup_cosine":
-        return optax.cosine_decay_schedule(lr, decay_steps=max(total - w, 1))
-    if cfg.schedule == "warmup_step":
-        return optax.piecewise_constant_schedule(
-            lr, {max(b - w, 0): 0.1 for b in decay_boundaries(cfg, steps_per_epoch)})
-    return optax.constant_schedule(lr)
+def schedule_spec(cfg: Config, steps_per_epoch: int) -> ScheduleSpec:
+    bounds = tuple(decay_boundaries(cfg, steps_per_epoch)) if cfg.schedule == "warmup_step" else ()
+    return ScheduleSpec(cfg.schedule, cfg.epochs * steps_per_epoch, bounds)
 
 
-def make_schedule(cfg: Config, steps_per_epoch: int) -> optax.Schedule:
-    """The configured schedule, peaking at the batch-size-scaled learning rate."""
-    lr = cfg.scaled_learning_rate
-    w = warmup_steps(cfg, steps_per_epoch)
-    rest = _after_warmup(cfg, lr, steps_per_epoch, w)
-    if w <= 1:
-        return rest
-    ramp = optax.linear_schedule(init_value=lr / w, end_value=lr, transition_steps=w - 1)
-    return optax.join_schedules([ramp, rest], boundaries=[w])
+def learning_rate(spec: ScheduleSpec, step, peak, warmup):
+    """lr(step) for peak rate `peak` and `warmup` steps (both may be traced).
+
+    Warmup (W > 1): lr·(t+1)/W for t < W. After it: constant; cosine decay to 0 over the remaining
+    total − W steps (optax.cosine_decay_schedule); or ÷10 at each boundary b (applied from
+    max(b, W) on, so boundaries inside the warmup take effect when it ends).
+    """
+    t = jnp.asarray(step, jnp.float32)
+    w = jnp.asarray(warmup, jnp.float32)
+    in_warmup = (w > 1) & (t < w)
+    ramp = jnp.where(in_warmup, (t + 1) / jnp.maximum(w, 1.0), 1.0)
+    after = 1.0
+    if spec.kind == "warmup_cosine":
+        w0 = jnp.where(w > 1, w, 0.0)
+        decay = jnp.maximum(spec.total_steps - w0, 1.0)
+        frac = jnp.clip(t - w0, 0.0, decay) / decay
+        after = 0.5 * (1 + jnp.cos(jnp.pi * frac))
+    elif spec.kind == "warmup_step":
+        passed = sum(jnp.where(t >= jnp.maximum(b, w), 1.0, 0.0) for b in spec.boundaries)
+        after = jnp.power(0.1, passed)
+    return peak * jnp.where(in_warmup, ramp, after)
+
+
+def make_schedule(cfg: Config, steps_per_epoch: int):
+    """step -> lr for one config (its own peak rate and warmup), e.g. for plots and tests."""
+    spec = schedule_spec(cfg, steps_per_epoch)
+    peak, w = cfg.scaled_learning_rate, warmup_steps(cfg, steps_per_epoch)
+    return lambda step: learning_rate(spec, step, peak, w)

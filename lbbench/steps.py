@@ -1,9 +1,15 @@
-"""Compiled pieces of training: the train state, one step, one epoch as a lax.scan, evaluation.
+"""Compiled pieces of training: the train state, one step, one epoch of many trials, evaluation.
 
-Everything here is pure and runs inside `jit`; train.py only orchestrates. The batch of each step
-is split into `noise_scale_groups` sub-batches whose gradients are taken side by side (vmap), so the
-gradient noise scale (McCandlish et al. 2018) costs no extra forward/backward pass: the mean of the
-sub-batch gradients *is* the full-batch gradient.
+Everything here is pure and runs inside `jit`; train.py only orchestrates. A *group* of T ≥ 1
+trials (configs that differ only in traced hyperparameters: learning rate, momentum, β2, weight
+decay, warmup, SAM ρ, seed) trains as one program: every leaf of the state has a leading trials
+axis and the step is `vmap`ped over it inside the epoch's `lax.scan`. A single run is a group of one.
+
+The gradient noise scale (McCandlish et al. 2018) is measured every `noise_every` steps: on those
+steps the batch is split into `groups` sub-batches whose gradients are taken side by side (vmap);
+their mean *is* the full-batch gradient, so the update is the same either way. The choice between
+the grouped and the plain gradient is a `lax.cond` on the (unbatched) step index, so the other
+steps pay nothing.
 """
 
 from __future__ import annotations
@@ -16,16 +22,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lbbench import noise_scale
+from lbbench import noise_scale, schedules
+from lbbench.optim import with_learning_rate
 
 
 @flax.struct.dataclass
 class TrainState:
     params: Any
     batch_stats: Any
-    opt_state: Any
+    opt_state: Any          # optax.inject_hyperparams state: momentum, β2, weight decay ... live here
     step: jnp.ndarray
     noise: noise_scale.NoiseScaleState
+    schedule: dict          # traced {"peak": peak learning rate, "warmup": warmup steps}
+    rng: jnp.ndarray        # this trial's key: data order, dropout, augmentation
+    alive: jnp.ndarray      # False once the loss went NaN/inf: the trial is frozen from then on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +47,9 @@ class StepSpec:
     vmap_groups: bool      # True: sub-batch gradients come free; False: one extra sub-batch pass
     noise_decay: float
     sam: bool
+    schedule: schedules.ScheduleSpec = schedules.ScheduleSpec("constant", 1)
+    noise_every: int = 1   # measure the noise scale on steps where step % noise_every == 0
+    shared_data: bool = True  # all trials share one seed, hence one data order: gather each batch once
     augment: Callable | None = None
 
 
@@ -44,7 +57,7 @@ def cross_entropy(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def _tree_sq_norm(tree):
+def tree_sq_norm(tree):
     return sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree))
 
 
@@ -60,77 +73,115 @@ def make_group_loss(model):
     return loss_fn
 
 
-def _grouped_grads(loss_fn, state, x, y, key, spec: StepSpec):
+def _plain_grads(loss_fn, state, x, y, key):
+    vg = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (stats, acc)), grads = vg(state.params, state.batch_stats, x, y, key)
+    return loss, grads, stats, acc, jnp.full((), jnp.nan, jnp.float32), tree_sq_norm(grads)
+
+
+def grouped_grads(loss_fn, state, x, y, key, spec: StepSpec):
     """Full-batch (loss, grads, stats, acc) and |G_small|², |G_big|² for the noise scale."""
     vg = jax.value_and_grad(loss_fn, has_aux=True)
     k = spec.groups
-    if k > 1 and spec.vmap_groups:
+    if spec.vmap_groups:
         xg, yg = x.reshape((k, -1) + x.shape[1:]), y.reshape((k, -1))
         (losses, (stats, accs)), grads = jax.vmap(vg, in_axes=(None, None, 0, 0, 0))(
             state.params, state.batch_stats, xg, yg, jax.random.split(key, k))
         mean_grads = jax.tree.map(lambda g: g.mean(0), grads)
-        g_small_sq = jnp.mean(jax.vmap(_tree_sq_norm)(grads))
+        g_small_sq = jnp.mean(jax.vmap(tree_sq_norm)(grads))
         stats = jax.tree.map(lambda s: s.mean(0), stats)  # = ghost-BN running-average update
-        return losses.mean(), mean_grads, stats, accs.mean(), g_small_sq, _tree_sq_norm(mean_grads)
-    (loss, (stats, acc)), grads = vg(state.params, state.batch_stats, x, y, key)
-    g_big_sq = _tree_sq_norm(grads)
-    if k == 1:
-        return loss, grads, stats, acc, jnp.nan, g_big_sq
+        return losses.mean(), mean_grads, stats, accs.mean(), g_small_sq, tree_sq_norm(mean_grads)
     # BatchNorm over the whole batch: sub-batch gradients would change the statistics, so take
     # one extra pass over the first sub-batch (cost 1/k of a step) for |G_small|².
+    loss, grads, stats, acc, _, g_big_sq = _plain_grads(loss_fn, state, x, y, key)
     b = x.shape[0] // k
     (_, _), g_small = vg(state.params, state.batch_stats, x[:b], y[:b], key)
-    return loss, grads, stats, acc, _tree_sq_norm(g_small), g_big_sq
+    return loss, grads, stats, acc, tree_sq_norm(g_small), g_big_sq
 
 
-def make_train_step(model, tx: optax.GradientTransformation, schedule, spec: StepSpec):
-    """One optimisation step on a batch: returns the new state and per-step metrics."""
+def _gradients(loss_fn, state, x, y, key, measure, spec: StepSpec):
+    if spec.groups == 1:
+        return _plain_grads(loss_fn, state, x, y, key)
+    return jax.lax.cond(measure, lambda: grouped_grads(loss_fn, state, x, y, key, spec),
+                        lambda: _plain_grads(loss_fn, state, x, y, key))
+
+
+def _keep_if(ok, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+def make_train_step(model, tx: optax.GradientTransformation, spec: StepSpec):
+    """One optimisation step of one trial: (state, x, y, key, measure_noise) -> (state, metrics)."""
     loss_fn = make_group_loss(model)
 
-    def train_step(state: TrainState, x, y, key):
-        loss, grads, stats, acc, g_small_sq, g_big_sq = _grouped_grads(loss_fn, state, x, y, key, spec)
+    def train_step(state: TrainState, x, y, key, measure):
+        lr = schedules.learning_rate(spec.schedule, state.step, state.schedule["peak"], state.schedule["warmup"])
+        loss, grads, stats, acc, g_small_sq, g_big_sq = _gradients(loss_fn, state, x, y, key, measure, spec)
         extra = {}
         if spec.sam:  # SAM's adversarial gradient, with BatchNorm statistics left untouched
             extra["grad_fn"] = lambda p, _: jax.grad(lambda q: loss_fn(q, state.batch_stats, x, y, key)[0])(p)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
+        updates, opt_state = tx.update(grads, with_learning_rate(state.opt_state, lr), state.params, **extra)
         params = optax.apply_updates(state.params, updates)
         noise = state.noise
         if spec.groups > 1:
-            noise = noise_scale.update(noise, g_small_sq, g_big_sq, spec.batch_size // spec.groups,
-                                       spec.batch_size, spec.noise_decay)
-        metrics = {"loss": loss, "accuracy": acc, "grad_norm": jnp.sqrt(g_big_sq),
-                   "learning_rate": schedule(state.step)}
-        new = state.replace(params=params, batch_stats=stats, opt_state=opt_state,
-                            step=state.step + 1, noise=noise)
-        return new, metrics
+            measured = noise_scale.update(noise, g_small_sq, g_big_sq, spec.batch_size // spec.groups,
+                                          spec.batch_size, spec.noise_decay)
+            noise = _keep_if(measure, measured, noise)
+        ok = state.alive & jnp.isfinite(loss) & jnp.isfinite(g_big_sq)
+        new = _keep_if(ok, (params, stats, opt_state, noise),
+                       (state.params, state.batch_stats, state.opt_state, state.noise))
+        metrics = {"loss": loss, "accuracy": acc, "grad_norm": jnp.sqrt(g_big_sq), "learning_rate": lr}
+        return state.replace(params=new[0], batch_stats=new[1], opt_state=new[2], noise=new[3],
+                             step=state.step + 1, alive=ok), metrics
 
     return train_step
 
 
+def _epoch_indices(rng, n: int, steps: int, batch: int):
+    """(new rng, batch indices (steps, batch), per-step keys (steps, 2)) of one trial's epoch."""
+    rng, perm_key, step_key = jax.random.split(rng, 3)
+    idx = jax.random.permutation(perm_key, n)[: steps * batch].reshape(steps, batch)
+    return rng, idx, jax.random.split(step_key, steps)
+
+
 def make_epoch(train_step, steps: int, spec: StepSpec, batch_sharding):
-    """One epoch: shuffle, drop the remainder (< one batch), and lax.scan the step over batches.
+    """One epoch of every trial: shuffle, drop the remainder (< one batch), lax.scan the vmapped step.
 
     The dataset stays resident on device and is an *argument* (closed-over arrays would be baked
-    into the program as constants); each step gathers its batch and constrains it to be split
-    along the mesh's data axis, so every device computes on its own share.
+    into the program as constants); each step gathers its batch and constrains it to be split along
+    the mesh's data axis, so every device computes on its own share. With `shared_data` the trials'
+    keys are equal (one seed), so the batch is gathered (and augmented) once and broadcast: the first
+    layer of all trials is then one wide matmul. `start_step` (unbatched) places the epoch's steps on
+    the global step count, which decides the noise-scale steps.
     """
+    shared = spec.shared_data
+    in_axes = (0, None if shared else 0, None if shared else 0, None if shared else 0, None)
+    step_all = jax.vmap(train_step, in_axes=in_axes)
+    spec_batch = batch_sharding(trial_axis=not shared)
 
-    def epoch(state: TrainState, key, x_train, y_train):
-        n = x_train.shape[0]
-        perm_key, step_key = jax.random.split(key)
-        idx = jax.random.permutation(perm_key, n)[: steps * spec.batch_size]
-        idx = idx.reshape(steps, spec.batch_size)
+    def augment(key, xb):
+        if spec.augment is None:
+            return xb
+        return spec.augment(key, xb) if shared else jax.vmap(spec.augment)(key, xb)
+
+    def epoch(state: TrainState, start_step, x_train, y_train):
+        rng, idx, keys = jax.vmap(lambda r: _epoch_indices(r, x_train.shape[0], steps, spec.batch_size))(state.rng)
+        state = state.replace(rng=rng)
+        if shared:
+            idx, keys = idx[0], keys[0]
+        else:  # scan over steps: move the trials axis behind it
+            idx, keys = jnp.swapaxes(idx, 0, 1), jnp.swapaxes(keys, 0, 1)
 
         def body(st, inputs):
-            batch_idx, k = inputs
-            aug_key, k = jax.random.split(k)
-            xb = jax.lax.with_sharding_constraint(x_train[batch_idx], batch_sharding)
-            yb = jax.lax.with_sharding_constraint(y_train[batch_idx], batch_sharding)
-            if spec.augment is not None:
-                xb = spec.augment(aug_key, xb)
-            return train_step(st, xb, yb, k)
+            batch_idx, k, s = inputs
+            split = jax.random.split(k) if shared else jax.vmap(jax.random.split)(k)
+            aug_key, k = (split[0], split[1]) if shared else (split[:, 0], split[:, 1])
+            xb = jax.lax.with_sharding_constraint(x_train[batch_idx], spec_batch)
+            yb = jax.lax.with_sharding_constraint(y_train[batch_idx], spec_batch)
+            measure = (start_step + s) % spec.noise_every == 0
+            return step_all(st, augment(aug_key, xb), yb, k, measure)
 
-        return jax.lax.scan(body, state, (idx, jax.random.split(step_key, steps)))
+        return jax.lax.scan(body, state, (idx, keys, jnp.arange(steps)))
 
     return epoch
 
@@ -152,3 +203,8 @@ def make_evaluate(model, chunk: int):
         return loss_sum / total, correct / total
 
     return evaluate
+
+
+def make_evaluate_trials(model, chunk: int):
+    """`make_evaluate` vmapped over the trials axis of params and batch statistics (data shared)."""
+    return jax.vmap(make_evaluate(model, chunk), in_axes=(0, 0, None, None, None))

@@ -1,14 +1,18 @@
-"""`run(config)`: train one configuration end to end, evaluate, measure sharpness, write results.
+"""`run(config)` / `run_group(configs)`: train end to end, evaluate, measure sharpness, write results.
 
-The host orchestrates; each epoch is one compiled call (steps.make_epoch). Results and parameters
-are written atomically, also when the run diverges or fails, so no run is ever lost half-written.
+A group is T ≥ 1 configs that differ only in traced hyperparameters; they train side by side as one
+compiled program (steps.make_epoch), and each writes its own run folder exactly as if it had run
+alone. The host orchestrates; each epoch is one compiled call. Results and parameters are written
+atomically, also when a trial diverges or fails, so no run is ever lost half-written.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
+from typing import Callable
 
 import flax
 import jax
@@ -25,10 +29,6 @@ from lbbench.writer import RunWriter, atomic_write_bytes, atomic_write_json, fin
 
 EVAL_CHUNK = 1000
 SUBSET_SEED = 20170315  # fixed: every run reports train metrics on the same train subset
-
-
-class Diverged(Exception):
-    """The training loss became NaN or inf."""
 
 
 def log(msg: str) -> None:
@@ -69,7 +69,8 @@ def eval_sets(ds, train_examples: int, put) -> dict:
     return out
 
 
-def _step_spec(cfg: Config, ds) -> steps.StepSpec:
+def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> steps.StepSpec:
+    cfg = cfgs[0]
     k = cfg.noise_scale_groups
     sub = cfg.batch_size // k
     bn = uses_batch_norm(cfg.model)
@@ -79,16 +80,39 @@ def _step_spec(cfg: Config, ds) -> steps.StepSpec:
         from lbbench.data.augment import crop_flip
         augment = crop_flip
     return steps.StepSpec(batch_size=cfg.batch_size, groups=k, vmap_groups=vmap_ok,
-                          noise_decay=cfg.noise_scale_ema, sam=cfg.optimizer == "sam", augment=augment)
+                          noise_decay=cfg.noise_scale_ema, sam=cfg.optimizer == "sam",
+                          schedule=schedules.schedule_spec(cfg, steps_per_epoch),
+                          noise_every=cfg.noise_scale_every, shared_data=len({c.seed for c in cfgs}) == 1,
+                          augment=augment)
 
 
-def init_state(cfg: Config, model, tx, ds, key) -> steps.TrainState:
-    init_key, dropout_key = jax.random.split(key)
-    variables = model.init({"params": init_key, "dropout": dropout_key}, ds.x_train[:2], train=False)
+def trial_keys(cfg: Config):
+    """(init, train, sharpness) keys of a trial: everything random about it follows from its seed."""
+    return jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
+
+
+def init_state(cfg: Config, model, ds, steps_per_epoch: int) -> steps.TrainState:
+    """One trial's initial state; its hyperparameters are values in the state, not in the program."""
+    init_key, train_key, _ = trial_keys(cfg)
+    param_key, dropout_key = jax.random.split(init_key)
+    variables = model.init({"params": param_key, "dropout": dropout_key}, ds.x_train[:2], train=False)
     params = variables["params"]
+    f32 = lambda v: jnp.asarray(v, jnp.float32)
+    sched = {"peak": f32(cfg.scaled_learning_rate), "warmup": f32(schedules.warmup_steps(cfg, steps_per_epoch))}
     return steps.TrainState(params=params, batch_stats=variables.get("batch_stats", {}),
-                            opt_state=tx.init(params), step=jnp.zeros((), jnp.int32),
-                            noise=noise_scale.init())
+                            opt_state=make_optimizer(cfg).init(params), step=jnp.zeros((), jnp.int32),
+                            noise=noise_scale.init(), schedule=sched, rng=train_key,
+                            alive=jnp.ones((), jnp.bool_))
+
+
+def stack_trials(states: list):
+    """Trial states → one state whose every leaf has a leading trials axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+def trial(state, i: int):
+    """Trial i's slice of a stacked state (host or device arrays)."""
+    return jax.tree.map(lambda a: a[i], state)
 
 
 def _bn_message(cfg: Config) -> str:
@@ -99,63 +123,95 @@ def _bn_message(cfg: Config) -> str:
     return f"BatchNorm statistics over the whole global batch of {cfg.batch_size} (no ghost batches)"
 
 
-class Trainer:
-    """Holds the compiled functions and device-resident data of one run."""
+def check_group(cfgs: list[Config]) -> None:
+    """Trials of one program must agree on every shape-determining field and have distinct folders."""
+    if not cfgs:
+        raise ValueError("a group needs at least one config")
+    for c in cfgs[1:]:
+        if c.group_key() != cfgs[0].group_key():
+            diff = sorted(k for (k, v), (_, w) in zip(c.group_key(), cfgs[0].group_key()) if v != w)
+            raise ConfigError(diff[0] if diff else "run_name",
+                              "trials of one program may differ only in traced hyperparameters "
+                              f"(learning rate, momentum, beta2, weight decay, warmup, sam_rho, seed); they differ in {diff}")
+    dirs = [os.path.normpath(os.path.join(c.workdir, c.run_name or c.default_run_name())) for c in cfgs]
+    if len(set(dirs)) != len(dirs):
+        raise ConfigError("run_name", "two trials of the group would write the same run folder")
 
-    def __init__(self, cfg: Config, ds, mesh):
-        self.cfg, self.ds, self.mesh = cfg, ds, mesh
+
+class Trainer:
+    """The compiled functions and device-resident data of one group of trials (a run is a group of one)."""
+
+    def __init__(self, cfgs: list[Config], ds, mesh):
+        cfg = cfgs[0]
+        self.cfgs, self.cfg, self.ds, self.mesh = cfgs, cfg, ds, mesh
+        self.num_trials = len(cfgs)
         self.model = build_model(cfg.model, ds.num_classes, cfg.ghost_batch_size)
         self.steps_per_epoch = ds.num_train // cfg.batch_size
-        self.schedule = schedules.make_schedule(cfg, self.steps_per_epoch)
-        self.tx = make_optimizer(cfg, self.schedule)
-        self.spec = _step_spec(cfg, ds)
+        self.tx = make_optimizer(cfg)
+        self.spec = _step_spec(cfgs, ds, self.steps_per_epoch)
         put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
         self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
         self.eval_sets = eval_sets(ds, cfg.train_eval_examples, put)
-        train_step = steps.make_train_step(self.model, self.tx, self.schedule, self.spec)
-        self._epoch = steps.make_epoch(train_step, self.steps_per_epoch, self.spec, parallel.data_sharding(mesh))
+        train_step = steps.make_train_step(self.model, self.tx, self.spec)
+        batch_sharding = functools.partial(parallel.data_sharding, mesh)
+        self._epoch = steps.make_epoch(train_step, self.steps_per_epoch, self.spec, batch_sharding)
 
-    def compile(self, state, key) -> float:
+    def init_state(self):
+        states = [init_state(c, self.model, self.ds, self.steps_per_epoch) for c in self.cfgs]
+        return jax.device_put(stack_trials(states), parallel.replicated(self.mesh))
+
+    def compile(self, state) -> float:
         """Ahead-of-time compile the epoch and both evaluations; returns seconds spent compiling."""
         t0 = time.perf_counter()
         rep = parallel.replicated(self.mesh)
         epoch = jax.jit(self._epoch, in_shardings=(rep,) * 4, out_shardings=(rep, rep), donate_argnums=0)
-        self._compiled_epoch = epoch.lower(state, key, self.x_train, self.y_train).compile()
+        self._compiled_epoch = epoch.lower(state, jnp.zeros((), jnp.int32), self.x_train, self.y_train).compile()
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
-            fn = jax.jit(steps.make_evaluate(self.model, chunk))
+            fn = jax.jit(steps.make_evaluate_trials(self.model, chunk))
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 
-    def epoch_fn(self, state, key):
-        """One compiled epoch over the resident training set: (new state, per-step metrics)."""
-        return self._compiled_epoch(state, key, self.x_train, self.y_train)
+    def epoch_fn(self, state, start_step: int):
+        """One compiled epoch of every trial: (new state, per-step metrics shaped (steps, trials))."""
+        return self._compiled_epoch(state, jnp.asarray(start_step, jnp.int32), self.x_train, self.y_train)
 
-    def evaluate(self, state) -> dict:
-        out = {}
+    def evaluate(self, state) -> list[dict]:
+        """Train-subset and test loss/accuracy of every trial (one compiled call per set)."""
+        cols = {}
         for name, (_, arrays) in self.eval_sets.items():
-            loss, acc = self.eval_fns[name](state.params, state.batch_stats, *arrays)
-            out[f"{name}_loss"], out[f"{name}_accuracy"] = float(loss), float(acc)
-        out["generalization_gap"] = out["train_accuracy"] - out["test_accuracy"]
-        out["loss_gap"] = out["test_loss"] - out["train_loss"]
+            loss, acc = jax.device_get(self.eval_fns[name](state.params, state.batch_stats, *arrays))
+            cols[f"{name}_loss"], cols[f"{name}_accuracy"] = loss, acc
+        out = []
+        for i in range(self.num_trials):
+            rec = {k: float(v[i]) for k, v in cols.items()}
+            rec["generalization_gap"] = rec["train_accuracy"] - rec["test_accuracy"]
+            rec["loss_gap"] = rec["test_loss"] - rec["train_loss"]
+            out.append(rec)
         return out
 
-    def sharpness(self, state, key) -> dict:
-        return measure_sharpness(self.cfg, self.model, state, self.ds, key)
+    def sharpness(self, state, i: int) -> dict:
+        cfg = self.cfgs[i]
+        return measure_sharpness(cfg, self.model, trial(state, i), self.ds, trial_keys(cfg)[2])
 
 
-def _epoch_record(cfg, trainer, state, metrics, evals, init_params, seconds) -> dict:
-    """Everything logged once per epoch (host values)."""
+@jax.jit
+def _distances(params, init_params):
+    """‖θ − θ₀‖ of every trial."""
+    sq = jax.tree.map(lambda a, b: jnp.sum((a - b).reshape(a.shape[0], -1) ** 2, axis=1), params, init_params)
+    return jnp.sqrt(sum(jax.tree.leaves(sq)))
+
+
+def _epoch_record(cfg, trainer, metrics, evals, distance, noise, seconds) -> dict:
+    """Everything logged once per epoch for one trial (host values; metrics are this trial's column)."""
     n = trainer.steps_per_epoch * cfg.batch_size
-    dist = float(jnp.sqrt(sum(jnp.sum((a - b) ** 2) for a, b in
-                              zip(jax.tree.leaves(state.params), jax.tree.leaves(init_params)))))
     rec = {**evals, "step_loss": float(np.mean(metrics["loss"])),
            "step_accuracy": float(np.mean(metrics["accuracy"])),
            "grad_norm": float(np.mean(metrics["grad_norm"])),
            "learning_rate": float(metrics["learning_rate"][-1]),
-           "distance_from_init": dist, "examples_per_s": n / seconds, "epoch_seconds": seconds}
+           "distance_from_init": float(distance), "examples_per_s": n / seconds, "epoch_seconds": seconds}
     if cfg.noise_scale_groups > 1:
-        rec.update({f"noise_{k}": float(v) for k, v in noise_scale.summary(state.noise).items()})
+        rec.update({f"noise_{k}": float(v) for k, v in noise.items()})
     return rec
 
 
@@ -174,6 +230,13 @@ def _progress_line(epoch: int, cfg: Config, rec: dict) -> str:
             f"lr {rec['learning_rate']:.3g}  {rec['examples_per_s']:,.0f} ex/s")
 
 
+def _group_progress_line(epoch: int, cfg: Config, recs: dict, seconds: float, n_trials: int) -> str:
+    accs = [recs[i]["test_accuracy"] for i in sorted(recs)]
+    shown = " ".join(f"{a:.3f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
+    return (f"epoch {epoch:3d}/{cfg.epochs}  test acc {shown}  (mean {np.mean(accs):.4f}; {len(accs)} of "
+            f"{n_trials} trials training)  {seconds:.1f} s")
+
+
 def _log_sharpness(writer: RunWriter, step: int, sharp: dict) -> None:
     values = {"sharpness/lambda_max": sharp.get("lambda_max"),
               "sharpness/hessian_trace": sharp.get("hessian_trace"),
@@ -186,25 +249,63 @@ def _log_sharpness(writer: RunWriter, step: int, sharp: dict) -> None:
         writer.figure("sharpness/spectral_density", density_figure(sharp["density"]), step)
 
 
-def _train_loop(cfg, trainer, state, writer, key, history):
-    """Run the epochs; returns the final state. Raises Diverged (state kept in history)."""
+class TrialRecord:
+    """Host-side bookkeeping of one trial: its folder, writer, history, status and extras."""
+
+    def __init__(self, cfg: Config, run_dir: str):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.writer = RunWriter(run_dir, cfg.to_dict())
+        self.history: list[dict] = []
+        self.status: str | None = None  # None while training; then completed / diverged / failed
+        self.extra: dict = {}
+        self.train_s = 0.0
+
+
+def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: Callable):
+    """Run the epochs of every trial and return the final state.
+
+    A trial that diverges (its step froze it: NaN/inf loss) is recorded `diverged` at once through
+    `finish(i, state)`; its frozen values never reach the others, which go on.
+    """
+    cfg = trainer.cfg
     init_params = jax.tree.map(jnp.copy, state.params)
+    t_train = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        key, ek, sk = jax.random.split(key, 3)
         t0 = time.perf_counter()
-        state, metrics = trainer.epoch_fn(state, ek)
+        start = (epoch - 1) * trainer.steps_per_epoch
+        state, metrics = trainer.epoch_fn(state, start)
         metrics = jax.device_get(metrics)  # the one host round-trip per epoch
-        rec = _epoch_record(cfg, trainer, state, metrics, trainer.evaluate(state), init_params,
-                            time.perf_counter() - t0)
-        step = int(state.step)
-        writer.step_series("train/step_loss", step - len(metrics["loss"]), metrics["loss"])
-        writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch")
-        history.append({"epoch": epoch, "step": step, **rec})
-        log(_progress_line(epoch, cfg, rec))
-        if not all(np.isfinite([rec["step_loss"], rec["train_loss"], rec["test_loss"]])):
-            raise Diverged(f"loss became NaN/inf in epoch {epoch}")
-        if cfg.sharpness and cfg.sharpness_every and epoch % cfg.sharpness_every == 0 and epoch < cfg.epochs:
-            _log_sharpness(writer, step, trainer.sharpness(state, sk))
+        evals = trainer.evaluate(state)
+        dist = np.asarray(_distances(state.params, init_params))
+        noise = jax.device_get(jax.vmap(noise_scale.summary)(state.noise))
+        alive = np.asarray(jax.device_get(state.alive))
+        seconds = time.perf_counter() - t0
+        step = int(start + trainer.steps_per_epoch)
+        recs = {}
+        for i, r in enumerate(records):
+            if r.status is not None:
+                continue
+            col = {k: v[:, i] for k, v in metrics.items()}
+            rec = _epoch_record(r.cfg, trainer, col, evals[i], dist[i], {k: v[i] for k, v in noise.items()}, seconds)
+            r.writer.step_series("train/step_loss", step - len(col["loss"]), col["loss"])
+            r.writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch")
+            r.history.append({"epoch": epoch, "step": step, **rec})
+            recs[i] = rec
+            r.train_s = time.perf_counter() - t_train
+            if not (alive[i] and np.all(np.isfinite([rec["step_loss"], rec["train_loss"], rec["test_loss"]]))):
+                r.extra.update(diverged_epoch=epoch, error=f"loss became NaN/inf in epoch {epoch}")
+                log(f"lbbench: run {os.path.basename(r.run_dir)} diverged: loss became NaN/inf in epoch {epoch}")
+                finish(i, state, "diverged")
+        if len(records) == 1 and recs:
+            log(_progress_line(epoch, cfg, recs[0]))
+        elif recs:
+            log(_group_progress_line(epoch, cfg, recs, seconds, len(records)))
+        for i, r in enumerate(records):
+            if r.status is None and r.cfg.sharpness and r.cfg.sharpness_every and epoch % r.cfg.sharpness_every == 0 \
+                    and epoch < cfg.epochs:
+                _log_sharpness(r.writer, step, trainer.sharpness(state, i))
+        if all(r.status is not None for r in records):
+            break
     return state
 
 
@@ -249,62 +350,105 @@ def _result(cfg, status, history, timing, extra) -> dict:
             "warnings": cfg.warnings(), **extra}
 
 
-def run(cfg: Config) -> dict:
-    """Train `cfg` end to end; always writes result.json (completed, diverged or failed)."""
-    cfg = cfg.validate()
+def _start_line(cfgs: list[Config], trainer: Trainer, ds) -> str:
+    cfg = cfgs[0]
+    lrs = sorted({c.scaled_learning_rate for c in cfgs})
+    lr = f"lr {lrs[0]:.4g}" if len(lrs) == 1 else f"lr {lrs[0]:.3g}..{lrs[-1]:.3g}"
+    trials = f"{len(cfgs)} trials in one program (seeds {sorted({c.seed for c in cfgs})}), " if len(cfgs) > 1 else ""
+    return (f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
+            f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
+            f"device(s), {trials}{lr} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
+            f"{trainer.steps_per_epoch} steps/epoch, {ds.num_train % cfg.batch_size} examples dropped per epoch; "
+            f"{_bn_message(cfg)}")
+
+
+def _finish_trial(trainer: Trainer, record: TrialRecord, i: int, state, status: str, timing: dict) -> dict:
+    """Measure (if completed), save and write trial i's result.json; close its writer."""
+    cfg = record.cfg
+    record.status = status
+    try:
+        if status == "completed":
+            if cfg.sharpness:
+                record.extra["sharpness"] = trainer.sharpness(state, i)
+                _log_sharpness(record.writer, int(record.history[-1]["step"]), record.extra["sharpness"])
+            if cfg.noise_scale_groups > 1:
+                summary = jax.device_get(noise_scale.summary(trial(state.noise, i)))
+                record.extra["noise_scale"] = {k: finite_or_none(v) for k, v in summary.items()}
+                record.extra["noise_scale"].update(b_small=cfg.batch_size // cfg.noise_scale_groups,
+                                                   b_big=cfg.batch_size, every_steps=cfg.noise_scale_every)
+            if cfg.save_params and jax.process_index() == 0:
+                save_variables(record.run_dir, trial(state, i))
+    except BaseException as e:  # noqa: BLE001 - a failure while measuring or saving fails this trial
+        record.status = "failed"
+        record.extra["error"] = f"{type(e).__name__}: {e}"
+        record.extra["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        _write_result(trainer, record, timing)
+    return record.result
+
+
+def _write_result(trainer: Trainer, record: TrialRecord, timing: dict) -> None:
+    cfg, history = record.cfg, record.history
+    n_examples = len(history) * trainer.steps_per_epoch * cfg.batch_size
+    timing = {**timing, "total_s": time.perf_counter() - timing.pop("t_start"), "train_s": record.train_s,
+              "examples_per_s": n_examples / record.train_s if record.train_s > 0 else None,
+              "steps": len(history) * trainer.steps_per_epoch, "trials_in_program": trainer.num_trials}
+    result = _result(cfg, record.status, history, timing, {"dataset": _dataset_info(trainer.ds), **record.extra})
+    final_step = int(history[-1]["step"]) if history else 0
+    record.writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
+    if "noise_scale" in record.extra:
+        record.writer.scalars(final_step, {"noise_scale/b_simple": record.extra["noise_scale"]["b_simple"]})
+    record.writer.close()
+    if jax.process_index() == 0:
+        atomic_write_json(os.path.join(record.run_dir, "result.json"), result)
+    result["run_dir"] = record.run_dir
+    record.result = result
+
+
+def run_group(cfgs: list[Config]) -> list[dict]:
+    """Train configs that differ only in traced hyperparameters as one compiled program.
+
+    Each trial writes its own run folder exactly as if it had run alone (the timing says how many
+    trials shared the program). Every trial always gets a result.json: completed, diverged (frozen
+    at the step its loss went NaN/inf, recorded at that epoch) or failed.
+    """
+    cfgs = [c.validate() for c in cfgs]
+    check_group(cfgs)
+    cfg = cfgs[0]
     t_start = time.perf_counter()
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download)
     parallel.check_batch(cfg, ds.num_train)
-    run_dir = prepare_run_dir(cfg)
+    run_dirs = [prepare_run_dir(c) for c in cfgs]
     mesh = parallel.make_mesh()
-    for w in cfg.warnings():
+    for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")
-    trainer = Trainer(cfg, ds, mesh)
-    log(f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
-        f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
-        f"device(s), lr {cfg.scaled_learning_rate:.4g} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
-        f"{trainer.steps_per_epoch} steps/epoch, {ds.num_train % cfg.batch_size} examples dropped per epoch; "
-        f"{_bn_message(cfg)}")
-    key = jax.random.PRNGKey(cfg.seed)
-    init_key, train_key, sharp_key = jax.random.split(key, 3)
-    state = jax.device_put(init_state(cfg, trainer.model, trainer.tx, ds, init_key), parallel.replicated(mesh))
-    compile_s = trainer.compile(state, train_key)
-    writer = RunWriter(run_dir, cfg.to_dict())
-    history, status, extra, train_s = [], "completed", {}, 0.0
-    t_train = time.perf_counter()
+    trainer = Trainer(cfgs, ds, mesh)
+    log(_start_line(cfgs, trainer, ds))
+    state = trainer.init_state()
+    compile_s = trainer.compile(state)
+    records = [TrialRecord(c, d) for c, d in zip(cfgs, run_dirs)]
+    timing = lambda: {"t_start": t_start, "compile_s": compile_s}
+
+    def finish(i, st, status):
+        _finish_trial(trainer, records[i], i, st, status, timing())
+
     try:
-        state = _train_loop(cfg, trainer, state, writer, train_key, history)
-        train_s = time.perf_counter() - t_train
-        if cfg.sharpness:
-            extra["sharpness"] = trainer.sharpness(state, sharp_key)
-            _log_sharpness(writer, int(state.step), extra["sharpness"])
-        if cfg.noise_scale_groups > 1:
-            extra["noise_scale"] = {k: finite_or_none(v) for k, v in noise_scale.summary(state.noise).items()}
-            extra["noise_scale"].update(b_small=cfg.batch_size // cfg.noise_scale_groups, b_big=cfg.batch_size)
-        if cfg.save_params and jax.process_index() == 0:
-            save_variables(run_dir, state)
-    except Diverged as e:
-        status, train_s = "diverged", time.perf_counter() - t_train
-        extra["diverged_epoch"] = len(history)
-        extra["error"] = str(e)
-        log(f"lbbench: run diverged: {e}")
+        state = _train_epochs(trainer, state, records, finish)
+        for i, r in enumerate(records):
+            if r.status is None:
+                finish(i, state, "completed")
     except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
-        status, train_s = "failed", time.perf_counter() - t_train
-        extra["error"] = f"{type(e).__name__}: {e}"
-        extra["traceback"] = traceback.format_exc()
+        for r in records:
+            if r.status is None:
+                r.status = "failed"
+                r.extra.setdefault("error", f"{type(e).__name__}: {e}")
+                r.extra.setdefault("traceback", traceback.format_exc())
+                _write_result(trainer, r, timing())
         raise
-    finally:
-        n_examples = len(history) * trainer.steps_per_epoch * cfg.batch_size
-        timing = {"total_s": time.perf_counter() - t_start, "compile_s": compile_s, "train_s": train_s,
-                  "examples_per_s": n_examples / train_s if train_s > 0 else None,
-                  "steps": len(history) * trainer.steps_per_epoch}
-        result = _result(cfg, status, history, timing, {"dataset": _dataset_info(ds), **extra})
-        final_step = int(history[-1]["step"]) if history else 0
-        writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
-        if "noise_scale" in extra:
-            writer.scalars(final_step, {"noise_scale/b_simple": extra["noise_scale"]["b_simple"]})
-        writer.close()
-        if jax.process_index() == 0:
-            atomic_write_json(os.path.join(run_dir, "result.json"), result)
-    result["run_dir"] = run_dir
-    return result
+    return [r.result for r in records]
+
+
+def run(cfg: Config) -> dict:
+    """Train `cfg` end to end (a group of one); always writes result.json (completed, diverged or failed)."""
+    return run_group([cfg])[0]

@@ -55,10 +55,10 @@ def test_train_step_sub_batch_norms_match_direct_computation():
     y = jax.random.randint(jax.random.PRNGKey(2), (32,), 0, 3)
     params = model.init(jax.random.PRNGKey(0), x, train=False)["params"]
     state = steps.TrainState(params=params, batch_stats={}, opt_state=(), step=jnp.zeros((), jnp.int32),
-                             noise=noise_scale.init())
+                             noise=noise_scale.init(), schedule={}, rng=jax.random.PRNGKey(0), alive=jnp.ones((), bool))
     spec = steps.StepSpec(batch_size=32, groups=4, vmap_groups=True, noise_decay=0.9, sam=False)
     loss_fn = steps.make_group_loss(model)
-    _, grads, _, _, g_small_sq, g_big_sq = steps._grouped_grads(loss_fn, state, x, y, jax.random.PRNGKey(3), spec)
+    _, grads, _, _, g_small_sq, g_big_sq = steps.grouped_grads(loss_fn, state, x, y, jax.random.PRNGKey(3), spec)
 
     def direct(xs, ys):
         logits = lambda p: model.apply({"params": p}, xs, train=False)
