@@ -1,10 +1,16 @@
-"""Benchmark (a script, not a test): train-step throughput and achieved FLOP/s vs the machine's matmul rate.
+"""Benchmark (a script, not a test): throughput of vmapped trials vs sequential runs, noise-scale cost.
 
-    python -m lbbench.bench [--batch_sizes=32,256,4096] [--model=mlp] [--json=bench.json]
+    python -m lbbench.bench [--batch_sizes=32,256,4096] [--trials=1,4,8,16] [--json=bench.json]
 
-For each batch size: compile time of one epoch (lax.scan of train steps), examples/s of a warm
-epoch, FLOPs per step from XLA's cost analysis of the compiled step, and achieved GFLOP/s as a
-percentage of a large float32 matmul measured in the same process (the practical peak).
+Everything is measured in one process, one program after another, so the ratios share the
+machine's state. Per batch size:
+- trial-examples/s of N trials vmapped in one compiled epoch (learning rates differ, one seed, so the
+  batch is gathered once and shared; and N = 8 with N different seeds, each its own data order),
+  against N sequential runs (N × the epoch time of the one-trial program);
+- the gradient-noise-scale cost: examples/s of a default run (4 sub-batches measured every
+  `noise_scale_every` steps) and of a run measuring every step, relative to noise off;
+- FLOPs of one train step (XLA cost analysis) and GFLOP/s vs an in-process float32 matmul.
+Epoch time = median of `--repeats` warm epochs, after one untimed epoch.
 """
 
 from __future__ import annotations
@@ -25,12 +31,12 @@ from lbbench.data.dataset import Dataset
 
 def define_flags(fv):
     flags.DEFINE_list("batch_sizes", ["32", "256", "4096"], "global batch sizes to measure", flag_values=fv)
+    flags.DEFINE_list("trials", ["1", "4", "8", "16"], "numbers of vmapped trials", flag_values=fv)
     flags.DEFINE_string("model", "mlp", "model to measure", flag_values=fv)
     flags.DEFINE_string("optimizer", "adam", "optimizer", flag_values=fv)
     flags.DEFINE_integer("examples", 60000, "synthetic training examples (MNIST-1D shaped)", flag_values=fv)
-    flags.DEFINE_integer("noise_scale_groups", 4, "sub-batches per step (as in a default run)", flag_values=fv)
     flags.DEFINE_integer("matmul_n", 4096, "size of the square matmul measuring the peak", flag_values=fv)
-    flags.DEFINE_integer("repeats", 3, "timed warm epochs per batch size (median reported)", flag_values=fv)
+    flags.DEFINE_integer("repeats", 3, "timed warm epochs per program (median reported)", flag_values=fv)
     flags.DEFINE_string("json", "", "also write the results here", flag_values=fv)
 
 
@@ -55,36 +61,67 @@ def synthetic_dataset(n: int) -> Dataset:
                    rng.normal(size=(1000, 40)).astype(np.float32), rng.integers(0, 10, 1000).astype(np.int32), 10)
 
 
-def step_flops(trainer: train.Trainer, state) -> float:
-    """FLOPs of one train step, from XLA's cost analysis of the compiled step."""
-    step = steps.make_train_step(trainer.model, trainer.tx, trainer.schedule, trainer.spec)
+def step_flops(trainer: train.Trainer) -> float:
+    """FLOPs of one train step of one trial, from XLA's cost analysis of the compiled step."""
+    state = train.init_state(trainer.cfg, trainer.model, trainer.ds, trainer.steps_per_epoch)
+    step = steps.make_train_step(trainer.model, trainer.tx, trainer.spec)
     b = trainer.cfg.batch_size
     compiled = jax.jit(step).lower(state, trainer.ds.x_train[:b], trainer.ds.y_train[:b],
-                                   jax.random.PRNGKey(0)).compile()
+                                   jax.random.PRNGKey(0), True).compile()
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return float(analysis.get("flops", float("nan")))
 
 
-def measure_batch(cfg: Config, ds: Dataset, repeats: int) -> dict:
-    mesh = parallel.make_mesh()
-    trainer = train.Trainer(cfg, ds, mesh)
-    state = jax.device_put(train.init_state(cfg, trainer.model, trainer.tx, ds, jax.random.PRNGKey(0)),
-                           parallel.replicated(mesh))
-    flops = step_flops(trainer, state)
-    compile_s = trainer.compile(state, jax.random.PRNGKey(1))
-    state, _ = trainer.epoch_fn(state, jax.random.PRNGKey(2))  # first call: allocation, warm caches
+def epoch_seconds(cfgs: list[Config], ds: Dataset, repeats: int) -> tuple[float, float, train.Trainer]:
+    """(median warm epoch seconds, compile seconds, trainer) of the group `cfgs` as one program."""
+    trainer = train.Trainer(cfgs, ds, parallel.make_mesh())
+    state = trainer.init_state()
+    compile_s = trainer.compile(state)
+    state, m = trainer.epoch_fn(state, 0)  # first call: allocation, warm caches
+    jax.block_until_ready((state, m))
     times = []
     for i in range(repeats):
         t0 = time.perf_counter()
-        state, m = trainer.epoch_fn(state, jax.random.PRNGKey(3 + i))
+        state, m = trainer.epoch_fn(state, (i + 1) * trainer.steps_per_epoch)
         jax.block_until_ready((state, m))
         times.append(time.perf_counter() - t0)
-    epoch_s = float(np.median(times))
-    n_steps = trainer.steps_per_epoch
-    return {"batch_size": cfg.batch_size, "steps_per_epoch": n_steps, "compile_s": compile_s,
-            "epoch_s": epoch_s, "examples_per_s": n_steps * cfg.batch_size / epoch_s,
-            "flops_per_step": flops, "gflops_per_s": flops * n_steps / epoch_s / 1e9}
+    return float(np.median(times)), compile_s, trainer
+
+
+def trial_configs(base: Config, n: int, distinct_seeds: bool) -> list[Config]:
+    """n trials of `base` with log-spaced learning rates (and seeds 0..n-1 if `distinct_seeds`)."""
+    lrs = base.learning_rate * np.logspace(-0.5, 0.5, n) if n > 1 else [base.learning_rate]
+    return [base.replace(learning_rate=float(lr), seed=i if distinct_seeds else 0, run_name=f"t{i}")
+            for i, lr in enumerate(lrs)]
+
+
+def bench_trials(base: Config, ds: Dataset, counts: list[int], repeats: int) -> list[dict]:
+    examples = (ds.num_train // base.batch_size) * base.batch_size
+    solo_s, _, _ = epoch_seconds([base], ds, repeats)
+    rows = []
+    variants = [(n, False) for n in counts if n > 1] + ([(8, True)] if 8 in counts else [])
+    for n, distinct in variants:
+        s, compile_s, _ = epoch_seconds(trial_configs(base, n, distinct), ds, repeats)
+        rows.append({"batch_size": base.batch_size, "trials": n, "data": "per-trial" if distinct else "shared",
+                     "epoch_s": s, "compile_s": compile_s, "trial_examples_per_s": n * examples / s,
+                     "sequential_s": n * solo_s, "sequential_trial_examples_per_s": examples / solo_s,
+                     "speedup": n * solo_s / s})
+    return rows
+
+
+def bench_noise(base: Config, ds: Dataset, repeats: int) -> dict:
+    """examples/s with the noise scale off, at its default interval, and measured every step."""
+    examples = (ds.num_train // base.batch_size) * base.batch_size
+    out = {"batch_size": base.batch_size, "groups": base.noise_scale_groups, "every": base.noise_scale_every}
+    variants = {"off": base.replace(noise_scale_groups=1), "default": base, "every_step": base.replace(noise_scale_every=1)}
+    for name, cfg in variants.items():
+        s, _, trainer = epoch_seconds([cfg], ds, repeats)
+        out[f"{name}_examples_per_s"] = examples / s
+    out["default_vs_off"] = out["default_examples_per_s"] / out["off_examples_per_s"]
+    out["every_step_vs_off"] = out["every_step_examples_per_s"] / out["off_examples_per_s"]
+    out["flops_per_step"] = step_flops(trainer)
+    return out
 
 
 def main(argv):
@@ -93,21 +130,28 @@ def main(argv):
     fv(argv)
     ds = synthetic_dataset(fv.examples)
     peak = matmul_peak(fv.matmul_n)
-    rows = []
+    counts = [int(x) for x in fv.trials]
     print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; matmul peak {peak:.1f} GFLOP/s "
-          f"({fv.matmul_n}x{fv.matmul_n} float32)")
-    print(f"{'batch':>6} {'compile s':>10} {'epoch s':>8} {'examples/s':>11} {'GFLOP/step':>11} "
-          f"{'GFLOP/s':>8} {'% peak':>7}")
+          f"({fv.matmul_n}x{fv.matmul_n} float32); {fv.model}, {fv.optimizer}, {fv.examples} examples", flush=True)
+    noise_rows, trial_rows = [], []
     for b in (int(x) for x in fv.batch_sizes):
-        cfg = Config(model=fv.model, optimizer=fv.optimizer, batch_size=b, sharpness=False,
-                     noise_scale_groups=fv.noise_scale_groups if b % fv.noise_scale_groups == 0 else 1)
-        row = measure_batch(cfg, ds, fv.repeats)
-        row["percent_of_peak"] = 100 * row["gflops_per_s"] / peak
-        rows.append(row)
-        print(f"{b:>6} {row['compile_s']:>10.2f} {row['epoch_s']:>8.3f} {row['examples_per_s']:>11,.0f} "
-              f"{row['flops_per_step'] / 1e9:>11.4f} {row['gflops_per_s']:>8.2f} {row['percent_of_peak']:>6.1f}%")
-    out = {"matmul_peak_gflops": peak, "model": fv.model, "optimizer": fv.optimizer, "rows": rows,
-           "environment": train.environment()}
+        groups = 4 if b % 4 == 0 else 1
+        base = Config(model=fv.model, optimizer=fv.optimizer, batch_size=b, sharpness=False, noise_scale_groups=groups)
+        row = bench_noise(base, ds, fv.repeats)
+        row["gflops_per_s_off"] = row["flops_per_step"] * row["off_examples_per_s"] / b / 1e9
+        row["percent_of_peak_off"] = 100 * row["gflops_per_s_off"] / peak
+        noise_rows.append(row)
+        print(f"B={b:>5} noise scale: off {row['off_examples_per_s']:>10,.0f} ex/s | default (every "
+              f"{row['every']} steps) {row['default_examples_per_s']:>10,.0f} = {row['default_vs_off']:.3f}x | "
+              f"every step {row['every_step_examples_per_s']:>10,.0f} = {row['every_step_vs_off']:.3f}x | "
+              f"{row['gflops_per_s_off']:.1f} GFLOP/s ({row['percent_of_peak_off']:.1f}% of peak)", flush=True)
+        for r in bench_trials(base, ds, counts, fv.repeats):
+            trial_rows.append(r)
+            print(f"B={b:>5} {r['trials']:>2} trials ({r['data']:>9} data): {r['trial_examples_per_s']:>11,.0f} "
+                  f"trial-ex/s vs sequential {r['sequential_trial_examples_per_s']:>10,.0f} -> "
+                  f"speedup {r['speedup']:.2f}x (compile {r['compile_s']:.1f} s)", flush=True)
+    out = {"matmul_peak_gflops": peak, "model": fv.model, "optimizer": fv.optimizer, "noise_scale": noise_rows,
+           "trials": trial_rows, "environment": train.environment()}
     if fv.json:
         with open(fv.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -144,15 +144,35 @@ def _epoch_indices(rng, n: int, steps: int, batch: int):
     return rng, idx, jax.random.split(step_key, steps)
 
 
-def make_epoch(train_step, steps: int, spec: StepSpec, batch_sharding):
-    """One epoch of every trial: shuffle, drop the remainder (< one batch), lax.scan the vmapped step.
+def make_shuffle(num_train: int, steps: int, spec: StepSpec):
+    """state -> (state, batch indices, step keys) of the next epoch: shuffle, drop the remainder.
+
+    Each trial draws its order from its own key. With `shared_data` the trials' keys are equal (one
+    seed), so one order is kept (steps, B) and each batch is later gathered once for all trials;
+    otherwise the indices are (steps, trials, B).
+    """
+
+    def shuffle(state: TrainState):
+        draw = lambda r: _epoch_indices(r, num_train, steps, spec.batch_size)
+        rng, idx, keys = jax.vmap(draw)(state.rng)
+        if spec.shared_data:
+            idx, keys = idx[0], keys[0]
+        else:  # scan over steps: move the trials axis behind it
+            idx, keys = jnp.swapaxes(idx, 0, 1), jnp.swapaxes(keys, 0, 1)
+        return state.replace(rng=rng), idx, keys
+
+    return shuffle
+
+
+def make_segment(train_step, length: int, spec: StepSpec, batch_sharding):
+    """`length` steps of every trial from `offset` in the epoch's order: lax.scan of the vmapped step.
 
     The dataset stays resident on device and is an *argument* (closed-over arrays would be baked
     into the program as constants); each step gathers its batch and constrains it to be split along
-    the mesh's data axis, so every device computes on its own share. With `shared_data` the trials'
-    keys are equal (one seed), so the batch is gathered (and augmented) once and broadcast: the first
-    layer of all trials is then one wide matmul. `start_step` (unbatched) places the epoch's steps on
-    the global step count, which decides the noise-scale steps.
+    the mesh's data axis, so every device computes on its own share. With `shared_data` the batch is
+    gathered (and augmented) once and broadcast: the first layer of all trials is one wide matmul.
+    `start_step` (unbatched) places the steps on the global step count, which decides the
+    noise-scale steps. An epoch is one segment unless an instrument needs the state more often.
     """
     shared = spec.shared_data
     in_axes = (0, None if shared else 0, None if shared else 0, None if shared else 0, None)
@@ -164,13 +184,9 @@ def make_epoch(train_step, steps: int, spec: StepSpec, batch_sharding):
             return xb
         return spec.augment(key, xb) if shared else jax.vmap(spec.augment)(key, xb)
 
-    def epoch(state: TrainState, start_step, x_train, y_train):
-        rng, idx, keys = jax.vmap(lambda r: _epoch_indices(r, x_train.shape[0], steps, spec.batch_size))(state.rng)
-        state = state.replace(rng=rng)
-        if shared:
-            idx, keys = idx[0], keys[0]
-        else:  # scan over steps: move the trials axis behind it
-            idx, keys = jnp.swapaxes(idx, 0, 1), jnp.swapaxes(keys, 0, 1)
+    def segment(state: TrainState, start_step, offset, idx, keys, x_train, y_train):
+        idx = jax.lax.dynamic_slice_in_dim(idx, offset, length)
+        keys = jax.lax.dynamic_slice_in_dim(keys, offset, length)
 
         def body(st, inputs):
             batch_idx, k, s = inputs
@@ -181,9 +197,9 @@ def make_epoch(train_step, steps: int, spec: StepSpec, batch_sharding):
             measure = (start_step + s) % spec.noise_every == 0
             return step_all(st, augment(aug_key, xb), yb, k, measure)
 
-        return jax.lax.scan(body, state, (idx, keys, jnp.arange(steps)))
+        return jax.lax.scan(body, state, (idx, keys, offset + jnp.arange(length)))
 
-    return epoch
+    return segment
 
 
 def make_evaluate(model, chunk: int):

@@ -141,7 +141,8 @@ def check_group(cfgs: list[Config]) -> None:
 class Trainer:
     """The compiled functions and device-resident data of one group of trials (a run is a group of one)."""
 
-    def __init__(self, cfgs: list[Config], ds, mesh):
+    def __init__(self, cfgs: list[Config], ds, mesh, segment_steps: int = 0):
+        """`segment_steps`: hand the state back to the host every this many steps (0 = once an epoch)."""
         cfg = cfgs[0]
         self.cfgs, self.cfg, self.ds, self.mesh = cfgs, cfg, ds, mesh
         self.num_trials = len(cfgs)
@@ -152,29 +153,56 @@ class Trainer:
         put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
         self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
         self.eval_sets = eval_sets(ds, cfg.train_eval_examples, put)
-        train_step = steps.make_train_step(self.model, self.tx, self.spec)
-        batch_sharding = functools.partial(parallel.data_sharding, mesh)
-        self._epoch = steps.make_epoch(train_step, self.steps_per_epoch, self.spec, batch_sharding)
+        self.segment_steps = min(segment_steps or self.steps_per_epoch, self.steps_per_epoch)
+        self._train_step = steps.make_train_step(self.model, self.tx, self.spec)
+        self._shuffle = steps.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
 
     def init_state(self):
         states = [init_state(c, self.model, self.ds, self.steps_per_epoch) for c in self.cfgs]
         return jax.device_put(stack_trials(states), parallel.replicated(self.mesh))
 
+    def segment_lengths(self) -> list[int]:
+        """The lengths of the compiled segments one epoch is cut into (one or two distinct)."""
+        full, rest = divmod(self.steps_per_epoch, self.segment_steps)
+        return [self.segment_steps] * full + ([rest] if rest else [])
+
     def compile(self, state) -> float:
-        """Ahead-of-time compile the epoch and both evaluations; returns seconds spent compiling."""
+        """Ahead-of-time compile the shuffle, the epoch's segments and both evaluations; returns seconds."""
         t0 = time.perf_counter()
         rep = parallel.replicated(self.mesh)
-        epoch = jax.jit(self._epoch, in_shardings=(rep,) * 4, out_shardings=(rep, rep), donate_argnums=0)
-        self._compiled_epoch = epoch.lower(state, jnp.zeros((), jnp.int32), self.x_train, self.y_train).compile()
+        shuffle = jax.jit(self._shuffle, in_shardings=(rep,), out_shardings=(rep,) * 3, donate_argnums=0)
+        self._compiled_shuffle = shuffle.lower(state).compile()
+        _, idx, keys = jax.eval_shape(self._shuffle, state)
+        batch_sharding = functools.partial(parallel.data_sharding, self.mesh)
+        zero = jnp.zeros((), jnp.int32)
+        self._segments = {}
+        for length in sorted(set(self.segment_lengths())):
+            seg = steps.make_segment(self._train_step, length, self.spec, batch_sharding)
+            jitted = jax.jit(seg, in_shardings=(rep,) * 7, out_shardings=(rep, rep), donate_argnums=0)
+            self._segments[length] = jitted.lower(state, zero, zero, idx, keys, self.x_train, self.y_train).compile()
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
             fn = jax.jit(steps.make_evaluate_trials(self.model, chunk))
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 
-    def epoch_fn(self, state, start_step: int):
-        """One compiled epoch of every trial: (new state, per-step metrics shaped (steps, trials))."""
-        return self._compiled_epoch(state, jnp.asarray(start_step, jnp.int32), self.x_train, self.y_train)
+    def epoch_fn(self, state, start_step: int, on_segment: Callable | None = None):
+        """One epoch of every trial: (new state, per-step metrics shaped (steps, trials)).
+
+        `on_segment(state, step)` is called after each segment (instruments measure there)."""
+        state, idx, keys = self._compiled_shuffle(state)
+        start = jnp.asarray(start_step, jnp.int32)
+        metrics, offset = [], 0
+        for length in self.segment_lengths():
+            state, m = self._segments[length](state, start, jnp.asarray(offset, jnp.int32), idx, keys,
+                                              self.x_train, self.y_train)
+            metrics.append(m)
+            offset += length
+            if on_segment is not None:
+                on_segment(state, start_step + offset)
+        if len(metrics) == 1:
+            return state, metrics[0]
+        return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
 
     def evaluate(self, state) -> list[dict]:
         """Train-subset and test loss/accuracy of every trial (one compiled call per set)."""

@@ -63,3 +63,23 @@ def test_batch_is_split_across_eight_devices():
     assert len(set(info["devices"])) == 8
     # each device holds its own contiguous share of the (reversed) batch: rows 31-28, 27-24, ...
     assert sorted(info["first_rows"], reverse=True) == [float(3 * (31 - 4 * k)) for k in range(8)]
+
+
+def test_trial_group_on_eight_devices_matches_one(tmp_path):
+    """Two seeds as one vmapped program (trials replicated, each trial's batch split over devices)."""
+    env = lambda d: {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}
+    params = {}
+    for d in (1, 8):
+        proc = subprocess.run([sys.executable, "-m", "lbbench.main", *COMMON, "--model=tiny_bn_mlp",
+                               "--ghost_batch_size=4", "--seeds=5,6", f"--workdir={tmp_path}", f"--run_name=d{d}"],
+                              capture_output=True, text=True, env=env(d), timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        for s in (5, 6):
+            result = json.loads((tmp_path / f"d{d}_s{s}" / "result.json").read_text())
+            assert result["environment"]["device_count"] == d and result["timing"]["trials_in_program"] == 2
+            with open(tmp_path / f"d{d}_s{s}" / "params.msgpack", "rb") as f:
+                params[d, s] = flax.serialization.msgpack_restore(f.read())
+    for s in (5, 6):
+        for a, b in zip(jax.tree.leaves(params[1, s]), jax.tree.leaves(params[8, s])):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(jax.tree.leaves(params[1, 5])[0], jax.tree.leaves(params[1, 6])[0])

@@ -109,3 +109,24 @@ def test_bad_seeds_exit_2(value, needle, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == main.EXIT_BAD_INPUT and f"--seeds: {needle}" in err and len(err.splitlines()) == 1
     assert not os.listdir(tmp_path)
+
+
+def test_epoch_cut_into_segments_equals_one_segment():
+    """Instruments get the state every few steps; cutting the epoch there must not change training."""
+    from lbbench import parallel
+    from lbbench.data import load
+
+    ds = load("random", "")
+    cfgs = [Config(**{**TINY, "learning_rate": lr, "seed": s}) for lr, s in ((1e-2, 0), (3e-3, 1))]
+    finals, seen = [], []
+    for seg in (0, 3):
+        trainer = train.Trainer(cfgs, ds, parallel.make_mesh(), segment_steps=seg)
+        state = trainer.init_state()
+        trainer.compile(state)
+        for epoch in range(2):
+            state, metrics = trainer.epoch_fn(state, epoch * 10, lambda st, step: seen.append((seg, step)))
+        assert metrics["loss"].shape == (10, 2)
+        finals.append(jax.device_get(state.params))
+    assert [step for seg, step in seen if seg == 3] == [3, 6, 9, 10, 13, 16, 19, 20]
+    for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
