@@ -53,6 +53,8 @@ class Config:
     download: bool = _f(True, "download missing real datasets (mnist, cifar...) from their canonical source")
     augment: bool = _f(True, "apply the dataset's standard augmentation (CIFAR crop+flip) on device")
     train_eval_examples: int = _f(10000, "fixed train subset used for train loss/accuracy each epoch")
+    train_subset: int = _f(0, "train on a fixed, seeded subset of this many training examples (0 = all); "
+                           "with --batch_size equal to it, training is full-batch gradient descent")
     # model
     model: str = _f("mlp", f"model: one of {', '.join(MODELS)}")
     ghost_batch_size: int = _f(0, "BatchNorm statistics over groups of this many examples (0 = whole batch)")
@@ -159,7 +161,7 @@ class Config:
         for flag in ("learning_rate", "warmup_epochs", "weight_decay", "trust_coefficient", "sam_rho",
                      "grad_clip", "sharpness_every", "lanczos_iters", "hutchinson_probes",
                      "eps_subspace_dim", "lbfgs_iters", "ghost_batch_size", "sharpness_examples",
-                     "track_curvature_every", "gradient_tests_every"):
+                     "track_curvature_every", "gradient_tests_every", "train_subset"):
             if getattr(self, flag) < 0:
                 raise ConfigError(flag, f"must not be negative, got {getattr(self, flag)}")
         if self.learning_rate == 0:

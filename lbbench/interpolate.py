@@ -44,7 +44,7 @@ def interpolate_variables(sb, lb, alpha):
 
 def _eval_sets(cfg, train_examples: int):
     """The fixed train subset train.py uses for train metrics, and the full test set, padded."""
-    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=False)
+    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=False).subset(cfg.train_subset)
     return eval_sets(ds, train_examples, jnp.asarray)
 
 

@@ -445,7 +445,7 @@ def run_group(cfgs: list[Config]) -> list[dict]:
     check_group(cfgs)
     cfg = cfgs[0]
     t_start = time.perf_counter()
-    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download)
+    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download).subset(cfg.train_subset)
     parallel.check_batch(cfg, ds.num_train)
     run_dirs = [prepare_run_dir(c) for c in cfgs]
     mesh = parallel.make_mesh()

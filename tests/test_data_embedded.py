@@ -56,3 +56,16 @@ def test_atomic_open_leaves_nothing_on_failure(tmp_path):
     with atomic_open(str(target)) as f:
         f.write("new")
     assert target.read_text() == "new" and os.listdir(tmp_path) == ["result.json"]
+
+
+def test_train_subset_is_fixed_and_keeps_the_test_set():
+    from lbbench.data import load
+
+    ds = load("random", "")
+    a, b = ds.subset(300), ds.subset(300)
+    assert a.num_train == 300 and np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_train, b.y_train)
+    assert np.array_equal(a.x_test, ds.x_test)
+    # the rows are real training rows, each once
+    rows = {tuple(r) for r in ds.x_train.round(6)}
+    assert all(tuple(r) in rows for r in a.x_train.round(6)) and len({tuple(r) for r in a.x_train}) == 300
+    assert ds.subset(0) is ds and ds.subset(10**6) is ds
