@@ -53,6 +53,8 @@ class Config:
     download: bool = _f(True, "download missing real datasets (mnist, cifar...) from their canonical source")
     augment: bool = _f(True, "apply the dataset's standard augmentation (CIFAR crop+flip) on device")
     train_eval_examples: int = _f(10000, "fixed train subset used for train loss/accuracy each epoch")
+    eval_every_steps: int = _f(0, "also evaluate test loss/accuracy every N steps (0 = once an epoch); "
+                               "steps-to-target studies read these points (result.json `evals`)")
     train_subset: int = _f(0, "train on a fixed, seeded subset of this many training examples (0 = all); "
                            "with --batch_size equal to it, training is full-batch gradient descent")
     # model
@@ -161,7 +163,7 @@ class Config:
         for flag in ("learning_rate", "warmup_epochs", "weight_decay", "trust_coefficient", "sam_rho",
                      "grad_clip", "sharpness_every", "lanczos_iters", "hutchinson_probes",
                      "eps_subspace_dim", "lbfgs_iters", "ghost_batch_size", "sharpness_examples",
-                     "track_curvature_every", "gradient_tests_every", "train_subset"):
+                     "track_curvature_every", "gradient_tests_every", "train_subset", "eval_every_steps"):
             if getattr(self, flag) < 0:
                 raise ConfigError(flag, f"must not be negative, got {getattr(self, flag)}")
         if self.learning_rate == 0:

@@ -204,17 +204,19 @@ class Trainer:
             return state, metrics[0]
         return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
 
-    def evaluate(self, state) -> list[dict]:
+    def evaluate(self, state, sets=("train", "test")) -> list[dict]:
         """Train-subset and test loss/accuracy of every trial (one compiled call per set)."""
         cols = {}
-        for name, (_, arrays) in self.eval_sets.items():
+        for name in sets:
+            arrays = self.eval_sets[name][1]
             loss, acc = jax.device_get(self.eval_fns[name](state.params, state.batch_stats, *arrays))
             cols[f"{name}_loss"], cols[f"{name}_accuracy"] = loss, acc
         out = []
         for i in range(self.num_trials):
             rec = {k: float(v[i]) for k, v in cols.items()}
-            rec["generalization_gap"] = rec["train_accuracy"] - rec["test_accuracy"]
-            rec["loss_gap"] = rec["test_loss"] - rec["train_loss"]
+            if "train" in sets and "test" in sets:
+                rec["generalization_gap"] = rec["train_accuracy"] - rec["test_accuracy"]
+                rec["loss_gap"] = rec["test_loss"] - rec["train_loss"]
             out.append(rec)
         return out
 
@@ -284,9 +286,48 @@ class TrialRecord:
         self.cfg, self.run_dir = cfg, run_dir
         self.writer = RunWriter(run_dir, cfg.to_dict())
         self.history: list[dict] = []
+        self.evals: dict[str, list] = {}  # test metrics every cfg.eval_every_steps steps (columns)
         self.status: str | None = None  # None while training; then completed / diverged / failed
         self.extra: dict = {}
         self.train_s = 0.0
+
+
+class Periodic:
+    """A host task run at segment boundaries, at least `every` steps after its previous run."""
+
+    def __init__(self, every: int, fn: Callable):
+        self.every, self.fn, self.last = every, fn, 0
+
+    def __call__(self, state, step: int) -> None:
+        if step - self.last >= self.every:
+            self.last = step
+            self.fn(state, step)
+
+
+def segment_steps(cfg: Config) -> int:
+    """How often the host needs the state inside an epoch: the shortest periodic interval (0 = never)."""
+    return min([n for n in (cfg.eval_every_steps, cfg.track_curvature_every, cfg.gradient_tests_every) if n],
+               default=0)
+
+
+def _step_evaluation(trainer: Trainer, records: list[TrialRecord]) -> Callable:
+    """Test loss/accuracy of every training trial every cfg.eval_every_steps steps (result.json `evals`)."""
+
+    def evaluate(state, step):
+        for r, ev in zip(records, trainer.evaluate(state, sets=("test",))):
+            if r.status is None:
+                for k, v in {"step": step, **ev}.items():
+                    r.evals.setdefault(k, []).append(v)
+                r.writer.scalars(step, {"eval/test_accuracy": ev["test_accuracy"], "eval/test_loss": ev["test_loss"]})
+
+    return evaluate
+
+
+def _periodic_tasks(trainer: Trainer, records: list[TrialRecord]) -> list[Periodic]:
+    cfg, tasks = trainer.cfg, []
+    if cfg.eval_every_steps:
+        tasks.append(Periodic(cfg.eval_every_steps, _step_evaluation(trainer, records)))
+    return tasks
 
 
 def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: Callable):
@@ -297,11 +338,13 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
     """
     cfg = trainer.cfg
     init_params = jax.tree.map(jnp.copy, state.params)
+    tasks = _periodic_tasks(trainer, records)
+    on_segment = (lambda st, step: [task(st, step) for task in tasks]) if tasks else None
     t_train = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         start = (epoch - 1) * trainer.steps_per_epoch
-        state, metrics = trainer.epoch_fn(state, start)
+        state, metrics = trainer.epoch_fn(state, start, on_segment)
         metrics = jax.device_get(metrics)  # the one host round-trip per epoch
         evals = trainer.evaluate(state)
         dist = np.asarray(_distances(state.params, init_params))
@@ -422,7 +465,10 @@ def _write_result(trainer: Trainer, record: TrialRecord, timing: dict) -> None:
     timing = {**timing, "total_s": time.perf_counter() - timing.pop("t_start"), "train_s": record.train_s,
               "examples_per_s": n_examples / record.train_s if record.train_s > 0 else None,
               "steps": len(history) * trainer.steps_per_epoch, "trials_in_program": trainer.num_trials}
-    result = _result(cfg, record.status, history, timing, {"dataset": _dataset_info(trainer.ds), **record.extra})
+    extra = {"dataset": _dataset_info(trainer.ds), **record.extra}
+    if record.evals:
+        extra["evals"] = {k: [finite_or_none(v) for v in vs] if k != "step" else vs for k, vs in record.evals.items()}
+    result = _result(cfg, record.status, history, timing, extra)
     final_step = int(history[-1]["step"]) if history else 0
     record.writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
     if "noise_scale" in record.extra:
@@ -451,7 +497,7 @@ def run_group(cfgs: list[Config]) -> list[dict]:
     mesh = parallel.make_mesh()
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")
-    trainer = Trainer(cfgs, ds, mesh)
+    trainer = Trainer(cfgs, ds, mesh, segment_steps=segment_steps(cfg))
     log(_start_line(cfgs, trainer, ds))
     state = trainer.init_state()
     compile_s = trainer.compile(state)

@@ -130,3 +130,22 @@ def test_epoch_cut_into_segments_equals_one_segment():
     assert [step for seg, step in seen if seg == 3] == [3, 6, 9, 10, 13, 16, 19, 20]
     for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_eval_every_steps_records_test_metrics_between_epochs(tmp_path):
+    cfg = Config(workdir=str(tmp_path), run_name="r", **{**TINY, "eval_every_steps": 5})
+    train.run(cfg)
+    saved = json.loads((tmp_path / "r" / "result.json").read_text())
+    evals, hist = saved["evals"], saved["history"]
+    assert evals["step"] == [5, 10, 15, 20] and hist["step"] == [10, 20]
+    # at an epoch's end the mid-epoch evaluation sees the same state as the epoch's own evaluation
+    assert [evals["test_accuracy"][1], evals["test_accuracy"][3]] == hist["test_accuracy"]
+    assert [evals["test_loss"][1], evals["test_loss"][3]] == pytest.approx(hist["test_loss"], rel=1e-6)
+    assert evals["test_loss"][0] != evals["test_loss"][1]  # step 5 is a different state
+
+
+def test_evals_interval_that_does_not_divide_the_epoch(tmp_path):
+    cfg = Config(workdir=str(tmp_path), run_name="r", **{**TINY, "eval_every_steps": 4})
+    saved = train.run(cfg)
+    # segments of 4 in epochs of 10: boundaries 4, 8, 10, 14, 18, 20; run when >= 4 steps since the last
+    assert saved["evals"]["step"] == [4, 8, 14, 18]
