@@ -28,7 +28,11 @@ import numpy as np
 from lbbench.study import targets
 from lbbench.study.bootstrap import mean_ci
 
-RUN_ONLY = ("seed", "run_name", "workdir")
+# Fields that do not change a trial's training trajectory: its seed, where it is written and what is
+# measured after training. Re-runs of a winner may switch measurements on and stay the same trial.
+RUN_ONLY = ("seed", "run_name", "workdir", "save_params", "sharpness", "sharpness_every", "sharpness_examples",
+            "lanczos_iters", "top_k", "hutchinson_probes", "spectral_density", "sharpness_per_layer",
+            "epsilons", "eps_subspace_dim", "lbfgs_iters")
 
 
 def hparams_key(cfg: dict) -> tuple:
@@ -132,12 +136,13 @@ def answer_rows(results: dict, *, epoch_budget: float | None = None, step_budget
                 row[kind] = {"budget": budget, "best": None}
                 continue
             reruns, biased = rerun_results(trials[key], tuning_seed)
-            ci = mean_ci([score(r) for r in reruns], confidence)
+            values = [score(r) for r in reruns]
+            ci = mean_ci(values, confidence)
             best_run = tuning_run(trials[key], tuning_seed)
             row[kind] = {"budget": budget, "best": best_run[0], "config": {
                 k: best_run[1]["config"].get(k) for k in ("learning_rate", "momentum", "beta2", "weight_decay",
                                                            "warmup_epochs", "lr_scaling", "beta2_scaling")},
-                "accuracy": ci, "selection_only": biased}
+                "accuracy": ci, "values": values, "selection_only": biased}
             if kind == "epochs":
                 row["generalization_gap"] = _mean([(r.get("final") or {}).get("generalization_gap") for r in reruns])
                 row["lambda_max"] = _mean([(r.get("sharpness") or {}).get("lambda_max") for r in reruns])
