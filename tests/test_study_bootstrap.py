@@ -67,3 +67,13 @@ def test_vectorised_overhead_matches_the_scalar_one():
     got = bs._overhead_many(B.astype(float), draws, np.ones_like(draws), 0.2)
     want = [cb.overhead_critical_batch(B, d) or math.inf for d in draws]
     assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_welch_difference_interval_covers_the_true_difference():
+    rng = np.random.default_rng(3)
+    hits = 0
+    for _ in range(1000):
+        d = bs.difference_ci(rng.normal(0.90, 0.01, 3), rng.normal(0.88, 0.03, 4))
+        hits += d["low"] <= 0.02 <= d["high"]
+    assert hits / 1000 >= 0.93
+    assert bs.difference_ci([0.5], [0.4, 0.4])["low"] is None

@@ -93,3 +93,72 @@ def test_overrides_round_trip():
     cfg = base.replace(learning_rate=0.3, batch_size=512, epsilons=(1e-3,), run_name="x", workdir="w")
     o = protocol.overrides_of({"config": cfg.to_dict()}, base)
     assert base.replace(**o).replace(workdir="w") == cfg and "workdir" not in o
+
+
+def run_followups(m, results, fab, quick=False):
+    """What the sweep runner does: call followup until it adds nothing new; returns the rounds."""
+    rounds = 0
+    while True:
+        new = [p for p in m.followup(results, quick) if p["run_name"] not in results]
+        if not new:
+            return rounds
+        names = [p["run_name"] for p in new]
+        assert len(names) == len(set(names))
+        for p in new:
+            results[p["run_name"]] = fab(p)
+        rounds += 1
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_remedies_grid_is_valid(quick):
+    m = load("remedies")
+    pts, base = m.grid(quick), m.base_config(quick)
+    assert len({p["run_name"] for p in pts}) == len(pts)
+    arms = {}
+    for p in pts:
+        cfg = base.replace(**p).validate()
+        assert cfg.epochs == m.epochs(quick) and not cfg.warnings()
+        arms.setdefault(m.arm(cfg.to_dict()), []).append(cfg)
+    large = m.sizes(quick)[1]
+    assert {f"{o}_b{large}" for o in m.OPTIMIZERS} <= set(arms)
+    assert len({len(v) for v in arms.values()}) == 1  # the same budget K for every arm
+    if not quick:
+        assert all(len(v) == 8 for v in arms.values())
+
+
+def test_remedies_transfers_reruns_and_gap_table(tmp_path):
+    m = load("remedies")
+    base = m.base_config(False)
+    # known final accuracies: the reference (adam at 256) 0.93; lars closes the gap, momentum linear transfer fails
+    level = {"momentum_b256": 0.92, "adam_b256": 0.93, "momentum_b8192": 0.85, "nesterov_b8192": 0.86,
+             "adam_b8192": 0.88, "lars_b8192": 0.93, "lamb_b8192": 0.90, "momentum_b8192_linear_transfer": 0.10,
+             "momentum_b8192_sqrt_transfer": 0.80, "adam_b8192_linear_transfer": 0.5,
+             "adam_b8192_sqrt_transfer": 0.84, "adam_b8192_sqrt_halflife_transfer": 0.87,
+             "adam_b8192_linear_halflife_transfer": 0.6}
+    rng = np.random.default_rng(0)
+
+    def fab(p):
+        cfg = base.replace(**p)
+        a = m.arm(cfg.to_dict())
+        t = int(p["run_name"].split("__t")[1].split("__")[0]) if "__t" in p["run_name"] else 0
+        final = level[a] - 0.01 * t + (rng.normal(0, 0.003) if cfg.seed else 0.0)
+        return fabricate(p, base, lambda c: [final / 2] * (c.epochs - 1) + [final])
+
+    results = {p["run_name"]: fab(p) for p in m.grid(False)}
+    assert run_followups(m, results, fab) == 2  # round 1: transfers + seeds of tuned arms; round 2: transfer seeds
+    transfers = {k: r for k, r in results.items() if k.endswith("_transfer")}
+    assert len(transfers) == 6
+    adam_sqrt = transfers["adam_b8192_sqrt_halflife_transfer"]["config"]
+    small_best = results["adam_b256__t0"]["config"]  # trial 0 is each arm's winner
+    assert adam_sqrt["learning_rate"] == small_best["learning_rate"] and adam_sqrt["beta2"] == small_best["beta2"]
+    assert adam_sqrt["beta2_scaling"] == "half_life" and adam_sqrt["lr_scaling"] == "sqrt"
+    assert adam_sqrt["batch_size"] == 8192 and Config.from_dict(adam_sqrt).scaled_beta2 < small_best["beta2"]
+    out = m.analyze(str(tmp_path), results, False)
+    s = out["summary"]
+    assert s["reference"] == "adam_b256" and s["best_large_batch_arm"] == "lars_b8192"
+    assert "lars_b8192" in s["arms_closing_gap"] and "momentum_b8192_linear_transfer" not in s["arms_closing_gap"]
+    gap = out["remedies"]["gap_to_reference"]["momentum_b8192_linear_transfer"]
+    assert gap["diff"] == pytest.approx(0.10 - 0.93, abs=0.02) and gap["high"] < 0
+    md = (tmp_path / "answer.md").read_text()
+    assert "| lars_b8192 | 8 (0 / 0) |" in md and "closes the gap" in md
+    assert (tmp_path / "remedies.png").exists() and (tmp_path / "remedies.json").exists()

@@ -54,6 +54,23 @@ def mean_ci(values, confidence: float = 0.95, method: str = "t", n_resamples: in
     return out
 
 
+def difference_ci(a, b, confidence: float = 0.95) -> dict:
+    """mean(a) − mean(b) with Welch's t interval (unequal variances, Welch–Satterthwaite df)."""
+    a = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=float)
+    b = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=float)
+    out = {"diff": float(a.mean() - b.mean()) if len(a) and len(b) else None, "low": None, "high": None}
+    if len(a) < 2 or len(b) < 2:
+        return out
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        out.update(low=out["diff"], high=out["diff"])
+        return out
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(va + vb)
+    out.update(low=out["diff"] - half, high=out["diff"] + half)
+    return out
+
+
 def _draw(groups: list[np.ndarray], reduce: str, n_resamples: int, rng, inflate: bool) -> np.ndarray:
     """(n_resamples, n_batches) reduced steps per B (inf where a resample never reached the target)."""
     out = np.empty((n_resamples, len(groups)))

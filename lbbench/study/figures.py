@@ -88,6 +88,25 @@ def accuracy_figure(rows: list[dict]) -> Figure:
     return fig
 
 
+def arms_figure(rows: list[dict], reference: str | None = None) -> Figure:
+    """Best-tuned test accuracy (mean, 95 % CI over seeds) per arm at the epoch budget."""
+    rows = [r for r in rows if r.get("epochs") and r["epochs"].get("best")]
+    fig = Figure(figsize=(6.4, 0.9 + 0.35 * max(len(rows), 1)))
+    ax = fig.add_subplot()
+    for i, r in enumerate(rows):
+        a = r["epochs"]["accuracy"]
+        lo = a["mean"] - a["low"] if a["low"] is not None else 0.0
+        hi = a["high"] - a["mean"] if a["high"] is not None else 0.0
+        ax.errorbar([a["mean"]], [i], xerr=[[max(lo, 0.0)], [max(hi, 0.0)]], fmt="o", capsize=3,
+                    color="C1" if r["arm"] == reference else "C0")
+        if r["arm"] == reference:
+            ax.axvline(a["mean"], color="C1", ls="--", lw=0.8)
+    ax.set_yticks(range(len(rows)), [str(r["arm"]) for r in rows], fontsize=7)
+    ax.set_xlabel("best-tuned test accuracy (mean, 95% CI over seeds)")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, path: str) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -117,7 +117,7 @@ def default_space(optimizer: str, beta2: bool | None = None) -> SearchSpace:
     """
     adaptive = optimizer in ("adam", "adamw", "lamb")
     lr = {"adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lamb": (1e-3, 1e-1),
-          "lars": (0.3, 30.0)}.get(optimizer, (1e-2, 1.0))
+          "lars": (0.1, 10.0)}.get(optimizer, (1e-2, 1.0))
     dims = [Dim("learning_rate", *lr, "log"),
             Dim("momentum", 0.5, 0.99, "log1m"),
             Dim("warmup_epochs", 0.0, 0.2, "linear"),
