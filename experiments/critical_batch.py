@@ -39,12 +39,11 @@ trials ≈ 28 min; re-runs (≈ 3 seeds × 10 B, ≈ 1.5 winners per B, + sharpn
 Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds: ≈ 20–30 s.
 """
 
-import json
 import math
 import os
 
 from lbbench.config import Config
-from lbbench.study import answer, bootstrap, critical_batch, figures, protocol
+from lbbench.study import answer, bootstrap, critical_batch, figures, io, protocol
 from lbbench.study.search import default_space
 from lbbench.sweep import env_dataset
 
@@ -118,14 +117,15 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     out["critical_batch_over_seeds"], out["critical_batch_over_trials"] = ci_seeds, ci_trials
     out["coarse_crossings"] = [r["arm"] for r in summary if r["best"] and _first_epoch(results, r, goal) <= 2]
     out["b_simple"] = {r["arm"]: {"final": r["b_simple_final"], "at_target": r["b_simple_at_target"]} for r in summary}
-    with open(os.path.join(sweep_dir, "critical_batch.json"), "w") as f:
-        json.dump(out, f, indent=1, default=str)
-    with open(os.path.join(sweep_dir, "answer.md"), "w") as f:
-        f.write(answer.answer_markdown(rows) + "\n" + critical_batch_markdown(out))
+    io.write_json(os.path.join(sweep_dir, "critical_batch.json"), out)
+    io.write_text(os.path.join(sweep_dir, "answer.md"),
+                  answer.answer_markdown(rows) + "\n" + critical_batch_markdown(out))
     figures.save(figures.steps_figure(summary, ci_seeds, ci_seeds, goal), os.path.join(sweep_dir, "steps_to_target.png"))
     figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
     cb = (ci_seeds or {}).get("b_crit") or {}
-    return {"summary": {"target": goal, "b_crit": cb.get("estimate"), "b_crit_ci": [cb.get("low"), cb.get("high")],
+    identified = bool(ci_seeds and ci_seeds["fit"]["identified"])
+    return {"summary": {"target": goal, "b_crit": cb.get("estimate") if identified else None,
+                        "b_crit_identified": identified, "b_crit_ci": [cb.get("low"), cb.get("high")],
                         "b_overhead_20": ((ci_seeds or {}).get("b_overhead_measured") or {}).get("estimate"),
                         "b_simple_at_target": _mean([v["at_target"] for v in out["b_simple"].values()])},
             "critical_batch": out}
@@ -186,6 +186,5 @@ def _fmt(x):
 
 
 def _ci(d):
-    if d["estimate"] is None:
-        return "—"
-    return f"{d['estimate']:.4g} [{_fmt(d['low'])}, {_fmt(d['high'])}]"
+    high = "unbounded" if d.get("unbounded") else _fmt(d["high"])
+    return f"{_fmt(d['estimate'])} [{_fmt(d['low'])}, {high}]"

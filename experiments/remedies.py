@@ -29,11 +29,10 @@ sharpness) ≈ 9 min: **≈ 18 min** sequential. Quick mode (tiny MLP, 2 epochs,
 1 trial per arm, 2 re-run seeds): ≈ 30–40 s.
 """
 
-import json
 import os
 
 from lbbench.config import Config
-from lbbench.study import answer, bootstrap, figures, protocol
+from lbbench.study import answer, bootstrap, figures, io, protocol
 from lbbench.study.search import default_space
 from lbbench.sweep import env_dataset
 
@@ -116,10 +115,9 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         closes = None if d["low"] is None else bool(d["high"] >= 0)
         gaps[r["arm"]] = {**d, "closes_gap": closes}
     out = {"epoch_budget": epochs(quick), "reference": ref and ref["arm"], "answer": rows, "gap_to_reference": gaps}
-    with open(os.path.join(sweep_dir, "remedies.json"), "w") as f:
-        json.dump(out, f, indent=1, default=str)
-    with open(os.path.join(sweep_dir, "answer.md"), "w") as f:
-        f.write(answer.answer_markdown(rows, arm_name="arm") + "\n" + gap_markdown(out, large))
+    io.write_json(os.path.join(sweep_dir, "remedies.json"), out)
+    io.write_text(os.path.join(sweep_dir, "answer.md"),
+                  answer.answer_markdown(rows, arm_name="arm") + "\n" + gap_markdown(out))
     figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
     best = max(gaps.items(), key=lambda kv: kv[1]["diff"], default=(None, None))
     return {"summary": {"reference": out["reference"], "best_large_batch_arm": best[0],
@@ -128,7 +126,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
             "remedies": out}
 
 
-def gap_markdown(out: dict, large: int) -> str:
+def gap_markdown(out: dict) -> str:
     lines = [f"### Gap to the tuned small-batch reference ({out['reference'] or '—'}), "
              f"{out['epoch_budget']} epochs", "",
              "| arm | test acc − reference [95% CI, Welch] | closes the gap? |", "| --- | --- | --- |"]

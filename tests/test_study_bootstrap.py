@@ -77,3 +77,17 @@ def test_welch_difference_interval_covers_the_true_difference():
         hits += d["low"] <= 0.02 <= d["high"]
     assert hits / 1000 >= 0.93
     assert bs.difference_ci([0.5], [0.4, 0.4])["low"] is None
+
+
+def test_never_crossing_resamples_make_the_interval_unbounded_and_json_strict():
+    import json
+
+    from lbbench.study.io import strict
+
+    groups = {int(b): [1e6 / b] * 3 for b in B}  # perfect scaling: never 20 % over it
+    out = bs.fit_ci(groups, n_resamples=50)
+    m = out["b_overhead_measured"]
+    assert m["estimate"] is None and m["high"] is None and m["unbounded"]
+    assert not out["fit"]["identified"] and out["unidentified_fraction"] == 1.0
+    json.dumps(strict({**out, "x": [math.inf, math.nan, (1, 2)], 3: np.float64(2.5)}), allow_nan=False)
+    assert strict({1: math.inf, "t": (np.int64(2),)}) == {"1": None, "t": [2]}

@@ -22,7 +22,7 @@ def load(name):
 
 
 def fabricate(point, base, curve_fn, **kw):
-    cfg = base.replace(**point)
+    cfg = base.replace(**point).validate()
     r = fake_result(cfg.batch_size, curve_fn(cfg), seed=cfg.seed, lr=cfg.learning_rate, momentum=cfg.momentum,
                     optimizer=cfg.optimizer, **kw)
     r["config"] = cfg.to_dict()

@@ -12,7 +12,8 @@ each batch size, resample that batch size's values (seeds of its best trial, or 
 trials) with replacement, reduce them to one steps-to-target per B (geometric mean over seeds, or
 the minimum over trials = "best trial", as in Shallue et al. 2019), refit S(B) = S_min(1 + B_crit/B)
 (critical_batch.fit_many, vectorised over resamples) and report percentile intervals of B_crit, S_min
-and the 20 %-overhead critical batch. With few values per batch size the plain bootstrap
+and the 20 %-overhead critical batch (order statistics of the resamples, not interpolated, so a
+bound that falls among "never crossed" resamples reads as unbounded). With few values per batch size the plain bootstrap
 underestimates the spread by √((n−1)/n); for the geometric-mean reduction we resample
 deviations from each group's log-mean inflated by √(n/(n−1)) (the variance-corrected bootstrap
 of Efron & Tibshirani §9 / Davison & Hinkley 1997 Eq. 6.9, so the resampled group mean has the
@@ -118,12 +119,18 @@ def fit_ci(groups: dict, reduce: str = "geomean", n_resamples: int = 2000, confi
     b0 = float(b[np.isfinite(point_steps)].min())
     lo, hi = 50 * (1 - confidence), 50 * (1 + confidence)
 
-    def interval(est, samples, log=True):
-        s = np.asarray(samples, dtype=float)
+    def interval(est, samples):
+        """Percentile interval; inf samples (never crossed) are ordered last, and a bound that falls
+        on them is reported as None with "unbounded": True (JSON has no inf)."""
+        s = np.sort(np.asarray(samples, dtype=float))
+        est = est if est is not None and math.isfinite(est) else None
         if not len(s):
-            return {"estimate": est, "low": None, "high": None}
-        q = np.exp(np.percentile(np.log(s), [lo, hi])) if log else np.percentile(s, [lo, hi])
-        return {"estimate": est, "low": float(q[0]), "high": float(q[1])}
+            return {"estimate": est, "low": None, "high": None, "unbounded": False}
+        i_lo = int(math.floor(lo / 100 * (len(s) - 1)))
+        i_hi = int(math.ceil(hi / 100 * (len(s) - 1)))
+        q = [float(s[i_lo]), float(s[i_hi])]
+        return {"estimate": est, "low": q[0] if math.isfinite(q[0]) else None,
+                "high": q[1] if math.isfinite(q[1]) else None, "unbounded": not math.isfinite(q[1])}
 
     return {"b_crit": interval(point.b_crit, np.exp(log_bc)),
             "s_min": interval(point.s_min, np.exp(log_smin)),
