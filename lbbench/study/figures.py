@@ -38,13 +38,16 @@ def steps_figure(summary: list[dict], fit: dict | None = None, ci: dict | None =
         ax.errorbar(b, s, yerr=[lo, hi], fmt="o", color="C0", zorder=3, label="best trial (geo. mean of seeds)")
         grid = np.geomspace(b.min(), b.max(), 200)
         ax.plot(grid, s[0] * b[0] / grid, "--", color="0.4", label="perfect scaling")
-        if fit:
+        if fit and fit["fit"]["identified"]:
             f = fit["fit"]
             ax.plot(grid, f["s_min"] * (1 + f["b_crit"] / grid), color="C1",
                     label=f"fit: S_min={f['s_min']:.3g}, B_crit={f['b_crit']:.3g}")
-    if ci:
+    if ci and not ci["fit"]["identified"]:
+        ax.text(0.02, 0.02, "B_crit not identified: no bend in the measured range", transform=ax.transAxes,
+                fontsize=8, color="C1")
+    elif ci:
         bc = ci["b_crit"]
-        if bc["low"] is not None:
+        if bc["low"] is not None and bc["high"] is not None:
             ax.axvspan(bc["low"], bc["high"], color="C1", alpha=0.12, label="B_crit 95% CI")
         ax.axvline(bc["estimate"], color="C1", lw=0.8)
         b20 = ci["b_overhead_measured"]["estimate"]
