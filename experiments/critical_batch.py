@@ -116,10 +116,12 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         out["regimes"] = critical_batch.regimes(list(reached), list(reached.values()))
     out["critical_batch_over_seeds"], out["critical_batch_over_trials"] = ci_seeds, ci_trials
     out["coarse_crossings"] = [r["arm"] for r in summary if r["best"] and _first_epoch(results, r, goal) <= 2]
+    out["no_effect"] = answer.no_effect(results)
     out["b_simple"] = {r["arm"]: {"final": r["b_simple_final"], "at_target": r["b_simple_at_target"]} for r in summary}
     io.write_json(os.path.join(sweep_dir, "critical_batch.json"), out)
     io.write_text(os.path.join(sweep_dir, "answer.md"),
-                  answer.answer_markdown(rows) + "\n" + critical_batch_markdown(out))
+                  answer.answer_markdown(rows) + "\n" + critical_batch_markdown(out)
+                  + answer.no_effect_markdown(out["no_effect"], results))
     figures.save(figures.steps_figure(summary, ci_seeds, ci_seeds, goal), os.path.join(sweep_dir, "steps_to_target.png"))
     figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
     cb = (ci_seeds or {}).get("b_crit") or {}

@@ -114,10 +114,12 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         d = bootstrap.difference_ci(r["epochs"]["values"], ref["epochs"]["values"])
         closes = None if d["low"] is None else bool(d["high"] >= 0)
         gaps[r["arm"]] = {**d, "closes_gap": closes}
-    out = {"epoch_budget": epochs(quick), "reference": ref and ref["arm"], "answer": rows, "gap_to_reference": gaps}
+    out = {"epoch_budget": epochs(quick), "reference": ref and ref["arm"], "answer": rows, "gap_to_reference": gaps,
+           "no_effect": answer.no_effect(results)}
     io.write_json(os.path.join(sweep_dir, "remedies.json"), out)
     io.write_text(os.path.join(sweep_dir, "answer.md"),
-                  answer.answer_markdown(rows, arm_name="arm") + "\n" + gap_markdown(out))
+                  answer.answer_markdown(rows, arm_name="arm") + "\n" + gap_markdown(out)
+                  + answer.no_effect_markdown(out["no_effect"], results))
     figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
     best = max(gaps.items(), key=lambda kv: kv[1]["diff"], default=(None, None))
     return {"summary": {"reference": out["reference"], "best_large_batch_arm": best[0],

@@ -68,3 +68,14 @@ def test_figures_render(tmp_path):
     figures.save(figures.steps_figure(summ, target=0.7), str(tmp_path / "s.png"))
     figures.save(figures.accuracy_figure(answer.answer_rows(res)), str(tmp_path / "a.png"))
     assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_no_effect_flags_different_settings_with_identical_histories():
+    a = fake_result(1024, [0.3, 0.4], lr=0.1, beta2=0.99, beta2_scaling="none")
+    b = fake_result(1024, [0.3, 0.4], lr=0.1, beta2=0.99, beta2_scaling="half_life")
+    c = fake_result(1024, [0.3, 0.4], lr=0.1, seed=1, beta2=0.99, beta2_scaling="none")  # other seed: fine
+    d = fake_result(1024, [0.3, 0.41], lr=0.2)
+    res = {"a": a, "b": b, "c": c, "d": d}
+    assert answer.no_effect(res) == [("a", "b")]
+    assert "differ in beta2_scaling" in answer.no_effect_markdown(answer.no_effect(res), res)
+    assert answer.no_effect({"a": a, "c": c, "d": d}) == []

@@ -219,3 +219,34 @@ def steps_summary(results: dict, target: float, arm: Callable[[dict], object] = 
                        b_simple_at_target=_mean([targets.b_simple_at(r, h and h["index"]) for r, h in zip(reruns, hits)]))
         out.append(row)
     return out
+
+
+def no_effect(results: dict, fields=("test_accuracy", "train_loss")) -> list[tuple[str, str]]:
+    """Pairs of completed runs with different trials (hparams_key) but bit-identical histories.
+
+    A setting that changes nothing is a bug upstream (e.g. a Config field the optimizer ignores),
+    and it would make a tuned dimension or a remedy look inert; the reports list such pairs."""
+    seen: dict = {}
+    pairs = []
+    for name, r in sorted(results.items()):
+        if not r or r.get("status") != "completed" or not r.get("history"):
+            continue
+        sig = tuple(tuple(r["history"].get(f) or ()) for f in fields) + (r["config"].get("seed"),)
+        key = hparams_key(r["config"])
+        for other, other_key in seen.get(sig, []):
+            if other_key != key:
+                pairs.append((other, name))
+        seen.setdefault(sig, []).append((name, key))
+    return pairs
+
+
+def no_effect_markdown(pairs: list[tuple[str, str]], results: dict) -> str:
+    if not pairs:
+        return ""
+    lines = ["", "**Warning: runs with different settings trained identically** (the differing setting had "
+             "no effect — check that the optimizer reads it):", ""]
+    for a, b in pairs:
+        ca, cb = results[a]["config"], results[b]["config"]
+        diff = sorted(k for k in set(ca) | set(cb) if k not in RUN_ONLY and ca.get(k) != cb.get(k))
+        lines.append(f"- {a} vs {b}: differ in {', '.join(diff)}")
+    return "\n".join(lines) + "\n"
