@@ -34,8 +34,9 @@ accuracy_vs_batch.png into the sweep directory.
 
 **Time on the 2-core CPU** (MLP: ~110k examples/s at B = 32, ~400k at B ≥ 4096 per trial, run one
 at a time): one trial at every B is ~67M examples ≈ 3.5 min with evaluation overhead; K = 8
-trials ≈ 28 min; re-runs (≈ 3 seeds × 10 B, ≈ 1.5 winners per B, + sharpness ≈ 8 s each) ≈ 20 min:
-**≈ 50 min** sequential, less when the runner packs the trials of one B into one vmapped program.
+trials ≈ 28 min; re-runs: 1–3 winners per B (the steps, epoch-budget and step-budget winners
+often coincide) × 3 seeds, ≈ 10–30 min plus sharpness (≈ 8 s a run): **≈ 45–65 min** sequential,
+less when the runner packs the trials of one B into one vmapped program.
 Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds: ≈ 20–30 s.
 """
 
@@ -122,14 +123,16 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     io.write_text(os.path.join(sweep_dir, "answer.md"),
                   answer.answer_markdown(rows) + "\n" + critical_batch_markdown(out)
                   + answer.no_effect_markdown(out["no_effect"], results))
-    figures.save(figures.steps_figure(summary, ci_seeds, ci_seeds, goal), os.path.join(sweep_dir, "steps_to_target.png"))
+    figures.save(figures.steps_figure(summary, ci_seeds, ci_seeds, goal),
+                 os.path.join(sweep_dir, "steps_to_target.png"))
     figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
     cb = (ci_seeds or {}).get("b_crit") or {}
     identified = bool(ci_seeds and ci_seeds["fit"]["identified"])
     return {"summary": {"target": goal, "b_crit": cb.get("estimate") if identified else None,
                         "b_crit_identified": identified, "b_crit_ci": [cb.get("low"), cb.get("high")],
                         "b_overhead_20": ((ci_seeds or {}).get("b_overhead_measured") or {}).get("estimate"),
-                        "b_simple_at_target": _mean([v["at_target"] for v in out["b_simple"].values()])},
+                        "b_simple_at_target": _mean([v["at_target"] for v in out["b_simple"].values()]),
+                        "no_effect_pairs": len(out["no_effect"])},
             "critical_batch": out}
 
 
@@ -156,10 +159,12 @@ def critical_batch_markdown(out: dict) -> str:
                      f"{ci['unidentified_fraction']:.0%} unidentified.")
     bsim = [v["at_target"] for v in out["b_simple"].values() if v["at_target"]]
     if bsim:
-        lines.append(f"- Gradient noise scale B_simple at the target, mean over batch sizes: {sum(bsim) / len(bsim):.4g} "
-                     "(McCandlish et al.'s proxy for B_crit; Merrill et al. 2025 question it).")
+        lines.append(f"- Gradient noise scale B_simple at the target, mean over batch sizes: "
+                     f"{sum(bsim) / len(bsim):.4g} (McCandlish et al.'s proxy for B_crit; Merrill et al. 2025 "
+                     "question whether it predicts the measured one).")
     for r in out.get("regimes", []):
-        lines.append(f"- {r['from']} → {r['to']}: {r['regime']} (×{r['speedup_per_doubling']:.2f} fewer steps per doubling)")
+        lines.append(f"- {r['from']} → {r['to']}: {r['regime']} "
+                     f"(×{r['speedup_per_doubling']:.2f} fewer steps per doubling)")
     if out["coarse_crossings"]:
         lines.append(f"- Coarse: B = {out['coarse_crossings']} reach the target within 2 epochs, so their steps are "
                      "quantised to whole epochs (≥ 50 % resolution).")

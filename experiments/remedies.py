@@ -64,8 +64,9 @@ def arm(cfg: dict) -> str:
 
 def _tuned(opt: str, b: int, quick: bool) -> list[dict]:
     e = epochs(quick)
-    return [{**t, "optimizer": opt, "batch_size": b, "epochs": e, "seed": 0, "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"}
-            for i, t in enumerate(default_space(opt).trials(1 if quick else K, seed=SEARCH_SEED, epochs=e))]
+    trials = default_space(opt).trials(1 if quick else K, seed=SEARCH_SEED, epochs=e)
+    return [{**t, "optimizer": opt, "batch_size": b, "epochs": e, "seed": 0,
+             "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"} for i, t in enumerate(trials)]
 
 
 def grid(quick: bool) -> list[dict]:

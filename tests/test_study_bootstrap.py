@@ -50,7 +50,8 @@ def test_fit_ci_point_estimates_and_never_reached_values():
     groups[32] = [None, None, None]  # never reached at B = 32: that batch size drops out
     out = bs.fit_ci(groups, n_resamples=50)
     assert out["b_crit"]["estimate"] == pytest.approx(1000, rel=1e-4)
-    assert out["b_crit"]["low"] == pytest.approx(1000, rel=1e-2) and out["b_crit"]["high"] == pytest.approx(1000, rel=1e-2)
+    assert out["b_crit"]["low"] == pytest.approx(1000, rel=1e-2)
+    assert out["b_crit"]["high"] == pytest.approx(1000, rel=1e-2)
     f = cb.Fit(4000, 1000, 0, 9, True)
     assert out["b_overhead_fit"]["estimate"] == pytest.approx(cb.overhead_critical_batch_from_fit(f, 64), rel=1e-4)
     # best of trials: the minimum per batch size is what gets fitted

@@ -9,5 +9,8 @@ finished runs (result.json dicts) into that comparison. No training happens here
     targets         steps/examples to a target accuracy; best accuracy within an epoch or step budget
     critical_batch  S(B) = S_min (1 + B_crit / B) fit, the 20 %-overhead critical batch, regimes
     bootstrap       confidence intervals over seeds and over trials
-    answer          the "does accuracy degrade with larger batches?" table and the figures
+    answer          the "does accuracy degrade with larger batches?" table; best-trial selection
+    protocol        follow-ups: re-run each arm's winners with fresh seeds
+    figures         steps vs B (log-log, fit, B_crit ± CI, B_simple), accuracy vs B, arms
+    io              strict-JSON and text outputs, written atomically
 """

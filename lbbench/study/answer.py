@@ -198,25 +198,22 @@ def steps_summary(results: dict, target: float, arm: Callable[[dict], object] = 
     the higher best accuracy), its re-runs' steps, and B_simple (final and at the crossing)."""
     out = []
     for a, trials in sorted(group(results, arm).items(), key=_arm_order):
-        tuning_steps = {tuning_run(runs, tuning_seed)[0]: targets.steps_to_target(tuning_run(runs, tuning_seed)[1], target)
-                        for runs in trials.values()}
-
-        def score(r):
-            s = targets.steps_to_target(r, target)
-            return None if s is None else -s + 1e-6 * (targets.best_within(r, epochs=math.inf) or 0)
-
-        key = best_trial(trials, score, tuning_seed)
+        tuning = [tuning_run(runs, tuning_seed) for runs in trials.values()]
+        tuning_steps = {name: targets.steps_to_target(r, target) for name, r in tuning}
+        key = best_trial(trials, targets.steps_score(target), tuning_seed)
         row = {"arm": a, "tuning_steps": tuning_steps, "best": None, "seed_steps": [], "selection_only": None,
                "b_simple_final": None, "b_simple_at_target": None}
         if key is not None:
             reruns, biased = rerun_results(trials[key], tuning_seed)
             hits = [targets.first_crossing(r, target) for r in reruns]
-            row.update(best=tuning_run(trials[key], tuning_seed)[0], selection_only=biased,
+            best_name, best = tuning_run(trials[key], tuning_seed)
+            row.update(best=best_name, selection_only=biased,
                        seed_steps=[None if h is None else h["step"] for h in hits],
-                       best_config={k: tuning_run(trials[key], tuning_seed)[1]["config"].get(k)
-                                    for k in ("learning_rate", "momentum", "weight_decay", "warmup_epochs", "epochs")},
+                       best_config={k: best["config"].get(k) for k in
+                                    ("learning_rate", "momentum", "weight_decay", "warmup_epochs", "epochs")},
                        b_simple_final=_mean([(r.get("noise_scale") or {}).get("b_simple") for r in reruns]),
-                       b_simple_at_target=_mean([targets.b_simple_at(r, h and h["index"]) for r, h in zip(reruns, hits)]))
+                       b_simple_at_target=_mean([targets.b_simple_at(r, h and h["index"])
+                                                 for r, h in zip(reruns, hits)]))
         out.append(row)
     return out
 

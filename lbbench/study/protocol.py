@@ -11,7 +11,6 @@ mean and CI exclude the selection run (Shallue et al. 2019 §3.4: the best trial
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from lbbench.config import Config
@@ -35,8 +34,7 @@ def winners(results: dict, arm: Callable[[dict], object], *, target: float | Non
     for a, trials in answer.group(results, arm).items():
         scores = []
         if target is not None:
-            scores.append(lambda r: None if targets.steps_to_target(r, target) is None
-                          else -targets.steps_to_target(r, target) + 1e-6 * (targets.best_within(r, epochs=math.inf) or 0))
+            scores.append(targets.steps_score(target))
         if epoch_budget is not None:
             scores.append(lambda r: targets.best_within(r, epochs=epoch_budget))
         if step_budget is not None:

@@ -47,6 +47,15 @@ def steps_to_target(result: dict | None, target: float, metric: str = "test_accu
     return None if hit is None else hit["step"]
 
 
+def steps_score(target: float, metric: str = "test_accuracy"):
+    """A higher-is-better trial score for selection: −(steps to target), ties broken by the higher
+    best accuracy (1e-6 weight: never outweighs a single step); None if the target is never reached."""
+    def score(result):
+        s = steps_to_target(result, target, metric)
+        return None if s is None else -s + 1e-6 * (best_within(result, epochs=math.inf, metric=metric) or 0)
+    return score
+
+
 def examples_to_target(result: dict | None, target: float, metric: str = "test_accuracy") -> int | None:
     hit = first_crossing(result, target, metric)
     return None if hit is None else hit["examples"]
