@@ -37,7 +37,8 @@ at a time): one trial at every B is ~67M examples ≈ 3.5 min with evaluation ov
 trials ≈ 28 min; re-runs: 1–3 winners per B (the steps, epoch-budget and step-budget winners
 often coincide) × 3 seeds, ≈ 10–30 min plus sharpness (≈ 8 s a run): **≈ 45–65 min** sequential,
 less when the runner packs the trials of one B into one vmapped program.
-Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds: ≈ 20–30 s.
+Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds (8 runs): ≈ 50 s on
+this CPU, most of it compiles (measured with other jobs running).
 """
 
 import math

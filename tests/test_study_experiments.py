@@ -162,3 +162,18 @@ def test_remedies_transfers_reruns_and_gap_table(tmp_path):
     md = (tmp_path / "answer.md").read_text()
     assert "| lars_b8192 | 8 (0 / 0) |" in md and "closes the gap" in md
     assert (tmp_path / "remedies.png").exists() and (tmp_path / "remedies.json").exists()
+
+
+@pytest.mark.parametrize("name", ["critical_batch", "remedies"])
+def test_quick_mode_followups_terminate_and_analyze_writes_its_files(name, tmp_path):
+    m = load(name)
+    base = m.base_config(True)
+
+    def fab(p):
+        lr = base.replace(**p).learning_rate
+        return fabricate(p, base, lambda c: [min(0.9, 0.1 + lr * (e + 1)) for e in range(c.epochs)])
+
+    results = {p["run_name"]: fab(p) for p in m.grid(True)}
+    assert 1 <= run_followups(m, results, fab, quick=True) <= 2
+    out = m.analyze(str(tmp_path), results, True)
+    assert "summary" in out and (tmp_path / "answer.md").exists() and list(tmp_path.glob("*.png"))
