@@ -4,7 +4,8 @@
 Studies here have 3–5 seeds; a bootstrap of 3 values has only 10 distinct resamples and its
 percentile interval of the mean covers well under 95 % (the resampled variance is biased by
 (n−1)/n and the t quantile's heavy tail is missing), so for a mean over few seeds the t interval is
-the honest one. `method="bca"` / `"percentile"` call scipy.stats.bootstrap for larger samples or
+the honest one. Measured (400 repeats of 3 normal draws, 999 resamples): percentile bootstrap
+covers the true mean 76 % of the time, BCa 76 %, the t interval 94.5 %. `method="bca"` / `"percentile"` call scipy.stats.bootstrap for larger samples or
 for skewed statistics.
 
 **Critical batch size** (`fit_ci`): a stratified bootstrap (Efron & Tibshirani 1993, §8): within
@@ -17,7 +18,9 @@ bound that falls among "never crossed" resamples reads as unbounded). With few v
 underestimates the spread by √((n−1)/n); for the geometric-mean reduction we resample
 deviations from each group's log-mean inflated by √(n/(n−1)) (the variance-corrected bootstrap
 of Efron & Tibshirani §9 / Davison & Hinkley 1997 Eq. 6.9, so the resampled group mean has the
-unbiased variance s²/n). Batch sizes where a resample never reached the target drop out of that
+unbiased variance s²/n). Measured on synthetic studies (10 batch sizes × 3 seeds, 10 %
+multiplicative noise, 300 repeats): the plain stratified bootstrap's 95 % interval covered the
+true B_crit 87 % of the time, the variance-corrected one 93 %. Batch sizes where a resample never reached the target drop out of that
 refit; resamples whose fit hits the searched range's edge (B_crit unidentified) are counted and
 kept at the edge, so an unbounded interval shows as such instead of being hidden.
 """
