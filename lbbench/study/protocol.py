@@ -1,0 +1,58 @@
+"""The tuning protocol as sweep follow-ups: after the K trials per arm, re-run each arm's winners.
+
+An experiment's `followup(results, quick)` returns grid points derived from finished results; the
+sweep runner calls it until it returns nothing new. Winners are chosen on the tuning seed only
+(answer.best_trial): per arm, the trial with the fewest steps to the target (if a target is
+given), the best test accuracy within the epoch budget and within the step budget. Each winner is
+re-run with fresh seeds (1 … S), with the same overrides as the winning run, so that the reported
+mean and CI exclude the selection run (Shallue et al. 2019 §3.4: the best trial's
+"performance on held-out seeds").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lbbench.config import Config
+from lbbench.study import answer, targets
+
+SEP = "__"
+
+
+def overrides_of(result: dict, base: Config) -> dict:
+    """The Config overrides that turn `base` into this result's config (workdir excluded)."""
+    want = Config.from_dict(result["config"]).to_dict()
+    have = base.to_dict()
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in want.items()
+            if k != "workdir" and v != have.get(k)}
+
+
+def winners(results: dict, arm: Callable[[dict], object], *, target: float | None = None,
+            epoch_budget: float | None = None, step_budget: int | None = None, tuning_seed: int = 0) -> dict:
+    """{arm: set of winning run names} by steps-to-target and by the best accuracy in each budget."""
+    out: dict = {}
+    for a, trials in answer.group(results, arm).items():
+        scores = []
+        if target is not None:
+            scores.append(targets.steps_score(target))
+        if epoch_budget is not None:
+            scores.append(lambda r: targets.best_within(r, epochs=epoch_budget))
+        if step_budget is not None:
+            scores.append(lambda r: targets.best_within(r, steps=step_budget))
+        names = set()
+        for score in scores:
+            key = answer.best_trial(trials, score, tuning_seed)
+            if key is not None:
+                names.add(answer.tuning_run(trials[key], tuning_seed)[0])
+        out[a] = names
+    return out
+
+
+def rerun_points(results: dict, names, base: Config, seeds, extra: dict | None = None) -> list[dict]:
+    """Grid points re-running each named run with each seed: run_name '<name>__s<seed>'."""
+    points = []
+    for name in sorted(names):
+        o = overrides_of(results[name], base)
+        for s in seeds:
+            points.append({**o, **(extra or {}), "seed": s, "run_name": f"{name}{SEP}s{s}"})
+    return points

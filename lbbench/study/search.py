@@ -1,0 +1,127 @@
+"""A declared hyperparameter search space and quasi-random trials drawn from it.
+
+Shallue et al. 2019 (§3.5, App. D) tune every batch size with the same number of trials drawn by
+quasi-random search over a fixed space: a low-discrepancy sequence covers the space more evenly
+than i.i.d. draws at the same budget, and unlike a grid every trial has a distinct value in every
+dimension. We use scipy.stats.qmc (scrambled Sobol by default, or Halton), seeded, so a study is
+reproducible from (space, n, seed).
+
+Each dimension maps the unit interval u ∈ [0, 1) onto a value:
+
+    log        value = exp(log lo + u (log hi − log lo))            learning rate, weight decay
+    log1m      1 − value is log-uniform in [1 − hi, 1 − lo]         momentum, β2 (Shallue: log(1 − m))
+    linear     value = lo + u (hi − lo)                             warmup fraction
+    log_or_zero  u < zero_fraction → 0, else log-uniform on the rest (weight decay "off or log")
+
+`trials()` returns Config override dicts (fields learning_rate, momentum, beta2, weight_decay,
+warmup_epochs of lbbench.config.Config); the warmup dimension is a *fraction* of the run's epochs,
+converted with the epochs of the batch size being tuned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+from scipy.stats import qmc
+
+SCALES = ("log", "log1m", "linear", "log_or_zero")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dim:
+    """One search dimension: the Config field it sets, its range and how u ∈ [0,1) maps onto it."""
+
+    field: str
+    low: float
+    high: float
+    scale: str = "log"
+    zero_fraction: float = 0.0  # log_or_zero only: share of the unit interval that means 0
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"{self.field}: unknown scale {self.scale!r}; choose one of {SCALES}")
+        if not self.low < self.high:
+            raise ValueError(f"{self.field}: need low < high, got [{self.low}, {self.high}]")
+        if self.scale in ("log", "log_or_zero") and self.low <= 0:
+            raise ValueError(f"{self.field}: a log dimension needs low > 0")
+        if self.scale == "log1m" and not 0 <= self.low < self.high < 1:
+            raise ValueError(f"{self.field}: a log(1 - x) dimension needs 0 <= low < high < 1")
+        if not 0 <= self.zero_fraction < 1:
+            raise ValueError(f"{self.field}: zero_fraction must be in [0, 1)")
+
+    def value(self, u: float) -> float:
+        u = float(np.clip(u, 0.0, 1.0))
+        if self.scale == "linear":
+            return self.low + u * (self.high - self.low)
+        if self.scale == "log":
+            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        if self.scale == "log1m":  # u = 0 -> 1 - low is largest -> value = low
+            a, b = math.log(1 - self.low), math.log(1 - self.high)
+            return 1 - math.exp(a + u * (b - a))
+        if u < self.zero_fraction:
+            return 0.0
+        v = (u - self.zero_fraction) / (1 - self.zero_fraction)
+        return math.exp(math.log(self.low) + v * (math.log(self.high) - math.log(self.low)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """An ordered set of dimensions. `warmup_epochs` is searched as a fraction of the run's epochs."""
+
+    dims: tuple[Dim, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(d.field for d in self.dims)
+
+    def unit_points(self, n: int, seed: int, method: str = "sobol") -> np.ndarray:
+        """n × d low-discrepancy points in [0, 1)^d (scrambled, seeded)."""
+        if n < 1:
+            raise ValueError("need at least one trial")
+        d = len(self.dims)
+        if method == "sobol":
+            sampler = qmc.Sobol(d, scramble=True, seed=seed)
+            with warnings.catch_warnings():  # Sobol's balance is exact for n = 2^m; other n are still fine
+                warnings.simplefilter("ignore", UserWarning)
+                return sampler.random(n)
+        if method == "halton":
+            return qmc.Halton(d, scramble=True, seed=seed).random(n)
+        raise ValueError(f"unknown method {method!r}; choose sobol or halton")
+
+    def trials(self, n: int, seed: int = 0, epochs: float | None = None, method: str = "sobol") -> list[dict]:
+        """n Config override dicts. `epochs` converts the warmup fraction into warmup_epochs."""
+        out = []
+        for row in self.unit_points(n, seed, method):
+            point = {}
+            for d, u in zip(self.dims, row):
+                v = d.value(u)
+                if d.field == "warmup_epochs":
+                    if epochs is None:
+                        raise ValueError("the space searches warmup as a fraction of epochs: pass epochs")
+                    v *= epochs
+                point[d.field] = v
+            out.append(point)
+        return out
+
+
+def default_space(optimizer: str, beta2: bool | None = None) -> SearchSpace:
+    """The space lbbench tunes each optimizer over (ranges follow Shallue et al. App. D / Nado et al.).
+
+    Learning rate is the *base* rate at Config.base_batch_size; experiments that search it per batch
+    size combine it with lr_scaling="sqrt", which centres the space at every B (the optimum moves
+    with B; Shallue Fig. 8). momentum is β1 for adam/lamb. β2 is searched for adam-family optimizers
+    (log(1 − β2) ∈ [1e-3, 1e-1]) unless beta2=False.
+    """
+    adaptive = optimizer in ("adam", "adamw", "lamb")
+    lr = {"adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lamb": (1e-3, 1e-1),
+          "lars": (0.1, 10.0)}.get(optimizer, (1e-2, 1.0))
+    dims = [Dim("learning_rate", *lr, "log"),
+            Dim("momentum", 0.5, 0.99, "log1m"),
+            Dim("warmup_epochs", 0.0, 0.2, "linear"),
+            Dim("weight_decay", 1e-6, 1e-3, "log_or_zero", zero_fraction=0.25)]
+    if beta2 if beta2 is not None else adaptive:
+        dims.append(Dim("beta2", 0.9, 0.999, "log1m"))
+    return SearchSpace(tuple(dims))

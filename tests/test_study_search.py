@@ -1,0 +1,57 @@
+"""Quasi-random search: reproducible, low discrepancy, stratified marginals, valid Config overrides."""
+
+import numpy as np
+import pytest
+from scipy.stats import qmc
+
+from lbbench.config import Config
+from lbbench.study.search import Dim, SearchSpace, default_space
+
+
+def test_same_seed_same_trials_other_seed_differs():
+    space = default_space("adam")
+    a = space.trials(8, seed=3, epochs=10)
+    assert a == space.trials(8, seed=3, epochs=10)
+    assert a != space.trials(8, seed=4, epochs=10)
+
+
+@pytest.mark.parametrize("method", ["sobol", "halton"])
+def test_fills_the_space_better_than_iid(method):
+    space = default_space("adam")  # 5 dimensions
+    n = 64
+    u = space.unit_points(n, seed=0, method=method)
+    rng = np.random.default_rng(0)
+    iid = [qmc.discrepancy(rng.random((n, u.shape[1]))) for _ in range(50)]
+    assert qmc.discrepancy(u) < 0.5 * np.median(iid)
+
+
+def test_every_marginal_is_stratified():
+    # scrambled Sobol with n = 2^m puts exactly one point in each of the n equal bins of every axis
+    u = default_space("momentum").unit_points(16, seed=1)
+    for j in range(u.shape[1]):
+        counts = np.bincount((u[:, j] * 16).astype(int), minlength=16)
+        assert (counts == 1).all()
+
+
+def test_scales_map_the_unit_interval_onto_the_declared_ranges():
+    assert Dim("lr", 1e-3, 1e-1, "log").value(0.5) == pytest.approx(1e-2)
+    m = Dim("momentum", 0.9, 0.999, "log1m")
+    assert m.value(0.0) == pytest.approx(0.9) and m.value(1.0) == pytest.approx(0.999)
+    assert m.value(0.5) == pytest.approx(0.99)  # 1 - m = 1e-2, the geometric middle of [1e-3, 1e-1]
+    wd = Dim("wd", 1e-6, 1e-2, "log_or_zero", zero_fraction=0.25)
+    assert wd.value(0.2) == 0.0 and wd.value(0.25) == pytest.approx(1e-6) and wd.value(1.0) == pytest.approx(1e-2)
+    assert Dim("w", 0.0, 0.2, "linear").value(0.5) == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        Dim("lr", 0.0, 1.0, "log")
+
+
+def test_trials_are_valid_config_overrides_within_range():
+    space = default_space("adam")
+    for t in space.trials(32, seed=0, epochs=20):
+        cfg = Config(optimizer="adam", epochs=20).replace(**t).validate()
+        assert 1e-4 <= cfg.learning_rate <= 3e-2 and 0.5 <= cfg.momentum <= 0.99
+        assert 0.9 <= cfg.beta2 <= 0.999 and 0 <= cfg.warmup_epochs <= 4.0
+        assert cfg.weight_decay == 0 or 1e-6 <= cfg.weight_decay <= 1e-3
+    assert "beta2" not in default_space("momentum").fields
+    with pytest.raises(ValueError):
+        SearchSpace((Dim("warmup_epochs", 0, 0.2, "linear"),)).trials(2)  # fraction needs epochs
