@@ -21,8 +21,10 @@ answer table's budgets are the ones every run covers: 10 epochs and ~2000 steps.
 
 **Target.** Test accuracy TARGET = 0.85 on MNIST-1D (the MLP tops out near 0.93–0.95). It is high
 enough that the smallest batches need several epochs: evaluation is once per epoch, so a target
-reached in the first epoch would give "one epoch" at every small B and fake perfect scaling.
-`analyze` flags batch sizes whose crossing is at epoch ≤ 2 (steps resolution ≥ 50 %).
+reached in the first epoch would give "one epoch" at every small B and fake perfect scaling. Batch
+sizes with ≥ 32 steps an epoch also evaluate the test set 8 times an epoch (`--eval_every_steps`),
+so their crossing is resolved to 1/8 epoch. `analyze` flags batch sizes whose crossing is at
+epoch ≤ 2.
 
 **Analysis** (lbbench.study): S(B) = S_min(1 + B_crit/B) fitted in log space to the geometric
 mean over re-run seeds of the best trial's steps; stratified bootstrap CI over seeds, and a second
@@ -54,6 +56,7 @@ TARGET = {"mnist1d": 0.85, "mnist": 0.98, "fashion_mnist": 0.88, "cifar10": 0.75
 QUICK_TARGET = 0.15
 TRAIN_SIZE = {"mnist1d": 60000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 E_MIN, T_MIN = 10, 2000
+EVALS_PER_EPOCH = 8
 K, SEEDS, SEARCH_SEED = 8, (1, 2, 3), 0
 
 
@@ -66,6 +69,13 @@ def epochs(b: int, quick: bool) -> int:
         return 2
     steps_per_epoch = TRAIN_SIZE.get(env_dataset(), 60000) // b
     return max(E_MIN, math.ceil(T_MIN / steps_per_epoch))
+
+
+def eval_every(b: int, quick: bool) -> int:
+    """Test evaluations between epochs for small batches (EVALS_PER_EPOCH an epoch), so steps to
+    target are resolved to 1/EVALS_PER_EPOCH of an epoch, not a whole one (0 = once an epoch)."""
+    steps_per_epoch = TRAIN_SIZE.get(env_dataset(), 60000) // b
+    return 0 if quick or steps_per_epoch < 4 * EVALS_PER_EPOCH else steps_per_epoch // EVALS_PER_EPOCH
 
 
 def target(quick: bool) -> float:
@@ -83,7 +93,8 @@ def grid(quick: bool) -> list[dict]:
     for b in batches(quick):
         e = epochs(b, quick)
         for i, t in enumerate(space.trials(2 if quick else K, seed=SEARCH_SEED, epochs=e)):
-            points.append({**t, "batch_size": b, "epochs": e, "seed": 0, "run_name": f"b{b}{protocol.SEP}t{i}"})
+            points.append({**t, "batch_size": b, "epochs": e, "seed": 0, "eval_every_steps": eval_every(b, quick),
+                           "run_name": f"b{b}{protocol.SEP}t{i}"})
     return points
 
 

@@ -47,3 +47,18 @@ def test_b_simple_at_the_crossing():
     r = run([0.1, 0.8, 0.9], noise=[100.0, 250.0, None])
     assert targets.b_simple_at(r, targets.first_crossing(r, 0.5)["index"]) == 250.0
     assert targets.b_simple_at(r, 2) is None and targets.b_simple_at(r, None) is None
+
+
+def test_mid_epoch_evaluations_refine_the_first_crossing():
+    from lbbench.study.targets import first_crossing
+
+    result = {"status": "completed", "config": {"batch_size": 32},
+              "history": {"step": [100, 200], "epoch": [1, 2], "test_accuracy": [0.5, 0.9],
+                          "noise_b_simple": [10.0, 20.0]},
+              "evals": {"step": [25, 50, 75, 125, 150, 175], "test_accuracy": [0.1, 0.2, 0.3, 0.6, 0.85, 0.95]}}
+    hit = first_crossing(result, 0.8)
+    assert (hit["step"], hit["epoch"], hit["examples"], hit["index"]) == (150, 1.5, 4800, 1)
+    assert first_crossing(result, 0.5)["step"] == 100  # the epoch's own evaluation, not a later mid-epoch one
+    assert first_crossing(result, 0.92)["step"] == 175
+    del result["evals"]
+    assert first_crossing(result, 0.8)["step"] == 200

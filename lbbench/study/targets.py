@@ -1,9 +1,10 @@
 """Steps to a target accuracy, and the best accuracy within a fixed budget, from one run's history.
 
 Shallue et al. 2019 (§3.2) measure "steps to result": the first training step at which the
-validation metric reaches a target. lbbench evaluates once per epoch, so the first crossing is the
-first *recorded* evaluation with test_accuracy ≥ target (no interpolation between evaluations:
-the step is a recorded fact, resolution one epoch = floor(N / B) steps). Examples to target is
+validation metric reaches a target. The first crossing is the first *recorded* evaluation with
+test_accuracy ≥ target (no interpolation between evaluations: the step is a recorded fact). Runs
+evaluate once per epoch (result.json `history`) and, with --eval_every_steps, also between epochs
+(result.json `evals`); both are used, so the resolution is the finer of the two. Examples to target is
 steps × batch size (McCandlish et al. 2018's E).
 
 Only completed runs count: a diverged or failed run reaches nothing (None), and a None entry in
@@ -20,11 +21,26 @@ def _ok(result: dict | None) -> bool:
 
 
 def _rows(result: dict, metric: str):
+    """(history index or None, step, epoch, value) of every finite evaluation, in step order.
+
+    Mid-epoch evaluations (`evals`) carry a fractional epoch (step / steps per epoch) and the index
+    of the epoch they fall in (whose end-of-epoch B_simple they report); at an epoch's end both
+    records exist and the history row is kept.
+    """
     h = result["history"]
+    rows = {}
+    evals = result.get("evals") or {}
+    if metric in evals and h.get("step") and h.get("epoch"):
+        steps_per_epoch = h["step"][0] / h["epoch"][0]
+        for step, value in zip(evals["step"], evals[metric]):
+            if step is not None and value is not None and math.isfinite(value):
+                epoch_index = next((i for i, s in enumerate(h["step"]) if s is not None and s >= step), None)
+                rows[int(step)] = (epoch_index, int(step), step / steps_per_epoch, float(value))
     for i, (step, epoch, value) in enumerate(zip(h["step"], h["epoch"], h[metric])):
         if step is None or value is None or not math.isfinite(value):
             continue
-        yield i, int(step), epoch, float(value)
+        rows[int(step)] = (i, int(step), epoch, float(value))
+    yield from (rows[s] for s in sorted(rows))
 
 
 def first_crossing(result: dict | None, target: float, metric: str = "test_accuracy",
