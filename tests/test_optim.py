@@ -87,3 +87,19 @@ def test_sam_step_moves_and_uses_grad_fn():
     expected = jax.tree.map(lambda w, gi: -0.1 * 2 * (w + 0.05 * gi / gnorm), PARAMS, g)
     for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("beta2, scaling, batch", [(0.9, "none", 256), (0.999, "half_life", 2048)])
+def test_beta2_reaches_adam(beta2, scaling, batch):
+    """Three steps equal optax.adam with β2' = β2^(B/B_base) under half-life scaling (Marek et al. 2025)."""
+    cfg = Config(optimizer="adam", learning_rate=0.01, beta2=beta2, beta2_scaling=scaling, batch_size=batch)
+    expected_b2 = beta2 ** (batch / 256) if scaling == "half_life" else beta2
+    assert cfg.scaled_beta2 == pytest.approx(expected_b2)
+    ours, ref = make_optimizer(cfg), optax.adam(0.01, b1=0.9, b2=expected_b2)
+    s_ours, s_ref = ours.init(PARAMS), ref.init(PARAMS)
+    for k in range(3):
+        g = jax.tree.map(lambda x: x * (1.0 + k) ** 2, GRADS)
+        u_ours, s_ours = ours.update(g, s_ours, PARAMS)
+        u_ref, s_ref = ref.update(g, s_ref, PARAMS)
+        for a, b in zip(jax.tree.leaves(u_ours), jax.tree.leaves(u_ref)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
