@@ -16,12 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench import noise_scale, parallel, schedules, steps
+from lbbench import noise_scale, parallel, preflight, run_folder, schedules, steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
 from lbbench.optim import make_optimizer
 from lbbench.run_info import environment, measure_sharpness
-from lbbench.writer import RunWriter, atomic_write_bytes, atomic_write_json, finite_or_none
+from lbbench.writer import RunWriter, finite_or_none
 
 EVAL_CHUNK = 1000
 SUBSET_SEED = 20170315  # fixed: every run reports train metrics on the same train subset
@@ -36,17 +36,9 @@ def log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def prepare_run_dir(cfg: Config) -> str:
-    run_dir = os.path.join(cfg.workdir, cfg.run_name or cfg.default_run_name())
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, ".write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError("workdir", f"cannot write to {run_dir}: {e.strerror or e}") from e
-    return run_dir
+def prepare_run_dir(cfg: Config) -> run_folder.RunFolder:
+    """Lock and open the run's folder (exit-2 ConfigError if it already holds a run; see run_folder)."""
+    return run_folder.RunFolder.open(cfg)
 
 
 def _padded(x: np.ndarray, y: np.ndarray, chunk: int):
@@ -208,25 +200,21 @@ def _train_loop(cfg, trainer, state, writer, key, history):
     return state
 
 
-def save_variables(run_dir: str, state) -> str:
-    """Final parameters and BatchNorm statistics as flax msgpack, written atomically."""
-    path = os.path.join(run_dir, "params.msgpack")
+def save_variables(folder: run_folder.RunFolder, state) -> str:
+    """Final parameters and BatchNorm statistics as flax msgpack, written atomically into the run."""
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(variables)))
-    return path
+    return folder.save_params(flax.serialization.to_bytes(jax.device_get(variables)))
 
 
 def load_run(run_dir: str):
-    """Load a finished run back: (Config, model, variables) — `model.apply(variables, x, train=False)`."""
-    import json
+    """Load a completed run back: (Config, model, variables) — `model.apply(variables, x, train=False)`.
 
-    with open(os.path.join(run_dir, "result.json")) as f:
-        result = json.load(f)
-    cfg = Config.from_dict(result["config"])
-    model = build_model(cfg.model, result["dataset"]["num_classes"], cfg.ghost_batch_size)
-    with open(os.path.join(run_dir, "params.msgpack"), "rb") as f:
-        variables = flax.serialization.msgpack_restore(f.read())
-    return cfg, model, variables
+    Raises run_folder.RunLoadError saying what is wrong if the run did not complete, has no
+    parameters, or its parameters are not the ones its result.json was written with.
+    """
+    from lbbench import run_load
+
+    return run_load.load_run(run_dir)
 
 
 def _history_columns(history: list[dict]) -> dict:
@@ -253,13 +241,23 @@ def run(cfg: Config) -> dict:
     """Train `cfg` end to end; always writes result.json (completed, diverged or failed)."""
     cfg = cfg.validate()
     t_start = time.perf_counter()
+    preflight.check_data_paths(cfg)
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download)
     parallel.check_batch(cfg, ds.num_train)
-    run_dir = prepare_run_dir(cfg)
     mesh = parallel.make_mesh()
     for w in cfg.warnings():
         log(f"warning: {w}")
     trainer = Trainer(cfg, ds, mesh)
+    preflight.check_model_input(cfg, trainer.model, ds)
+    folder = prepare_run_dir(cfg)
+    try:
+        return _run_in_folder(cfg, ds, mesh, trainer, folder, t_start)
+    finally:
+        folder.discard()  # no-op once finish() committed; otherwise removes the staging folder
+
+
+def _run_in_folder(cfg, ds, mesh, trainer, folder, t_start) -> dict:
+    run_dir = folder.path
     log(f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
         f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
         f"device(s), lr {cfg.scaled_learning_rate:.4g} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
@@ -282,7 +280,7 @@ def run(cfg: Config) -> dict:
             extra["noise_scale"] = {k: finite_or_none(v) for k, v in noise_scale.summary(state.noise).items()}
             extra["noise_scale"].update(b_small=cfg.batch_size // cfg.noise_scale_groups, b_big=cfg.batch_size)
         if cfg.save_params and jax.process_index() == 0:
-            save_variables(run_dir, state)
+            save_variables(folder, state)
     except Diverged as e:
         status, train_s = "diverged", time.perf_counter() - t_train
         extra["diverged_epoch"] = len(history)
@@ -304,7 +302,15 @@ def run(cfg: Config) -> dict:
         if "noise_scale" in extra:
             writer.scalars(final_step, {"noise_scale/b_simple": extra["noise_scale"]["b_simple"]})
         writer.close()
-        if jax.process_index() == 0:
-            atomic_write_json(os.path.join(run_dir, "result.json"), result)
+        run_dir = folder.finish(result)  # result.json, then the folder is committed and unlocked
+        if folder.attempt_dir:
+            log(f"lbbench: the {status} attempt was kept in {folder.attempt_dir}; {run_dir} still holds "
+                "the earlier finished run")
     result["run_dir"] = run_dir
     return result
+
+
+def run_group(cfgs: list[Config]) -> list[dict]:
+    """Train configs that share `group_key()` (placeholder: one after another; replaced at merge by
+    the vmapped version, which writes each config's own run folder through run_folder.RunFolder)."""
+    return [run(c) for c in cfgs]
