@@ -27,6 +27,8 @@ def normalize_run_name(name: str) -> str:
     n = name.strip()
     while n.startswith("./"):
         n = n[2:]
+    if len(n) > 1 and n.endswith("/") and not os.path.isabs(n):
+        n = n.rstrip("/")
     if not n:
         raise UnsafeName(f"{name!r} is empty")
     if "\x00" in n or any(ord(c) < 32 for c in n):
