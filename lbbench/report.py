@@ -266,7 +266,7 @@ def write_report(sweep_dir: str, analysis: dict | None = None) -> str:
     title = info.get("experiment") or os.path.basename(os.path.normpath(sweep_dir))
     lines = [f"# Sweep report: {title}", "",
              f"- command: `{info.get('command', '?')}`", f"- git commit: {info.get('git_commit', '?')}",
-             f"- runs with results: {len(results)}; missing (not run or interrupted): {len(missing)}"
+             f"- runs with results: {len(results)}; missing (not run, interrupted or unreadable): {len(missing)}"
              + (f" ({', '.join(missing)})" if missing else ""),
              f"- grouped by: {', '.join(keys) or '(nothing varies)'}; mean ± sample std over seeds of "
              "completed runs", "", "## Results", ""]
