@@ -17,6 +17,7 @@ hidden staging folder and a stale lock are left; the next `open` of that name re
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -165,6 +166,9 @@ class RunFolder:
 
         if not self.enabled:
             return self.final
+        if _disk_full(result):  # its logs may end mid-line: keep nothing rather than a damaged run
+            self.discard()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.final)
         result = dict(result)
         result["config_fingerprint"] = result_fingerprint(result)
         if self.params_sha256:
@@ -209,6 +213,12 @@ class RunFolder:
         if self._open:
             self._open = False
             locks.release(lock_path(self.final))
+
+
+def _disk_full(result: dict) -> bool:
+    """Whether the run failed because the disk (or quota) was full while it wrote its logs."""
+    error = str(result.get("error") or "")
+    return result.get("status") == "failed" and any(f"[Errno {n}]" in error for n in (errno.ENOSPC, errno.EDQUOT))
 
 
 def _recover(final: str) -> None:

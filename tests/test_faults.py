@@ -190,3 +190,17 @@ def test_unreachable_coordinator_times_out_with_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--coordinator_address: could not start multi-host training within 3 s" in proc.stderr
     assert "Check failure" not in proc.stderr and time.time() - t0 < 30
+
+
+def test_full_disk_while_logging_leaves_no_damaged_run(tmp_path, monkeypatch, capsys):
+    from lbbench import writer
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.RunWriter, "scalars", full)
+    args = ["lbbench", *TINY, "--epochs=1", "--nosharpness", f"--workdir={tmp_path}", "--run_name=r"]
+    assert main.main(args) == main.EXIT_FAILED
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no space left on the device" in err
+    assert os.listdir(tmp_path) == []
