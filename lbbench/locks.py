@@ -4,7 +4,7 @@ The lock is a file created with O_CREAT|O_EXCL (atomic on local filesystems and 
 the owner's host, pid, a random token and the time it was taken. The owner refreshes its
 modification time every `HEARTBEAT_S` seconds from a daemon thread. A lock is stale, and may be
 broken, when its owner is on this host and its pid is dead, or when it has not been refreshed for
-`stale_after_s` seconds (owner on another host, or a file we cannot parse). Breaking renames the
+`stale_after_s` seconds (owner on another host, a reused pid, or a file we cannot parse). Breaking renames the
 lock file to a unique name first, so of two processes breaking the same stale lock only one
 succeeds; if the renamed file turns out not to be the one judged stale, it is put back.
 
@@ -69,7 +69,7 @@ def is_stale(path: str, owner: dict | None, stale_after_s: float = STALE_AFTER_S
     if owner and owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
         if owner["pid"] == os.getpid() and _key(path) not in _held:
             return True  # our own pid, but not a lock this process holds: left by an earlier process
-        return not _pid_alive(owner["pid"])
+        return not _pid_alive(owner["pid"]) or age > stale_after_s  # age: the pid may have been reused
     return age > stale_after_s
 
 

@@ -104,3 +104,17 @@ def test_only_one_of_many_processes_gets_a_free_lock(tmp_path):
                               stdout=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=30)[0].strip() for p in procs]
     assert sorted(outs) == ["False", "False", "False", "True"]
+
+
+def test_held_lock_is_refreshed_so_it_never_looks_stale(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(locks, "_heartbeat", None)
+    path = str(tmp_path / ".run.lock")
+    locks.acquire(path)
+    try:
+        old = time.time() - 1000
+        os.utime(path, (old, old))
+        time.sleep(0.5)
+        assert time.time() - os.stat(path).st_mtime < 5
+    finally:
+        locks.release(path)
