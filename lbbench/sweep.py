@@ -495,13 +495,18 @@ def main(argv: list[str]) -> int:
 
     all_configs = configs + configs_for(base, added, sweep_dir, sets)
     report_lock = os.path.join(sweep_dir, ".report.lock")
-    while not locks.try_acquire(report_lock):  # workers finishing together take turns writing the report
-        time.sleep(WAIT_POLL_S)
     try:
-        analysis = run_analysis(module, sweep_dir, all_configs, args.quick)
-        path = report.write_report(sweep_dir, analysis=analysis)
-    finally:
-        locks.release(report_lock)
+        while not locks.try_acquire(report_lock):  # workers finishing together take turns writing the report
+            time.sleep(WAIT_POLL_S)
+        try:
+            analysis = run_analysis(module, sweep_dir, all_configs, args.quick)
+            path = report.write_report(sweep_dir, analysis=analysis)
+        finally:
+            locks.release(report_lock)
+    except KeyboardInterrupt as e:
+        print("lbbench.sweep: interrupted while writing the report; every run is saved, "
+              f"`python -m lbbench.report {sweep_dir}` writes it", file=sys.stderr)
+        return signals.exit_code(e)
     failed = sorted(k for k, s in statuses.items() if s not in FINISHED)
     counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
     print(f"lbbench.sweep: {counts}; report {path}")
