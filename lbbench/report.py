@@ -22,7 +22,7 @@ import numpy as np
 
 from lbbench import report_plots as rp
 
-IGNORED_KEYS = ("seed", "run_name", "workdir")
+IGNORED_KEYS = ("seed", "run_name", "workdir", "overwrite")
 CONFIG_COLUMNS = ("dataset", "model", "optimizer", "batch_size", "learning_rate", "lr_scaling", "schedule",
                   "warmup_epochs", "epochs", "ghost_batch_size", "trust_coefficient", "seed")
 FINAL_COLUMNS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "generalization_gap", "loss_gap")

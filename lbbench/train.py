@@ -242,6 +242,14 @@ def run(cfg: Config) -> dict:
     cfg = cfg.validate()
     t_start = time.perf_counter()
     preflight.check_data_paths(cfg)
+    folder = prepare_run_dir(cfg)  # locked from here on; exit 2 now if the folder already holds a run
+    try:
+        return _run_in_folder(cfg, folder, t_start)
+    finally:
+        folder.discard()  # no-op once finish() committed; otherwise removes the staging folder
+
+
+def _run_in_folder(cfg: Config, folder: run_folder.RunFolder, t_start: float) -> dict:
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download)
     parallel.check_batch(cfg, ds.num_train)
     mesh = parallel.make_mesh()
@@ -249,14 +257,6 @@ def run(cfg: Config) -> dict:
         log(f"warning: {w}")
     trainer = Trainer(cfg, ds, mesh)
     preflight.check_model_input(cfg, trainer.model, ds)
-    folder = prepare_run_dir(cfg)
-    try:
-        return _run_in_folder(cfg, ds, mesh, trainer, folder, t_start)
-    finally:
-        folder.discard()  # no-op once finish() committed; otherwise removes the staging folder
-
-
-def _run_in_folder(cfg, ds, mesh, trainer, folder, t_start) -> dict:
     run_dir = folder.path
     log(f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
         f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
