@@ -115,7 +115,7 @@ def test_second_process_on_the_same_run_folder_is_refused(tmp_path):
     assert not os.path.exists(tmp_path / "r")
 
 
-@pytest.mark.parametrize("name", ["../x", "/tmp/abs", "a/b", "..", "."])
+@pytest.mark.parametrize("name", ["../x", "/abs/x", "a/b", "..", "."])
 def test_run_names_cannot_escape_the_workdir(tmp_path, name, capsys):
     work = tmp_path / "work"
     code = main.main(["lbbench", *TINY, f"--workdir={work}", f"--run_name={name}"])
