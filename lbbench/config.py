@@ -7,6 +7,7 @@ configures a run. Every field's help text lives in its metadata so the CLI is ge
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
@@ -23,7 +24,7 @@ BETA2_SCALINGS = ("none", "half_life")
 # configs that agree on all other fields can train side by side as trials of one compiled program.
 TRACED_FIELDS = ("learning_rate", "lr_scaling", "base_batch_size", "momentum", "beta2", "beta2_scaling",
                  "weight_decay", "warmup_epochs", "sam_rho", "trust_coefficient", "seed")
-OUTPUT_FIELDS = ("run_name", "workdir")
+OUTPUT_FIELDS = ("run_name", "workdir", "overwrite")
 
 
 class ConfigError(ValueError):
@@ -103,10 +104,14 @@ class Config:
     workdir: str = _f("runs", "directory under which each run gets its own folder")
     run_name: str = _f("", "run folder name (default: derived from the config)")
     save_params: bool = _f(True, "save final parameters (flax msgpack) in the run folder")
+    overwrite: bool = _f(False, "replace an existing run of the same name, once the new run completes "
+                         "(a failed new run leaves the old one in place)")
     # distribution
     coordinator_address: str = _f("", "multi-host: address:port of process 0 (jax.distributed)")
     num_processes: int = _f(0, "multi-host: total number of processes (0 = single host / auto)")
     process_id: int = _f(-1, "multi-host: this process's id (-1 = auto)")
+    coordinator_timeout_s: int = _f(300, "multi-host: give up (exit 2) if all processes have not connected "
+                                    "to the coordinator within this many seconds")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -150,6 +155,17 @@ class Config:
 
     def validate(self) -> "Config":
         """Check every value that can be checked without data or devices; raise ConfigError."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            values = v if isinstance(v, tuple) else (v,)
+            if any(isinstance(x, float) and not math.isfinite(x) for x in values):
+                raise ConfigError(f.name, f"must be a finite number, got {v}")
+        if self.run_name:
+            from lbbench.names import UnsafeName, normalize_run_name
+            try:
+                normalize_run_name(self.run_name)
+            except UnsafeName as e:
+                raise ConfigError("run_name", str(e)) from None
         for flag, allowed in (("dataset", DATASETS), ("model", MODELS), ("optimizer", OPTIMIZERS),
                               ("schedule", SCHEDULES), ("lr_scaling", LR_SCALINGS),
                               ("beta2_scaling", BETA2_SCALINGS)):
@@ -174,6 +190,18 @@ class Config:
             raise ConfigError("beta2", f"must be in [0, 1), got {self.beta2}")
         if not 0 <= self.noise_scale_ema < 1:
             raise ConfigError("noise_scale_ema", f"must be in [0, 1), got {self.noise_scale_ema}")
+        if self.coordinator_timeout_s <= 0:
+            raise ConfigError("coordinator_timeout_s", f"must be positive, got {self.coordinator_timeout_s}")
+        if self.sharpness:  # what the end-of-run measurement needs, checked before training, not after
+            if self.lanczos_iters < 1:
+                raise ConfigError("lanczos_iters", "must be at least 1 when --sharpness is on "
+                                  "(or pass --nosharpness)")
+            if self.sharpness_examples < 1:
+                raise ConfigError("sharpness_examples", "must be at least 1 when --sharpness is on "
+                                  "(or pass --nosharpness)")
+            if self.epsilons and self.lbfgs_iters < 1:
+                raise ConfigError("lbfgs_iters", "must be at least 1 when --epsilons is set "
+                                  "(or pass --epsilons= to skip eps-sharpness)")
         if self.top_k < 1 or self.top_k > max(self.lanczos_iters, 1):
             raise ConfigError("top_k", f"must be in [1, lanczos_iters={self.lanczos_iters}]")
         if any(e <= 0 for e in self.epsilons):

@@ -1,13 +1,15 @@
 """CLI: `python -m lbbench.main --batch_size=4096 --schedule=warmup` trains one configuration.
 
 Flags are generated from the Config dataclass (one source of defaults and help). Exit status:
-0 completed, 2 bad input (flags, data), 3 diverged, 130 interrupted, 1 any other failure. Never a traceback unless
-LBBENCH_DEBUG=1.
+0 completed, 2 bad input (flags, data, a run folder that already holds a run), 3 diverged,
+130 interrupted (SIGINT/Ctrl-C), 143 terminated (SIGTERM), 1 any other failure (a full disk
+included). Never a traceback unless LBBENCH_DEBUG=1.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import sys
 
@@ -15,7 +17,7 @@ from absl import flags
 
 from lbbench.config import Config, ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 
 class FlagError(ConfigError):
@@ -103,6 +105,9 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
         print(make_flags().get_help())
         return EXIT_OK
+    from lbbench import signals
+
+    signals.install()  # SIGTERM ends a run like Ctrl-C: result marked failed, one line, exit 143
     try:
         cfgs = parse(argv)
         from lbbench import parallel, train
@@ -111,8 +116,10 @@ def main(argv: list[str]) -> int:
         results = train.run_group(cfgs)
     except ConfigError as e:
         return _fail(str(e), EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        return _fail("interrupted; the run's result.json (if it started) says status failed", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, signals.Terminated) else "interrupted"
+        return _fail(f"{what}; the run's result.json (if it started) says status failed; a finished "
+                     "earlier run of the same name is kept", signals.exit_code(e))
     except Exception as e:  # noqa: BLE001 - the CLI's contract is one line, no traceback
         if os.environ.get("LBBENCH_DEBUG") == "1":
             raise
@@ -120,6 +127,10 @@ def main(argv: list[str]) -> int:
 
         if isinstance(e, DataError):
             return _fail(str(e), EXIT_BAD_INPUT)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _fail(f"no space left on the device ({e.filename or 'writing the run'}); no partial files "
+                         "were kept and an earlier run of the same name is untouched. Free space and rerun",
+                         EXIT_FAILED)
         return _fail(f"run failed: {type(e).__name__}: {e} (details in result.json if the run started; "
                      "LBBENCH_DEBUG=1 shows the traceback)", EXIT_FAILED)
     if len(results) > 1:

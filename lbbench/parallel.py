@@ -23,11 +23,13 @@ def initialize_distributed(cfg: Config) -> None:
     """
     import os
 
+    from lbbench import coordinator
+
     if cfg.coordinator_address:
-        jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
-                                   num_processes=cfg.num_processes, process_id=cfg.process_id)
+        coordinator.initialize(cfg.coordinator_address, cfg.num_processes, cfg.process_id,
+                               cfg.coordinator_timeout_s)
     elif os.environ.get("LBBENCH_DISTRIBUTED") == "1":
-        jax.distributed.initialize()
+        coordinator.initialize(None, None, None, cfg.coordinator_timeout_s)
 
 
 def make_mesh() -> Mesh:

@@ -22,7 +22,7 @@ import numpy as np
 
 from lbbench import report_plots as rp
 
-IGNORED_KEYS = ("seed", "run_name", "workdir")
+IGNORED_KEYS = ("seed", "run_name", "workdir", "overwrite")
 CONFIG_COLUMNS = ("dataset", "model", "optimizer", "batch_size", "learning_rate", "lr_scaling", "schedule",
                   "warmup_epochs", "epochs", "ghost_batch_size", "trust_coefficient", "seed")
 FINAL_COLUMNS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "generalization_gap", "loss_gap")
@@ -32,24 +32,71 @@ METRICS = ("test_accuracy", "train_accuracy", "generalization_gap", "test_loss",
 
 # ---------------------------------------------------------------------------- loading
 
+def _warn(msg: str) -> None:
+    print(f"lbbench.report: warning: {msg}", file=sys.stderr)
+
+
+def check_result(result) -> str | None:
+    """Why `result` (parsed result.json) cannot be reported, or None if it can."""
+    if not isinstance(result, dict):
+        return f"expected a JSON object, got {type(result).__name__}"
+    if not isinstance(result.get("status"), str):
+        return "no 'status'"
+    cfg = result.get("config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("run_name"), str):
+        return "no 'config' with a run_name"
+    for key in ("final", "timing", "sharpness", "noise_scale", "history"):
+        if result.get(key) is not None and not isinstance(result[key], dict):
+            return f"'{key}' is not an object"
+    return None
+
+
 def load_sweep(sweep_dir: str) -> tuple[dict, list[dict], list[str]]:
-    """(sweep.json or {}, results of the runs that have one, grid run_names without one)."""
+    """(sweep.json or {}, results of the runs that have a usable one, run names without one).
+
+    A truncated or malformed sweep.json, and result.json files that cannot be parsed or lack
+    what the report needs, are skipped with a warning naming the file; they never stop the report.
+    """
     info = {}
-    if os.path.exists(os.path.join(sweep_dir, "sweep.json")):
-        with open(os.path.join(sweep_dir, "sweep.json")) as f:
-            info = json.load(f)
-    if info.get("grid"):
-        names = [p["run_name"] for p in info["grid"]]
-    else:
+    path = os.path.join(sweep_dir, "sweep.json")
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                info = json.load(f)
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            _warn(f"ignoring {path}: {e}")
+            info = {}
+    try:
+        points = list(info.get("grid") or []) + list(info.get("followup") or [])
+        names = list(dict.fromkeys(str(p["run_name"]) for p in points))
+    except (TypeError, KeyError, AttributeError):
+        _warn(f"ignoring the grid in {path}: malformed")
+        names = []
+    if not names:
         names = sorted(os.path.basename(os.path.dirname(p)) for p in
                        glob.glob(os.path.join(sweep_dir, "*", "result.json")))
     results, missing = [], []
     for name in names:
-        try:
-            with open(os.path.join(sweep_dir, name, "result.json")) as f:
-                results.append(json.load(f))
-        except (OSError, ValueError):
+        if os.path.basename(name) != name or name in (".", ".."):
+            _warn(f"skipping run name {name!r} from {path}: not a folder name")
+            continue
+        rpath = os.path.join(sweep_dir, name, "result.json")
+        if not os.path.exists(rpath):
             missing.append(name)
+            continue
+        try:
+            with open(rpath) as f:
+                result = json.load(f)
+            problem = check_result(result)
+        except (OSError, ValueError) as e:
+            problem = str(e)
+        if problem:
+            _warn(f"skipping {rpath}: {problem}")
+            missing.append(name)
+        else:
+            results.append(result)
     return info, results, missing
 
 
@@ -100,7 +147,7 @@ def aggregate(results: list[dict], keys: list[str]) -> list[dict]:
         rows = [flatten(r) for r in members]
         done = [row for row in rows if row["status"] == "completed"]
         g = dict(zip(keys, values))
-        g["batch_size"] = members[0]["config"]["batch_size"]
+        g["batch_size"] = members[0]["config"].get("batch_size")
         g["runs"] = len(rows)
         g["statuses"] = {s: sum(row["status"] == s for row in rows) for s in sorted({row["status"] for row in rows})}
         g.update({m: mean_std([row[m] for row in done]) for m in METRICS})
@@ -158,11 +205,11 @@ def make_figures(results: list[dict], groups: list[dict], keys: list[str], analy
             if any(g[m]["n"] for g in groups):
                 figs[m + "_vs_batch"] = rp.vs_batch_figure(arms, m, label)
     elif groups:
-        labels = [arm_label(g, arm_keys) or "all" for g in groups]
         for m, label in (("test_accuracy", "test accuracy"), ("generalization_gap", "generalization gap"),
                          ("lambda_max", "sharpness λ_max")):
-            if any(g[m]["n"] for g in groups):
-                figs[m] = rp.bars_figure(labels, groups, m, label)
+            measured = [g for g in groups if g[m]["n"]]  # a group with only diverged runs has no value
+            if measured:
+                figs[m] = rp.bars_figure([arm_label(g, arm_keys) or "all" for g in measured], measured, m, label)
     if done:
         figs["test_accuracy_curves"] = rp.curves_figure(done, "test_accuracy", "test accuracy")
     densities = {r["config"]["run_name"]: r["sharpness"]["density"] for r in done
@@ -206,8 +253,12 @@ def write_report(sweep_dir: str, analysis: dict | None = None) -> str:
     """Write report.md, runs.csv, *.png and report_tb for `sweep_dir`; returns report.md's path."""
     info, results, missing = load_sweep(sweep_dir)
     if analysis is None and os.path.exists(os.path.join(sweep_dir, "analysis.json")):
-        with open(os.path.join(sweep_dir, "analysis.json")) as f:
-            analysis = json.load(f)
+        try:
+            with open(os.path.join(sweep_dir, "analysis.json")) as f:
+                analysis = json.load(f)
+        except (OSError, ValueError) as e:
+            _warn(f"ignoring {os.path.join(sweep_dir, 'analysis.json')}: {e}")
+            analysis = None
     keys = varying_keys(results)
     groups = aggregate(results, keys)
     write_csv(os.path.join(sweep_dir, "runs.csv"), results)
@@ -215,7 +266,7 @@ def write_report(sweep_dir: str, analysis: dict | None = None) -> str:
     title = info.get("experiment") or os.path.basename(os.path.normpath(sweep_dir))
     lines = [f"# Sweep report: {title}", "",
              f"- command: `{info.get('command', '?')}`", f"- git commit: {info.get('git_commit', '?')}",
-             f"- runs with results: {len(results)}; missing (not run or interrupted): {len(missing)}"
+             f"- runs with results: {len(results)}; missing (not run, interrupted or unreadable): {len(missing)}"
              + (f" ({', '.join(missing)})" if missing else ""),
              f"- grouped by: {', '.join(keys) or '(nothing varies)'}; mean ± sample std over seeds of "
              "completed runs", "", "## Results", ""]

@@ -45,4 +45,7 @@ def measure_sharpness(cfg: Config, model, state, ds, key) -> dict:
         lanczos_iters=cfg.lanczos_iters, top_k=cfg.top_k, hutchinson_probes=cfg.hutchinson_probes,
         density=cfg.spectral_density, epsilons=tuple(cfg.epsilons), subspace_dim=cfg.eps_subspace_dim,
         lbfgs_iters=cfg.lbfgs_iters, per_layer=cfg.sharpness_per_layer)
-    return sharpness.measure(logits_fn, state.params, x, y, options, key)
+    from lbbench import signals
+
+    with signals.deferred():  # a Ctrl-C/SIGTERM here is raised when the measurement ends, not inside XLA/scipy
+        return sharpness.measure(logits_fn, state.params, x, y, options, key)

@@ -6,31 +6,42 @@ An experiment file is a plain Python module defining
     base_config(quick: bool) -> Config
     grid(quick: bool) -> list[dict]       # Config overrides per run, each with a unique run_name
     analyze(sweep_dir, results, quick) -> dict   # optional post-processing (e.g. interpolation)
+    followup(results, quick) -> list[dict]       # optional: more points derived from finished results
 
-Every grid point runs in this process via `train.run` into `<workdir>/<NAME>[-quick]/<run_name>`.
-The sweep is resumable: a point whose result.json says completed or diverged is skipped; anything
-else (failed, or killed half-way, which leaves no result.json because train.run writes it
-atomically at the end) has its run directory cleared and is run again, so partially written
-TensorBoard files never mix with the rerun's. Ctrl-C or SIGKILL at any time is therefore safe.
-Exit status: 0 all points completed or diverged, 1 some failed, 2 bad input, 130 interrupted.
+Every grid point runs via `train.run_group` into `<workdir>/<NAME>[-quick]/<run_name>`; points that
+share `Config.group_key()` are packed into one compiled program, at most --max_trials_per_program
+at a time. `--set key=value` (repeatable) overrides a Config field for every point.
+
+Resumable and shareable: each run folder has a lock (locks.py), so several sweep processes on one
+sweep folder (a Slurm job array) each take the next free point, and a rerun skips points whose
+result.json is completed or diverged *and* was produced by the same config (a fingerprint of
+it). A finished point whose config has changed since is never silently skipped: the sweep stops
+with exit 2 naming the points, or reruns them with --rerun_changed. A killed point leaves only a
+hidden staging folder and a stale lock, which the next attempt removes (run_folder.py).
+Exit status: 0 all points completed or diverged, 1 some failed, 2 bad input, 130 interrupted
+(SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
+import traceback
 
+from lbbench import locks, names, run_folder, signals
 from lbbench.config import Config, ConfigError
 
-FINISHED = ("completed", "diverged")
+FINISHED = run_folder.FINISHED
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_FOLLOWUP_ROUNDS = 20
+WAIT_POLL_S = 1.0
 
 
 class SweepError(ValueError):
@@ -44,6 +55,25 @@ def env_dataset(default: str = "mnist1d") -> str:
 
 # ---------------------------------------------------------------------------- experiment files
 
+def _where(path: str, e: BaseException) -> str:
+    """`file:line` of the deepest frame of `e` inside the experiment file (or just the file)."""
+    target = os.path.realpath(path)
+    line = getattr(e, "lineno", None) if isinstance(e, SyntaxError) else None
+    for frame in traceback.extract_tb(e.__traceback__):
+        if os.path.realpath(frame.filename) == target:
+            line = frame.lineno
+    return f"{path}:{line}" if line else path
+
+
+def call_experiment(path: str, module, fn: str, *args):
+    """module.fn(*args), with any exception turned into a one-line SweepError naming file and line."""
+    try:
+        return getattr(module, fn)(*args)
+    except Exception as e:  # noqa: BLE001 - reported as one line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise SweepError(f"{_where(path, e)}: {fn}() raised {type(e).__name__}: {msg}") from None
+
+
 def load_experiment(path: str):
     """Import an experiment file as a module and check it defines NAME, base_config and grid."""
     if not os.path.isfile(path):
@@ -54,34 +84,92 @@ def load_experiment(path: str):
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - reported as one line
-        raise SweepError(f"cannot import {path}: {type(e).__name__}: {e}") from e
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise SweepError(f"{_where(path, e)}: cannot import: {type(e).__name__}: {msg}") from e
     for attr in ("NAME", "base_config", "grid"):
         if not hasattr(module, attr):
             raise SweepError(f"{path} does not define {attr}")
+    try:
+        names.normalize_run_name(str(module.NAME))
+    except names.UnsafeName as e:
+        raise SweepError(f"{path}: NAME {e}") from None
     return module
 
 
-def build_configs(module, quick: bool, sweep_dir: str) -> tuple[list[dict], list[Config]]:
-    """The grid's override dicts and their validated Configs (workdir = the sweep directory)."""
-    base = module.base_config(quick)
-    points = module.grid(quick)
-    if not points:
-        raise SweepError(f"experiment {module.NAME} has an empty grid")
-    names = [p.get("run_name") for p in points]
-    if not all(names):
-        raise SweepError("every grid point needs a run_name")
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SweepError(f"duplicate run_name(s) in grid: {', '.join(dupes)}")
+def parse_sets(items: list[str]) -> dict:
+    """`--set key=value` items as typed Config overrides (type taken from the field's default)."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    out = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or key not in fields:
+            raise SweepError(f"--set {item!r}: expected key=value with key a Config field"
+                             + (f" (unknown key {key!r})" if sep else ""))
+        if key in ("run_name", "workdir"):
+            raise SweepError(f"--set {key}: set per point by the grid / by --workdir, not by --set")
+        default = fields[key].default
+        try:
+            if isinstance(default, bool):
+                low = text.strip().lower()
+                if low not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(f"not a boolean: {text!r}")
+                value = low in ("1", "true", "yes")
+            elif isinstance(default, int):
+                value = int(text)
+            elif isinstance(default, float):
+                value = float(text)
+            elif isinstance(default, tuple):
+                cast = float if key == "epsilons" else int
+                value = tuple(cast(x) for x in text.split(",") if x.strip())
+            else:
+                value = text
+        except ValueError as e:
+            raise SweepError(f"--set {item!r}: {e}") from None
+        out[key] = value
+    return out
+
+
+def _normalized_points(points, what: str) -> list[dict]:
+    if not isinstance(points, (list, tuple)) or not all(isinstance(p, dict) for p in points):
+        raise SweepError(f"{what} must return a list of dicts")
+    out = []
+    for p in points:
+        if not p.get("run_name"):
+            raise SweepError(f"every {what} point needs a run_name")
+        try:
+            out.append({**p, "run_name": names.normalize_run_name(str(p["run_name"]))})
+        except names.UnsafeName as e:
+            raise SweepError(f"{what} point run_name {e}") from None
+    return out
+
+
+def configs_for(base: Config, points: list[dict], sweep_dir: str, sets: dict | None = None) -> list[Config]:
+    """Validated Configs of `points` (override dicts), `sets` applied on top, workdir = sweep_dir."""
     configs = []
     for p in points:
         try:
-            configs.append(base.replace(**{**p, "workdir": sweep_dir}).validate())
-        except ConfigError as e:
+            configs.append(base.replace(**{**p, **(sets or {}), "workdir": sweep_dir}).validate())
+        except (ConfigError, TypeError) as e:  # TypeError: unknown Config field
             raise SweepError(f"grid point {p['run_name']}: {e}") from e
-        except TypeError as e:  # unknown Config field
-            raise SweepError(f"grid point {p['run_name']}: {e}") from e
-    return points, configs
+    return configs
+
+
+def build_configs(module, quick: bool, sweep_dir: str, sets: dict | None = None,
+                  path: str = "experiment") -> tuple[list[dict], list[Config]]:
+    """The grid's override dicts (names normalised) and their validated Configs."""
+    base = call_experiment(path, module, "base_config", quick)
+    if not isinstance(base, Config):
+        raise SweepError(f"{path}: base_config() must return a Config, got {type(base).__name__}")
+    points = call_experiment(path, module, "grid", quick)
+    if not points:
+        raise SweepError(f"experiment {module.NAME} has an empty grid")
+    points = _normalized_points(points, "grid")
+    names_ = [p["run_name"] for p in points]
+    dupes = sorted({n for n in names_ if names_.count(n) > 1})
+    if dupes:
+        raise SweepError(f"duplicate run_name(s) in grid: {', '.join(dupes)}")
+    return points, configs_for(base, points, sweep_dir, sets)
 
 
 def sweep_dir_for(workdir: str, name: str, quick: bool) -> str:
@@ -99,12 +187,16 @@ def _git_commit() -> str | None:
         return None
 
 
-def write_sweep_json(sweep_dir: str, module, path: str, quick: bool, points: list[dict], argv: list[str]):
+def write_sweep_json(sweep_dir: str, module, path: str, quick: bool, points: list[dict], argv: list[str],
+                     sets: dict | None = None, followup: list[dict] | None = None, base: Config | None = None):
     """Record what was swept and where (atomically), so the report and a rerun can be traced."""
     from lbbench.writer import atomic_write_json
 
+    base = base or module.base_config(quick)
     info = {"experiment": module.NAME, "experiment_file": os.path.abspath(path), "quick": quick,
-            "grid": points, "base_config": module.base_config(quick).to_dict(),
+            "grid": points, "followup": followup or [], "set": {k: list(v) if isinstance(v, tuple) else v
+                                                                for k, v in (sets or {}).items()},
+            "base_config": base.to_dict(),
             "command": " ".join([sys.executable, "-m", "lbbench.sweep", *argv[1:]]),
             "git_commit": _git_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "machine": {"hostname": platform.node(), "platform": platform.platform(),
@@ -113,21 +205,38 @@ def write_sweep_json(sweep_dir: str, module, path: str, quick: bool, points: lis
     atomic_write_json(os.path.join(sweep_dir, "sweep.json"), info)
 
 
+def load_result(run_dir: str) -> dict | None:
+    return run_folder.read_result(run_dir)
+
+
 def read_status(run_dir: str) -> str | None:
     """The status in run_dir/result.json, or None if there is none (not run, or killed)."""
-    try:
-        with open(os.path.join(run_dir, "result.json")) as f:
-            return json.load(f).get("status")
-    except (OSError, ValueError):
-        return None
+    r = load_result(run_dir)
+    return r.get("status") if r else None
 
 
-def load_result(run_dir: str) -> dict | None:
-    try:
-        with open(os.path.join(run_dir, "result.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+def point_state(cfg: Config) -> tuple[str, dict | None]:
+    """("finished" | "changed" | "failed" | "todo", result): what the folder holds for this config."""
+    r = load_result(os.path.join(cfg.workdir, cfg.run_name))
+    if not r:
+        return "todo", None
+    same = run_folder.result_fingerprint(r) == run_folder.fingerprint(cfg)
+    if r.get("status") in FINISHED:
+        return ("finished" if same else "changed"), r
+    return ("failed" if same else "todo"), r
+
+
+def changed_points(configs: list[Config]) -> list[str]:
+    """Run names of finished points whose stored config differs from the current one."""
+    return [c.run_name for c in configs if point_state(c)[0] == "changed"]
+
+
+def pack(configs: list[Config], max_trials: int) -> list[list[Config]]:
+    """Group configs by group_key() (first-seen order), split into programs of at most max_trials."""
+    groups: dict = {}
+    for c in configs:
+        groups.setdefault(c.group_key(), []).append(c)
+    return [g[i:i + max_trials] for g in groups.values() for i in range(0, len(g), max_trials)]
 
 
 # ---------------------------------------------------------------------------- running
@@ -139,18 +248,23 @@ def _eta(seconds_per_run: list[float], remaining: int) -> str:
     return f"~{s / 60:.0f} min left" if s >= 90 else f"~{s:.0f} s left"
 
 
-def run_point(cfg: Config) -> tuple[str, dict | None, str | None]:
-    """Train one grid point from a clean run directory; (status, result, error summary)."""
+def run_group_points(cfgs: list[Config]) -> list[tuple[str, dict | None, str | None]]:
+    """Train a packed group (locks already held); [(status, result, error)] per config."""
     from lbbench import train
 
-    run_dir = os.path.join(cfg.workdir, cfg.run_name)
-    if os.path.isdir(run_dir):  # a killed or failed earlier attempt: start from scratch
-        shutil.rmtree(run_dir)
     try:
-        result = train.run(cfg)
-    except Exception as e:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
-        return "failed", load_result(run_dir), f"{type(e).__name__}: {e}".splitlines()[0][:300]
-    return result["status"], result, result.get("error")
+        results = train.run_group([c.replace(overwrite=True) for c in cfgs])
+        error = None
+    except Exception as e:  # noqa: BLE001 - a failed group is recorded, the sweep goes on
+        results, error = None, f"{type(e).__name__}: {e}".splitlines()[0][:300]
+    out = []
+    for i, cfg in enumerate(cfgs):
+        r = results[i] if results else load_result(os.path.join(cfg.workdir, cfg.run_name))
+        status = (r or {}).get("status", "failed") if results else "failed"
+        if not results and r and r.get("status") in FINISHED and point_state(cfg)[0] == "finished":
+            status = r["status"]  # this config finished before another trial of its group failed
+        out.append((status, r, (r or {}).get("error") if results else error))
+    return out
 
 
 def _progress(i: int, n: int, cfg: Config, status: str, result: dict | None, error, secs: float, eta: str):
@@ -159,27 +273,125 @@ def _progress(i: int, n: int, cfg: Config, status: str, result: dict | None, err
     return f"[{i}/{n}] {cfg.run_name}: {status} {what} ({secs:.0f} s; {eta})"
 
 
-def run_sweep(configs: list[Config], log=print) -> dict:
-    """Run every config not already finished; returns {run_name: status} for all of them."""
-    statuses, todo = {}, []
+def run_sweep(configs: list[Config], log=print, max_trials: int = 8, poll_s: float = WAIT_POLL_S) -> dict:
+    """Train every point not finished with its current config; returns {run_name: status}.
+
+    Points are claimed group by group under their run-folder locks, so concurrent sweep processes
+    on the same folder share the work; points another live process holds are waited for, and
+    taken over if that process dies (its lock goes stale). A point that failed during this sweep
+    (here or in another process) is not retried until the next invocation.
+    """
+    started = time.time()
+    statuses: dict = {}
+    todo = []
     for cfg in configs:
-        s = read_status(os.path.join(cfg.workdir, cfg.run_name))
-        if s in FINISHED:
-            statuses[cfg.run_name] = s
+        state, r = point_state(cfg)
+        if state == "finished":
+            statuses[cfg.run_name] = r["status"]
         else:
             todo.append(cfg)
     if statuses:
         log(f"lbbench.sweep: {len(statuses)} of {len(configs)} runs already finished; skipping them")
-    done_secs = []
-    for j, cfg in enumerate(todo):
-        t0 = time.perf_counter()
-        status, result, error = run_point(cfg)
-        done_secs.append(time.perf_counter() - t0)
-        statuses[cfg.run_name] = status
-        i = len(configs) - len(todo) + j + 1
-        log(_progress(i, len(configs), cfg, status, result, error, done_secs[-1],
-                      _eta(done_secs, len(todo) - j - 1)))
+    done_secs, waited = [], False
+
+    def settled(cfg) -> bool:
+        state, r = point_state(cfg)
+        if state == "finished" or (state == "failed" and _mtime(cfg) >= started):
+            statuses[cfg.run_name] = r["status"]
+            return True
+        return False
+
+    while todo:
+        busy, progressed = [], False
+        for group in pack(todo, max_trials):
+            claimed = []
+            try:
+                for cfg in group:
+                    lock = run_folder.lock_path(os.path.join(cfg.workdir, cfg.run_name))
+                    if not locks.try_acquire(lock):
+                        busy.append(cfg)
+                    elif settled(cfg):
+                        locks.release(lock)
+                    else:
+                        claimed.append(cfg)
+                if not claimed:
+                    continue
+                if len(claimed) > 1:
+                    log(f"lbbench.sweep: one program for {len(claimed)} trials: "
+                        f"{', '.join(c.run_name for c in claimed)}")
+                t0 = time.perf_counter()
+                outcomes = run_group_points(claimed)
+                secs = (time.perf_counter() - t0) / len(claimed)
+                progressed = True
+            finally:
+                for cfg in claimed:
+                    locks.release(run_folder.lock_path(os.path.join(cfg.workdir, cfg.run_name)))
+            for cfg, (status, result, error) in zip(claimed, outcomes):
+                done_secs.append(secs)
+                statuses[cfg.run_name] = status
+                left = len([c for c in configs if c.run_name not in statuses])
+                log(_progress(len(statuses), len(configs), cfg, status, result, error, secs, _eta(done_secs, left)))
+        todo = [c for c in busy if not settled(c)]
+        if todo and not progressed:
+            if not waited:
+                log(f"lbbench.sweep: waiting for {len(todo)} point(s) another process is training: "
+                    f"{', '.join(c.run_name for c in todo[:5])}{' ...' if len(todo) > 5 else ''}")
+                waited = True
+            time.sleep(poll_s)
     return statuses
+
+
+def _mtime(cfg: Config) -> float:
+    try:
+        return os.stat(os.path.join(cfg.workdir, cfg.run_name, "result.json")).st_mtime
+    except OSError:
+        return 0.0
+
+
+def finished_results(configs: list[Config]) -> dict:
+    """{run_name: result} of the points finished with their current config."""
+    out = {}
+    for c in configs:
+        state, r = point_state(c)
+        if state == "finished":
+            out[c.run_name] = r
+    return out
+
+
+def run_followups(module, path: str, quick: bool, base: Config, sets: dict, sweep_dir: str,
+                  configs: list[Config], statuses: dict, log, max_trials: int, on_new=None) -> list[dict]:
+    """Call followup(results, quick) and run the new points it returns, until it returns none new."""
+    if not hasattr(module, "followup"):
+        return []
+    added: list[dict] = []
+    known = {c.run_name: c for c in configs}
+    for _ in range(MAX_FOLLOWUP_ROUNDS):
+        proposed = _normalized_points(call_experiment(path, module, "followup", finished_results(list(known.values())),
+                                                      quick) or [], "followup()")
+        new = []
+        for p, cfg in zip(proposed, configs_for(base, proposed, sweep_dir, sets)):
+            if p["run_name"] in known:
+                if run_folder.fingerprint(known[p["run_name"]]) != run_folder.fingerprint(cfg):
+                    raise SweepError(f"followup() returned point {p['run_name']} with a different config "
+                                     "than the existing point of that name; give it a new run_name")
+                continue
+            if p["run_name"] not in {q["run_name"] for q in new}:
+                new.append(p)
+                known[p["run_name"]] = cfg
+        if not new:
+            return added
+        added += new
+        if on_new:
+            on_new(added)
+        new_cfgs = [known[p["run_name"]] for p in new]
+        changed = changed_points(new_cfgs)
+        if changed:
+            raise SweepError(f"followup point(s) {', '.join(changed)} already hold a finished run of a "
+                             "different config; rerun with --rerun_changed to replace them")
+        log(f"lbbench.sweep: followup() added {len(new)} point(s): {', '.join(p['run_name'] for p in new)}")
+        statuses.update(run_sweep(new_cfgs, log=log, max_trials=max_trials))
+    log(f"lbbench.sweep: warning: followup() still adds points after {MAX_FOLLOWUP_ROUNDS} rounds; stopping")
+    return added
 
 
 def run_analysis(module, sweep_dir: str, configs: list[Config], quick: bool) -> dict | None:
@@ -211,28 +423,53 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("experiment", help="experiment file, e.g. experiments/keskar.py")
     p.add_argument("--quick", action="store_true", help="the experiment's fast smoke-test grid")
     p.add_argument("--workdir", default="sweeps", help="sweeps go to <workdir>/<NAME>[-quick]")
-    p.add_argument("--dry_run", action="store_true", help="print the grid and exit without training")
-    return p.parse_args(argv[1:])
+    p.add_argument("--dry_run", action="store_true", help="print the grid and its packing into programs, "
+                   "and exit without training")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a Config field for every point (repeatable)")
+    p.add_argument("--max_trials_per_program", type=int, default=8,
+                   help="at most this many points that share every shape-determining setting train "
+                   "as one compiled program")
+    p.add_argument("--rerun_changed", action="store_true", help="rerun finished points whose config "
+                   "changed since they ran (otherwise the sweep stops with exit 2 naming them)")
+    args = p.parse_args(argv[1:])
+    if args.max_trials_per_program < 1:
+        raise SweepError(f"--max_trials_per_program must be at least 1, got {args.max_trials_per_program}")
+    return args
 
 
-def _print_grid(configs: list[Config], sweep_dir: str) -> None:
+def _print_grid(configs: list[Config], max_trials: int) -> None:
+    states = {c.run_name: point_state(c)[0] for c in configs}
     for i, c in enumerate(configs, 1):
-        state = read_status(os.path.join(sweep_dir, c.run_name)) or "todo"
         print(f"[{i}/{len(configs)}] {c.run_name}: {c.dataset} {c.model} {c.optimizer} B={c.batch_size} "
-              f"lr={c.scaled_learning_rate:.4g} {c.schedule} epochs={c.epochs} seed={c.seed} ({state})")
+              f"lr={c.scaled_learning_rate:.4g} {c.schedule} epochs={c.epochs} seed={c.seed} ({states[c.run_name]})")
+    todo = [c for c in configs if states[c.run_name] != "finished"]
+    programs = pack(todo, max_trials)
+    print(f"packing: {len(todo)} point(s) to train in {len(programs)} program(s) "
+          f"(at most {max_trials} trials each):")
+    for k, g in enumerate(programs, 1):
+        print(f"  program {k}: {len(g)} trial(s): {', '.join(c.run_name for c in g)}")
 
 
 def main(argv: list[str]) -> int:
+    signals.install()
     try:
         args = parse_args(argv)
         module = load_experiment(args.experiment)
+        sets = parse_sets(args.set)
         sweep_dir = sweep_dir_for(args.workdir, module.NAME, args.quick)
-        points, configs = build_configs(module, args.quick, sweep_dir)
+        points, configs = build_configs(module, args.quick, sweep_dir, sets, args.experiment)
+        base = call_experiment(args.experiment, module, "base_config", args.quick)
         if args.dry_run:
-            _print_grid(configs, sweep_dir)
+            _print_grid(configs, args.max_trials_per_program)
             return EXIT_OK
+        changed = changed_points(configs)
+        if changed and not args.rerun_changed:
+            raise SweepError(f"{len(changed)} finished point(s) were run with a different config than the "
+                             f"experiment now gives them: {', '.join(changed)}. Rerun with --rerun_changed to "
+                             "replace them, or use another --workdir")
         os.makedirs(sweep_dir, exist_ok=True)
-        write_sweep_json(sweep_dir, module, args.experiment, args.quick, points, argv)
+        write_sweep_json(sweep_dir, module, args.experiment, args.quick, points, argv, sets, base=base)
     except (SweepError, ConfigError) as e:
         print(f"lbbench.sweep: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -240,16 +477,36 @@ def main(argv: list[str]) -> int:
         print(f"lbbench.sweep: error: cannot write the sweep directory: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"lbbench.sweep: {module.NAME}: {len(configs)} runs in {sweep_dir}", flush=True)
+    log = lambda m: print(m, flush=True)  # noqa: E731
     try:
-        statuses = run_sweep(configs, log=lambda m: print(m, flush=True))
-    except KeyboardInterrupt:
-        print("lbbench.sweep: interrupted; rerun the same command to finish the remaining runs",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        statuses = run_sweep(configs, log=log, max_trials=args.max_trials_per_program)
+        added = run_followups(module, args.experiment, args.quick, base, sets, sweep_dir, configs, statuses, log,
+                              args.max_trials_per_program,
+                              on_new=lambda extra: write_sweep_json(sweep_dir, module, args.experiment, args.quick,
+                                                                    points, argv, sets, extra, base))
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, signals.Terminated) else "interrupted"
+        print(f"lbbench.sweep: {what}; rerun the same command to finish the remaining runs", file=sys.stderr)
+        return signals.exit_code(e)
+    except (SweepError, ConfigError) as e:
+        print(f"lbbench.sweep: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from lbbench import report
 
-    analysis = run_analysis(module, sweep_dir, configs, args.quick)
-    path = report.write_report(sweep_dir, analysis=analysis)
+    all_configs = configs + configs_for(base, added, sweep_dir, sets)
+    report_lock = os.path.join(sweep_dir, ".report.lock")
+    try:
+        while not locks.try_acquire(report_lock):  # workers finishing together take turns writing the report
+            time.sleep(WAIT_POLL_S)
+        try:
+            analysis = run_analysis(module, sweep_dir, all_configs, args.quick)
+            path = report.write_report(sweep_dir, analysis=analysis)
+        finally:
+            locks.release(report_lock)
+    except KeyboardInterrupt as e:
+        print("lbbench.sweep: interrupted while writing the report; every run is saved, "
+              f"`python -m lbbench.report {sweep_dir}` writes it", file=sys.stderr)
+        return signals.exit_code(e)
     failed = sorted(k for k, s in statuses.items() if s not in FINISHED)
     counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
     print(f"lbbench.sweep: {counts}; report {path}")

@@ -20,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench import noise_scale, parallel, schedules, steps
+from lbbench import noise_scale, parallel, preflight, run_folder, schedules, steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
 from lbbench.optim import make_optimizer
 from lbbench.run_info import environment, measure_sharpness
-from lbbench.writer import RunWriter, atomic_write_bytes, atomic_write_json, finite_or_none
+from lbbench.writer import RunWriter, finite_or_none
 
 EVAL_CHUNK = 1000
 SUBSET_SEED = 20170315  # fixed: every run reports train metrics on the same train subset
@@ -36,17 +36,9 @@ def log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def prepare_run_dir(cfg: Config) -> str:
-    run_dir = os.path.join(cfg.workdir, cfg.run_name or cfg.default_run_name())
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        probe = os.path.join(run_dir, ".write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError("workdir", f"cannot write to {run_dir}: {e.strerror or e}") from e
-    return run_dir
+def prepare_run_dir(cfg: Config) -> run_folder.RunFolder:
+    """Lock and open the run's folder (exit-2 ConfigError if it already holds a run; see run_folder)."""
+    return run_folder.RunFolder.open(cfg)
 
 
 def _padded(x: np.ndarray, y: np.ndarray, chunk: int):
@@ -282,9 +274,9 @@ def _log_sharpness(writer: RunWriter, step: int, sharp: dict) -> None:
 class TrialRecord:
     """Host-side bookkeeping of one trial: its folder, writer, history, status and extras."""
 
-    def __init__(self, cfg: Config, run_dir: str):
-        self.cfg, self.run_dir = cfg, run_dir
-        self.writer = RunWriter(run_dir, cfg.to_dict())
+    def __init__(self, cfg: Config, folder: run_folder.RunFolder):
+        self.cfg, self.folder, self.run_dir = cfg, folder, folder.path  # staging folder until finish()
+        self.writer = RunWriter(folder.path, cfg.to_dict())
         self.history: list[dict] = []
         self.evals: dict[str, list] = {}  # test metrics every cfg.eval_every_steps steps (columns)
         self.status: str | None = None  # None while training; then completed / diverged / failed
@@ -380,25 +372,21 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
     return state
 
 
-def save_variables(run_dir: str, state) -> str:
-    """Final parameters and BatchNorm statistics as flax msgpack, written atomically."""
-    path = os.path.join(run_dir, "params.msgpack")
+def save_variables(folder: run_folder.RunFolder, state) -> str:
+    """Final parameters and BatchNorm statistics as flax msgpack, written atomically into the run."""
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    atomic_write_bytes(path, flax.serialization.to_bytes(jax.device_get(variables)))
-    return path
+    return folder.save_params(flax.serialization.to_bytes(jax.device_get(variables)))
 
 
 def load_run(run_dir: str):
-    """Load a finished run back: (Config, model, variables) — `model.apply(variables, x, train=False)`."""
-    import json
+    """Load a completed run back: (Config, model, variables) — `model.apply(variables, x, train=False)`.
 
-    with open(os.path.join(run_dir, "result.json")) as f:
-        result = json.load(f)
-    cfg = Config.from_dict(result["config"])
-    model = build_model(cfg.model, result["dataset"]["num_classes"], cfg.ghost_batch_size)
-    with open(os.path.join(run_dir, "params.msgpack"), "rb") as f:
-        variables = flax.serialization.msgpack_restore(f.read())
-    return cfg, model, variables
+    Raises run_folder.RunLoadError saying what is wrong if the run did not complete, has no
+    parameters, or its parameters are not the ones its result.json was written with.
+    """
+    from lbbench import run_load
+
+    return run_load.load_run(run_dir)
 
 
 def _history_columns(history: list[dict]) -> dict:
@@ -448,7 +436,7 @@ def _finish_trial(trainer: Trainer, record: TrialRecord, i: int, state, status: 
                 record.extra["noise_scale"].update(b_small=cfg.batch_size // cfg.noise_scale_groups,
                                                    b_big=cfg.batch_size, every_steps=cfg.noise_scale_every)
             if cfg.save_params and jax.process_index() == 0:
-                save_variables(record.run_dir, trial(state, i))
+                save_variables(record.folder, trial(state, i))
     except BaseException as e:  # noqa: BLE001 - a failure while measuring or saving fails this trial
         record.status = "failed"
         record.extra["error"] = f"{type(e).__name__}: {e}"
@@ -474,9 +462,11 @@ def _write_result(trainer: Trainer, record: TrialRecord, timing: dict) -> None:
     if "noise_scale" in record.extra:
         record.writer.scalars(final_step, {"noise_scale/b_simple": record.extra["noise_scale"]["b_simple"]})
     record.writer.close()
-    if jax.process_index() == 0:
-        atomic_write_json(os.path.join(record.run_dir, "result.json"), result)
-    result["run_dir"] = record.run_dir
+    run_dir = record.folder.finish(result)  # result.json, then the folder is committed and unlocked
+    if record.folder.attempt_dir:
+        log(f"lbbench: the {record.status} attempt was kept in {record.folder.attempt_dir}; {run_dir} still "
+            "holds the earlier finished run")
+    record.run_dir = result["run_dir"] = run_dir
     record.result = result
 
 
@@ -485,23 +475,36 @@ def run_group(cfgs: list[Config]) -> list[dict]:
 
     Each trial writes its own run folder exactly as if it had run alone (the timing says how many
     trials shared the program). Every trial always gets a result.json: completed, diverged (frozen
-    at the step its loss went NaN/inf, recorded at that epoch) or failed.
+    at the step its loss went NaN/inf, recorded at that epoch) or failed. Folders are locked and
+    written through run_folder: one run per folder, committed at the end.
     """
     cfgs = [c.validate() for c in cfgs]
     check_group(cfgs)
-    cfg = cfgs[0]
     t_start = time.perf_counter()
+    preflight.check_data_paths(cfgs[0])
+    folders = []
+    try:
+        for c in cfgs:  # locked from here on; exit 2 now if a folder already holds a run
+            folders.append(prepare_run_dir(c))
+        return _run_in_folders(cfgs, folders, t_start)
+    finally:
+        for folder in folders:
+            folder.discard()  # no-op once finish() committed; otherwise removes the staging folder
+
+
+def _run_in_folders(cfgs: list[Config], folders: list, t_start: float) -> list[dict]:
+    cfg = cfgs[0]
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download).subset(cfg.train_subset)
     parallel.check_batch(cfg, ds.num_train)
-    run_dirs = [prepare_run_dir(c) for c in cfgs]
     mesh = parallel.make_mesh()
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")
     trainer = Trainer(cfgs, ds, mesh, segment_steps=segment_steps(cfg))
+    preflight.check_model_input(cfg, trainer.model, ds)
     log(_start_line(cfgs, trainer, ds))
     state = trainer.init_state()
     compile_s = trainer.compile(state)
-    records = [TrialRecord(c, d) for c, d in zip(cfgs, run_dirs)]
+    records = [TrialRecord(c, f) for c, f in zip(cfgs, folders)]
     timing = lambda: {"t_start": t_start, "compile_s": compile_s}
 
     def finish(i, st, status):

@@ -20,9 +20,45 @@ HPARAM_METRICS = ("final/test_accuracy", "final/train_accuracy", "final/generali
                   "noise_scale/b_simple")
 
 
+def strict_json(obj, path: str = ""):
+    """(copy of `obj` with every NaN/inf float replaced by None, key paths of those replacements).
+
+    JSON has no NaN or Infinity; Python's json module writes them anyway, and strict parsers
+    (browsers, jq, pandas with some engines) then reject the whole file.
+    """
+    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:
+        obj = obj.item()
+    elif hasattr(obj, "tolist"):
+        obj = obj.tolist()
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj, []
+    if isinstance(obj, float):
+        return (obj, []) if math.isfinite(obj) else (None, [path or "$"])
+    if isinstance(obj, dict):
+        out, bad = {}, []
+        for k, v in obj.items():
+            out[k], b = strict_json(v, f"{path}.{k}" if path else str(k))
+            bad += b
+        return out, bad
+    if isinstance(obj, (list, tuple)):
+        out, bad = [], []
+        for i, v in enumerate(obj):
+            c, b = strict_json(v, f"{path}[{i}]")
+            out.append(c)
+            bad += b
+        return out, bad
+    raise TypeError(f"not JSON serialisable: {type(obj)} at {path or '$'}")
+
+
 def atomic_write_json(path: str, obj) -> None:
+    """Strict JSON, written atomically. Non-finite numbers become null; for a dict their key paths
+    are listed under "non_finite" (the reason they are null)."""
+    clean, bad = strict_json(obj)
+    if bad and isinstance(clean, dict):
+        clean["non_finite"] = sorted(set(clean.get("non_finite") or []) | set(bad))
+    text = json.dumps(clean, indent=2, sort_keys=True, allow_nan=False)
     with atomic_open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        f.write(text)
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
