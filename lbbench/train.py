@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench import noise_scale, parallel, schedules, steps
+from lbbench import hparams, noise_scale, parallel, schedules, steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
 from lbbench.optim import make_optimizer
+from lbbench.provenance import provenance
 from lbbench.run_info import environment, measure_sharpness
 from lbbench.writer import RunWriter, atomic_write_bytes, atomic_write_json, finite_or_none
 
@@ -174,13 +175,13 @@ def _progress_line(epoch: int, cfg: Config, rec: dict) -> str:
             f"lr {rec['learning_rate']:.3g}  {rec['examples_per_s']:,.0f} ex/s")
 
 
-def _log_sharpness(writer: RunWriter, step: int, sharp: dict) -> None:
+def _log_sharpness(writer: RunWriter, step: int, sharp: dict, epoch: int) -> None:
     values = {"sharpness/lambda_max": sharp.get("lambda_max"),
               "sharpness/hessian_trace": sharp.get("hessian_trace"),
               **{f"sharpness/eps_{k}": v for k, v in sharp.get("epsilon_sharpness", {}).items()},
               **{f"sharpness_layer/{layer}/{k}": row.get(k) for layer, row in sharp.get("per_layer", {}).items()
                  for k in ("lambda_max", "trace")}}
-    writer.scalars(step, values, record="sharpness")
+    writer.scalars(step, values, record="sharpness", epoch=epoch)
     if "density" in sharp:
         from lbbench.plots import density_figure
         writer.figure("sharpness/spectral_density", density_figure(sharp["density"]), step)
@@ -198,13 +199,13 @@ def _train_loop(cfg, trainer, state, writer, key, history):
                             time.perf_counter() - t0)
         step = int(state.step)
         writer.step_series("train/step_loss", step - len(metrics["loss"]), metrics["loss"])
-        writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch")
+        writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch", epoch=epoch)
         history.append({"epoch": epoch, "step": step, **rec})
         log(_progress_line(epoch, cfg, rec))
         if not all(np.isfinite([rec["step_loss"], rec["train_loss"], rec["test_loss"]])):
             raise Diverged(f"loss became NaN/inf in epoch {epoch}")
         if cfg.sharpness and cfg.sharpness_every and epoch % cfg.sharpness_every == 0 and epoch < cfg.epochs:
-            _log_sharpness(writer, step, trainer.sharpness(state, sk))
+            _log_sharpness(writer, step, trainer.sharpness(state, sk), epoch)
     return state
 
 
@@ -253,6 +254,7 @@ def run(cfg: Config) -> dict:
     """Train `cfg` end to end; always writes result.json (completed, diverged or failed)."""
     cfg = cfg.validate()
     t_start = time.perf_counter()
+    origin = provenance()
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download)
     parallel.check_batch(cfg, ds.num_train)
     run_dir = prepare_run_dir(cfg)
@@ -269,7 +271,8 @@ def run(cfg: Config) -> dict:
     init_key, train_key, sharp_key = jax.random.split(key, 3)
     state = jax.device_put(init_state(cfg, trainer.model, trainer.tx, ds, init_key), parallel.replicated(mesh))
     compile_s = trainer.compile(state, train_key)
-    writer = RunWriter(run_dir, cfg.to_dict())
+    writer = RunWriter(run_dir, cfg.to_dict(), hparam_keys=hparams.experiment_keys(hparams.grid_keys(cfg.workdir)),
+                       wandb_project=cfg.wandb_project)
     history, status, extra, train_s = [], "completed", {}, 0.0
     t_train = time.perf_counter()
     try:
@@ -277,7 +280,7 @@ def run(cfg: Config) -> dict:
         train_s = time.perf_counter() - t_train
         if cfg.sharpness:
             extra["sharpness"] = trainer.sharpness(state, sharp_key)
-            _log_sharpness(writer, int(state.step), extra["sharpness"])
+            _log_sharpness(writer, int(state.step), extra["sharpness"], len(history))
         if cfg.noise_scale_groups > 1:
             extra["noise_scale"] = {k: finite_or_none(v) for k, v in noise_scale.summary(state.noise).items()}
             extra["noise_scale"].update(b_small=cfg.batch_size // cfg.noise_scale_groups, b_big=cfg.batch_size)
@@ -298,12 +301,10 @@ def run(cfg: Config) -> dict:
         timing = {"total_s": time.perf_counter() - t_start, "compile_s": compile_s, "train_s": train_s,
                   "examples_per_s": n_examples / train_s if train_s > 0 else None,
                   "steps": len(history) * trainer.steps_per_epoch}
-        result = _result(cfg, status, history, timing, {"dataset": _dataset_info(ds), **extra})
+        result = _result(cfg, status, history, timing, {"dataset": _dataset_info(ds), "provenance": origin, **extra})
         final_step = int(history[-1]["step"]) if history else 0
         writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
-        if "noise_scale" in extra:
-            writer.scalars(final_step, {"noise_scale/b_simple": extra["noise_scale"]["b_simple"]})
-        writer.close()
+        writer.close(status)
         if jax.process_index() == 0:
             atomic_write_json(os.path.join(run_dir, "result.json"), result)
     result["run_dir"] = run_dir
