@@ -328,8 +328,7 @@ def make_figures(results: list[dict], groups: list[dict], keys: list[str], analy
     learned = [r for r, row in zip(results, rows) if run_state(row) == "completed"]
     if learned:
         label_keys = keys or ["batch_size"]
-        runs = [(arm_label({**r["config"]}, label_keys) if len(label_keys) > 1 or label_keys != ["batch_size"]
-                 else f"batch_size={r['config']['batch_size']}", r) for r in learned]
+        runs = [(", ".join(f"{k}={_value(r['config'].get(k))}" for k in label_keys), r) for r in learned]
         runs.sort(key=lambda lr: tuple(_sort_key(lr[1]["config"].get(k)) for k in label_keys))
         figs["test_accuracy_curves"] = rp.curves_figure(
             runs, "test_accuracy", "test accuracy",

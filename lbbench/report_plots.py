@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 REGION_COLOURS = {"perfect scaling": "#cfe8cf", "diminishing returns": "#f6e7c1",
                   "maximal data parallelism": "#f4cccc"}
@@ -161,6 +162,7 @@ def curves_figure(runs: list[tuple[str, dict]], key: str, ylabel: str, title: st
         if pts:
             ax.plot(*zip(*pts), lw=1, ms=3, alpha=0.85, label=None if label in seen else label, **st[label])
             seen.add(label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     legend_outside(ax)
     return fig
 
