@@ -271,8 +271,7 @@ def run(cfg: Config) -> dict:
     init_key, train_key, sharp_key = jax.random.split(key, 3)
     state = jax.device_put(init_state(cfg, trainer.model, trainer.tx, ds, init_key), parallel.replicated(mesh))
     compile_s = trainer.compile(state, train_key)
-    writer = RunWriter(run_dir, cfg.to_dict(), hparam_keys=hparams.experiment_keys(hparams.grid_keys(cfg.workdir)),
-                       wandb_project=cfg.wandb_project)
+    writer = RunWriter(run_dir, cfg.to_dict(), grid=hparams.sweep_grid(cfg.workdir), wandb_project=cfg.wandb_project)
     history, status, extra, train_s = [], "completed", {}, 0.0
     t_train = time.perf_counter()
     try:

@@ -48,40 +48,48 @@ _STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed"
            "running": "STATUS_RUNNING"}
 
 
-def _hparams_summaries(hparams: dict, metrics, descriptions: dict):
-    """HParams `experiment` and `session_start_info` summaries (tensorboardX protos, no TensorFlow)."""
-    from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
-    from tensorboardX.proto.plugin_hparams_pb2 import SessionStartInfo
+def _hparams_summaries(hparams: dict, metrics, descriptions: dict, domains: dict):
+    """HParams `experiment` and `session_start_info` summaries, built with TensorBoard's own protos
+    (they have `differs`, which decides which columns the tab shows) and written by tensorboardX.
+    Keys whose sweep domain has several values are marked `differs`."""
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2 as pd
 
-    ssi, infos = SessionStartInfo(), []
+    ssi, infos = pd.SessionStartInfo(), []
     for k, v in hparams.items():
+        info = api_pb2.HParamInfo(name=k, description=descriptions.get(k, ""))
+        domain = [hparams_lib.encode(x) for x in domains.get(k, ())]
         if isinstance(v, bool):
-            ssi.hparams[k].bool_value, kind = v, "DATA_TYPE_BOOL"
-        elif isinstance(v, (int, float)):
-            ssi.hparams[k].number_value, kind = float(v), "DATA_TYPE_FLOAT64"
+            ssi.hparams[k].bool_value, info.type = v, api_pb2.DATA_TYPE_BOOL
+        elif isinstance(v, float):
+            ssi.hparams[k].number_value, info.type = v, api_pb2.DATA_TYPE_FLOAT64
+            if domain:
+                info.domain_interval.min_value, info.domain_interval.max_value = min(domain), max(domain)
         else:
-            ssi.hparams[k].string_value, kind = str(v), "DATA_TYPE_STRING"
-        infos.append(HParamInfo(name=k, type=DataType.Value(kind), description=descriptions.get(k, "")))
-    exp = Experiment(hparam_infos=infos, metric_infos=[
-        MetricInfo(name=MetricName(tag=m), description=tags_lib.describe(m)) for m in metrics])
-    return _plugin_summary("_hparams_/experiment", experiment=exp), \
-        _plugin_summary("_hparams_/session_start_info", session_start_info=ssi)
+            ssi.hparams[k].string_value, info.type = str(v), api_pb2.DATA_TYPE_STRING
+            if domain and str(v) in map(str, domain):
+                info.domain_discrete.extend(str(x) for x in domain)
+        info.differs = len(domain) > 1
+        infos.append(info)
+    exp = api_pb2.Experiment(hparam_infos=infos, metric_infos=[
+        api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m), description=tags_lib.describe(m)) for m in metrics])
+    return (_plugin_summary("_hparams_/experiment", pd.HParamsPluginData(version=0, experiment=exp)),
+            _plugin_summary("_hparams_/session_start_info", pd.HParamsPluginData(version=0, session_start_info=ssi)))
 
 
 def _session_end(status: str):
-    from tensorboardX.proto.api_pb2 import Status
-    from tensorboardX.proto.plugin_hparams_pb2 import SessionEndInfo
+    from tensorboard.plugins.hparams import api_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2 as pd
 
-    sei = SessionEndInfo(status=Status.Value(_STATUS.get(status, "STATUS_UNKNOWN")))
-    return _plugin_summary("_hparams_/session_end_info", session_end_info=sei)
+    sei = pd.SessionEndInfo(status=api_pb2.Status.Value(_STATUS.get(status, "STATUS_UNKNOWN")))
+    return _plugin_summary("_hparams_/session_end_info", pd.HParamsPluginData(version=0, session_end_info=sei))
 
 
-def _plugin_summary(tag: str, **content):
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+def _plugin_summary(tag: str, data):
     from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 
-    data = HParamsPluginData(version=0, **content).SerializeToString()
-    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=data))
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams",
+                                                                  content=data.SerializeToString()))
     return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
 
 
@@ -89,14 +97,16 @@ class RunWriter:
     """Scalars, figures and hparams to TensorBoard (and W&B if asked); one JSON line per record to
     metrics.jsonl.
 
-    `hparams` is the full config dict; `hparam_keys` picks the keys HParams shows (default
-    `hparams.CORE_KEYS`; a sweep passes `hparams.experiment_keys(<its varying keys>)`). Scalars
+    `hparams` is the full config dict. HParams shows `hparam_keys` if given, else the core keys plus
+    the keys the sweep `grid` varies (`grid` = `hparams.sweep_grid(sweep_dir)`: {"grid": [override
+    dicts], "base": base config dict}, or None for a single run); see lbbench/hparams.py. Scalars
     logged with an `epoch` are also written under `by_epoch/<tag>` with the epoch as step, so runs
     with different batch sizes (and so different steps per epoch) line up. `close(status)` records
     the run's status as the HParams session status: a diverged or failed run shows as a failure.
     """
 
-    def __init__(self, run_dir: str, hparams: dict, hparam_keys=None, wandb_project: str = ""):
+    def __init__(self, run_dir: str, hparams: dict, hparam_keys=None, grid: dict | None = None,
+                 wandb_project: str = ""):
         self.enabled = jax.process_index() == 0
         if not self.enabled:
             return
@@ -107,11 +117,12 @@ class RunWriter:
         self._last_step: dict[str, int] = {}
         self._epoch: int | None = None
         self._closed = False
-        keys = hparam_keys if hparam_keys is not None else hparams_lib.CORE_KEYS
+        if hparam_keys is None:
+            hparam_keys = hparams_lib.experiment_keys(sorted({k for p in (grid or {}).get("grid", []) for k in p}))
         from lbbench.config import help_texts
 
-        exp, ssi = _hparams_summaries(hparams_lib.select(hparams, keys), hparams_lib.metric_tags(hparams),
-                                      help_texts())
+        exp, ssi = _hparams_summaries(hparams_lib.select(hparams, hparam_keys), hparams_lib.metric_tags(hparams),
+                                      help_texts(), hparams_lib.grid_domains(grid, hparam_keys))
         self.tb.file_writer.add_summary(exp)
         self.tb.file_writer.add_summary(ssi)
         self.wandb = None

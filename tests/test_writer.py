@@ -60,18 +60,35 @@ def test_hparams_show_only_the_experiment_keys_with_their_types(tmp_path):
     names = [i.name for i in hp["experiment"].hparam_infos]
     assert names == ["batch_size", "optimizer", "learning_rate", "schedule", "epochs", "warmup_epochs", "seed"]
     start = hp["session_start_info"].hparams
-    assert start["batch_size"].number_value == 4096 and start["optimizer"].string_value == "adam"
+    assert start["batch_size"].string_value == "4096"  # TensorBoard would print the number 4096 as 4096.0
+    assert start["optimizer"].string_value == "adam" and start["learning_rate"].number_value == 1e-3
     metrics = [m.name.tag for m in hp["experiment"].metric_infos]
     assert "final/test_accuracy" in metrics and "sharpness/eps_full_0.001" in metrics
     assert "sharpness/eps_subspace_0.001" in metrics
     assert hp["session_end_info"].status == api_pb2.STATUS_SUCCESS
 
 
-def test_sweep_grid_keys_come_from_sweep_json(tmp_path):
+def test_a_sweeps_varying_keys_are_marked_differs_with_their_grid_domain(tmp_path):
+    grid = {"grid": [{"batch_size": b, "warmup_epochs": w, "seed": 0, "run_name": f"r{b}_{w}"}
+                     for b in (6000, 256, 64) for w in (0.0, 3.0)],
+            "base": Config(learning_rate=0.1).to_dict()}
+    cfg = Config(batch_size=256, warmup_epochs=3.0, learning_rate=0.1)
+    w = RunWriter(str(tmp_path), cfg.to_dict(), grid=grid)
+    w.close()
+    infos = {i.name: i for i in _hparams(_read(tmp_path))["experiment"].hparam_infos}
+    assert set(infos) == {"batch_size", "optimizer", "learning_rate", "schedule", "epochs", "warmup_epochs", "seed"}
+    assert {k for k, i in infos.items() if i.differs} == {"batch_size", "warmup_epochs"}  # shown first
+    assert [v.string_value for v in infos["batch_size"].domain_discrete.values] == ["64", "256", "6000"]
+    assert (infos["warmup_epochs"].domain_interval.min_value, infos["warmup_epochs"].domain_interval.max_value) == (0, 3)
+
+
+def test_sweep_grid_comes_from_sweep_json(tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps(
-        {"grid": [{"batch_size": 64, "warmup_epochs": 3.0, "seed": 0, "run_name": "a"}]}))
+        {"grid": [{"batch_size": 64, "warmup_epochs": 3.0, "seed": 0, "run_name": "a"}],
+         "base_config": {"epochs": 20}}))
     assert hparams.grid_keys(str(tmp_path)) == ["batch_size", "run_name", "seed", "warmup_epochs"]
-    assert hparams.grid_keys(str(tmp_path / "nowhere")) == []
+    assert hparams.sweep_grid(str(tmp_path))["base"] == {"epochs": 20}
+    assert hparams.grid_keys(str(tmp_path / "nowhere")) == [] and hparams.sweep_grid(str(tmp_path / "x")) is None
 
 
 def test_diverged_run_is_a_failure_in_hparams(tmp_path):
