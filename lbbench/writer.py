@@ -93,6 +93,20 @@ def _plugin_summary(tag: str, data):
     return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
 
 
+def _first_scalar(tag: str, value: float, description: str):
+    """A tag's first scalar, with metadata that names the scalars plugin and data class and carries
+    the description. TensorBoard's fast (Rust) loader keeps a simple_value's metadata only when its
+    data class is set, a field tensorboardX's protos lack: so the summary is built with TensorBoard's
+    proto and re-read as tensorboardX's (protobuf keeps the unknown field when re-serialising)."""
+    from tensorboard.compat.proto import summary_pb2 as tbs
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    meta = tbs.SummaryMetadata(plugin_data=tbs.SummaryMetadata.PluginData(plugin_name="scalars"),
+                               summary_description=description, data_class=tbs.DATA_CLASS_SCALAR)
+    summary = tbs.Summary(value=[tbs.Summary.Value(tag=tag, simple_value=value, metadata=meta)])
+    return Summary.FromString(summary.SerializeToString())
+
+
 class RunWriter:
     """Scalars, figures and hparams to TensorBoard (and W&B if asked); one JSON line per record to
     metrics.jsonl.
@@ -136,7 +150,10 @@ class RunWriter:
         last = self._last_step.get(tag)
         if last == step:
             return
-        self.tb.add_scalar(tag, value, step, summary_description="" if last is not None else tags_lib.describe(tag))
+        if last is None:
+            self.tb.file_writer.add_summary(_first_scalar(tag, value, tags_lib.describe(tag)), step)
+        else:
+            self.tb.add_scalar(tag, value, step)
         self._last_step[tag] = step
 
     def scalars(self, step: int, values: dict, record: str | None = None, epoch: int | None = None) -> None:
