@@ -159,6 +159,8 @@ def aggregate(results: list[dict], keys: list[str], margin: float = results_lib.
         g["runs"] = len(rows)
         g["statuses"] = {s: sum(run_state(row) == s for row in rows) for s in sorted({run_state(r) for r in rows})}
         g.update({m: mean_std([row.get(m) for row in learned]) for m in (*acc, *sharp)})
+        stuck = [row for row in rows if run_state(row) == "never learned"]
+        g["never_learned"] = {m: [row[m] for row in stuck if row.get(m) is not None] for m in (*acc, *sharp)}
         out.append(g)
     return sorted(out, key=lambda g: tuple(_sort_key(g[k]) for k in keys))
 

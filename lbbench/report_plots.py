@@ -82,6 +82,23 @@ def clipped_errors(means, sds, valid):
     return [max(v, 0.0) for v in lower], [max(v, 0.0) for v in upper]
 
 
+NEVER_LEARNED = "never learned (left out of the mean)"
+
+
+def _draw_never_learned(ax, arms: dict, metric: str, st: dict) -> None:
+    """Runs at chance drawn as crosses in their arm's colour, so a missing mean is explained."""
+    drawn = False
+    for label, groups in arms.items():
+        for g in groups:
+            values = (g.get("never_learned") or {}).get(metric) or []
+            if values:
+                ax.scatter([g["batch_size"]] * len(values), values, marker="x", s=30, color=st[label]["color"],
+                           zorder=3)
+                drawn = True
+    if drawn:
+        ax.scatter([], [], marker="x", color="grey", label=NEVER_LEARNED)
+
+
 def _draw_arm(ax, points, style, label, valid):
     """points: [(batch, stat)] with stat {"mean", "std", "n", "values"}; line through the means."""
     points = sorted((b, s) for b, s in points if s and s.get("mean") is not None)
@@ -110,6 +127,7 @@ def vs_batch_figure(arms: dict, metric: str, ylabel: str, title: str = "", valid
     st = styles(arms)
     for label, groups in arms.items():
         _draw_arm(ax, [(g["batch_size"], g.get(metric)) for g in groups], st[label], label or "all", valid)
+    _draw_never_learned(ax, arms, metric, st)
     batch_axis(ax, [g["batch_size"] for gs in arms.values() for g in gs])
     legend_outside(ax)
     return fig
@@ -123,6 +141,7 @@ def vs_batch_panels(arms: dict, metrics: list, title: str, valid=(0.0, None)) ->
         ax.set_ylabel(ylabel)
         for label, groups in arms.items():
             _draw_arm(ax, [(g["batch_size"], g.get(metric)) for g in groups], st[label], label or "all", valid)
+        _draw_never_learned(ax, arms, metric, st)
         batch_axis(ax, [g["batch_size"] for gs in arms.values() for g in gs])
     legend_outside(axes[-1])
     return fig
