@@ -5,8 +5,8 @@
     counter = StepCounter(total=1875, label="epoch 1")
     counter.update(500)                          # "epoch 1: step 500/1875 (27 %)" at most every 5 s
 
-Both print through `log` (default: print to stdout, flushed), so callers pass their own
-process-0-only logger in multi-host runs.
+Multi-host runs: pass `enabled=jax.process_index() == 0` to `stage` and a process-0-only `log` to
+StepCounter, so only one process prints.
 """
 
 from __future__ import annotations
@@ -22,21 +22,25 @@ def _print(msg: str, end: str = "\n") -> None:
 
 
 @contextlib.contextmanager
-def stage(what: str, log=None):
-    """Print `what ...` before the block and `done in X s` (or `failed after X s`) after it."""
+def stage(what: str, enabled: bool = True, log=None):
+    """Print `lbbench: what ... done in X s` (or `failed after X s`) around the block.
+
+    One line on a terminal: the start is printed without a newline and the block is expected to be
+    silent. `enabled=False` prints nothing (pass `jax.process_index() == 0`); `log` (a function taking
+    a whole line) prints start and end as two lines instead, for loggers that cannot continue a line.
+    """
     t0 = time.perf_counter()
-    if log is None:
-        _print(f"lbbench: {what} ...", end=" ")
-    else:
-        log(f"lbbench: {what} ...")
+    if enabled:
+        _print(f"lbbench: {what} ...", end=" ") if log is None else log(f"lbbench: {what} ...")
     ok = False
     try:
         yield
         ok = True
     finally:
-        secs = time.perf_counter() - t0
-        msg = f"done in {secs:.1f} s" if ok else f"failed after {secs:.1f} s"
-        (log or _print)(msg if log is None else f"lbbench: {what}: {msg}")
+        if enabled:
+            secs = time.perf_counter() - t0
+            msg = f"done in {secs:.1f} s" if ok else f"failed after {secs:.1f} s"
+            _print(msg) if log is None else log(f"lbbench: {what}: {msg}")
 
 
 class StepCounter:

@@ -51,3 +51,9 @@ def test_step_counter_rate_limits():
     assert c.update(300) and lines[-1] == "lbbench: epoch 1: step 300/1000 (30 %)"
     now[0] = 7.0
     assert not c.update(400) and c.update(1000)  # the last step always prints
+
+
+def test_stage_disabled_prints_nothing(capsys):
+    with progress.stage("compiling", enabled=False):
+        pass
+    assert capsys.readouterr().out == ""
