@@ -418,7 +418,7 @@ def write_report(sweep_dir: str, analysis: dict | None = None, tb_logdir: str | 
     fixed = fixed_settings(results)
     lines = [title_of(info, sweep_dir), ""]
     if info.get("quick"):
-        lines += ["> **Quick run.** Tiny model, few epochs, one seed: these numbers test that the pipeline "
+        lines += ["> **Quick run.** Small settings (tiny model, few epochs, few seeds): these numbers test that the pipeline "
                   "works end to end. Do not read them as results; drop `--quick` for the study.", ""]
     lines += [f"- command: `{info.get('command', '?')}`", f"- git commit: {info.get('git_commit') or '?'}",
               f"- runs: {len(results)} with results ({states['completed']} learned, {states['never learned']} "
