@@ -165,6 +165,18 @@ def aggregate(results: list[dict], keys: list[str], margin: float = results_lib.
     return sorted(out, key=lambda g: tuple(_sort_key(g[k]) for k in keys))
 
 
+def _label_sort(label: str) -> tuple:
+    """Sort 'batch_size=256, x=1' labels by their values, numbers numerically."""
+    out = []
+    for part in label.split(", "):
+        v = part.split("=", 1)[-1].split(" ")[0].replace(",", "")
+        try:
+            out.append((0, float(v), ""))
+        except ValueError:
+            out.append((1, 0.0, v))
+    return tuple(out)
+
+
 def _sort_key(v):
     return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
 
@@ -335,11 +347,15 @@ def make_figures(results: list[dict], groups: list[dict], keys: list[str], analy
         figs["test_accuracy_curves"] = rp.curves_figure(
             runs, "test_accuracy", "test accuracy",
             f"{ctx} — test accuracy per epoch (runs that learned; seeds share a style)")
-    by_model: dict = {}
-    for r in learned:
+    by_model: dict = {}  # one line per arm and batch size: its lowest seed
+    for r in sorted(learned, key=lambda r: (r["config"].get("seed") or 0)):
         if (r.get("sharpness") or {}).get("density"):
-            label = arm_label(r["config"], keys or ["batch_size"]) + f", seed={r['config'].get('seed')}"
-            by_model.setdefault(r["config"]["model"], {})[label] = r["sharpness"]["density"]
+            label = ", ".join(f"{k}={_value(r['config'].get(k))}" for k in keys or ["batch_size"])
+            by_model.setdefault(r["config"]["model"], {}).setdefault(
+                label, (r["config"].get("seed"), r["sharpness"]["density"]))
+    for model, lines in by_model.items():
+        by_model[model] = {f"{label} (seed {seed})": d for label, (seed, d) in
+                           sorted(lines.items(), key=lambda kv: _label_sort(kv[0]))}
     if by_model:
         figs["hessian_density"] = rp.density_panels(by_model)
     analysis = analysis or {}
