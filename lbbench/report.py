@@ -190,7 +190,7 @@ def arm_label(group: dict, keys: list[str]) -> str:
 def _value(v) -> str:
     if isinstance(v, (list, tuple)):
         return ",".join(_value(x) for x in v)
-    if isinstance(v, float):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
         return numfmt.num(v)
     return str(v)
 

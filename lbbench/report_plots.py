@@ -5,7 +5,8 @@ What every figure does the same way, because a reader compares them side by side
 - one style per arm at any number of arms (colour × line style × marker; `styles`), and every
   point has a marker, so a one-epoch curve is still visible;
 - the legend sits outside the axes (never on the data), one entry per arm, not per seed;
-- batch-size axes are log2 with a tick labelled at every batch size used (6000 too);
+- batch-size axes are log2 with a tick labelled at every batch size used (6000 too), in the
+  reports' number format (lbbench/numfmt.py);
 - error bars are ±1 sample s.d. over seeds, clipped to the metric's valid range, drawn only when
   n ≥ 3; with fewer seeds each seed is drawn as a dot; the title says which.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from lbbench.numfmt import num, whole
 
 REGION_COLOURS = {"perfect scaling": "#cfe8cf", "diminishing returns": "#f6e7c1",
                   "maximal data parallelism": "#f4cccc"}
@@ -63,12 +66,12 @@ def legend_outside(ax, below: bool = False) -> None:
 
 
 def batch_axis(ax, batches) -> None:
-    """Log2 x axis with a labelled tick at each batch size used (e.g. 256, 6,000), no others."""
+    """Log2 x axis with a labelled tick at each batch size used (e.g. 256, 6000), no others."""
     batches = sorted({int(b) for b in batches})
     ax.set_xscale("log", base=2)
     if batches:
         ax.set_xticks(batches)
-        ax.set_xticklabels([f"{b:,}" for b in batches], rotation=45 if len(batches) > 6 else 0, fontsize=7)
+        ax.set_xticklabels([whole(b) for b in batches], rotation=45 if len(batches) > 6 else 0, fontsize=7)
         ax.minorticks_off()
         lo, hi = batches[0], batches[-1]
         ax.set_xlim(lo / 1.3, hi * 1.3)
@@ -224,7 +227,7 @@ def steps_to_target_figure(analysis: dict) -> Figure:
             ax.plot([], [], color=colour, lw=6, label=name)
     b = analysis.get("noise_scale_b_simple")
     if b:
-        ax.axvline(b, color="purple", ls="-.", label=f"B_simple ≈ {b:,.0f}")
+        ax.axvline(b, color="purple", ls="-.", label=f"B_simple ≈ {num(b)}")
     ax.set_yscale("log")
     batch_axis(ax, [x["batch_size"] for x in analysis["best"]])
     legend_outside(ax)

@@ -107,4 +107,4 @@ def test_summary_line_has_sharpness_noise_scale_and_wall_time():
     line = main.summary_line(result)
     assert line.startswith("lbbench: done in 17.3 s. test accuracy 0.7441, generalization gap +0.0244")
     assert "lambda_max 23.9" in line and "Hessian trace 316 ± 15" in line
-    assert "eps-sharpness full eps=0.001 18.7, subspace eps=0.001 7.5" in line and "B_simple 1,711" in line
+    assert "eps-sharpness full eps=0.001 18.7, subspace eps=0.001 7.5" in line and "B_simple 1711" in line

@@ -24,7 +24,7 @@ def test_batch_axis_labels_every_batch_size_used():
     ax = Figure().add_subplot()
     rp.batch_axis(ax, [256, 6000, 64, 256])
     assert list(ax.get_xticks()) == [64, 256, 6000]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "256", "6,000"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "256", "6000"]
 
 
 def test_error_bars_stay_in_the_valid_range():
