@@ -180,8 +180,12 @@ class Config:
         if self.batch_size % self.noise_scale_groups:
             raise _groups_error(self.batch_size, self.noise_scale_groups)
         if self.ghost_batch_size and self.batch_size % self.ghost_batch_size:
-            raise ConfigError("ghost_batch_size",
-                              f"{self.ghost_batch_size} does not divide --batch_size={self.batch_size}")
+            fits = [g for g in range(max(1, self.ghost_batch_size // 2), 2 * self.ghost_batch_size + 1)
+                    if self.batch_size % g == 0]
+            near = sorted(fits, key=lambda g: abs(g - self.ghost_batch_size))[:2]
+            hint = f"; nearby sizes that do: {', '.join(map(str, sorted(near)))}" if near else ""
+            raise ConfigError("ghost_batch_size", f"{self.ghost_batch_size} does not divide --batch_size="
+                              f"{self.batch_size}{hint} (or 0 for statistics over the whole batch)")
         if self.wandb_project:
             from lbbench.wandb_logger import INSTALL_HINT, available
 
