@@ -28,6 +28,9 @@ def test_editable_install_in_a_fresh_venv_gives_console_scripts(tmp_path):
     out = subprocess.run([str(venv / "bin" / "lbbench"), "--help"], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("usage: lbbench"), out.stderr[-2000:]
+    out = subprocess.run([str(venv / "bin" / "lbbench-bench"), "--help"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("usage: lbbench-bench"), out.stderr[-2000:]
     where = subprocess.run([str(py), "-c", "import lbbench; print(lbbench.__file__)"], capture_output=True,
                            text=True, env=env, cwd=tmp_path, timeout=60)
     assert where.stdout.strip() == str(src / "lbbench" / "__init__.py")  # the editable copy, not the repo
