@@ -127,7 +127,16 @@ def bench_noise(base: Config, ds: Dataset, repeats: int) -> dict:
 def main(argv):
     fv = flags.FlagValues()
     define_flags(fv)
-    fv(argv)
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        print("usage: lbbench-bench [--batch_sizes=32,256,4096] [--model=mlp] [--json=FILE]   "
+              "(or: python -m lbbench.bench ...)\n\n" + __doc__.split("\n\n")[0] + "\n\nflags:\n" +
+              "\n".join(f"  --{n}={fv[n].default_as_str.strip(chr(39))}".ljust(34) + fv[n].help for n in fv))
+        return 0
+    try:
+        fv(argv)
+    except flags.Error as e:
+        print(f"lbbench.bench: error: {e}", file=sys.stderr)
+        return 2
     ds = synthetic_dataset(fv.examples)
     peak = matmul_peak(fv.matmul_n)
     counts = [int(x) for x in fv.trials]

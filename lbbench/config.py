@@ -106,6 +106,7 @@ class Config:
     save_params: bool = _f(True, "save final parameters (flax msgpack) in the run folder")
     overwrite: bool = _f(False, "replace an existing run of the same name, once the new run completes "
                          "(a failed new run leaves the old one in place)")
+    wandb_project: str = _f("", "also log to this Weights & Biases project (needs `pip install wandb`)")
     # distribution
     coordinator_address: str = _f("", "multi-host: address:port of process 0 (jax.distributed)")
     num_processes: int = _f(0, "multi-host: total number of processes (0 = single host / auto)")
@@ -209,11 +210,20 @@ class Config:
         if any(e <= 0 or e > self.epochs for e in self.decay_epochs):
             raise ConfigError("decay_epochs", f"must lie in (0, epochs={self.epochs}], got {self.decay_epochs}")
         if self.batch_size % self.noise_scale_groups:
-            raise ConfigError("noise_scale_groups",
-                              f"{self.noise_scale_groups} does not divide --batch_size={self.batch_size}")
+            raise _groups_error(self.batch_size, self.noise_scale_groups)
         if self.ghost_batch_size and self.batch_size % self.ghost_batch_size:
-            raise ConfigError("ghost_batch_size",
-                              f"{self.ghost_batch_size} does not divide --batch_size={self.batch_size}")
+            fits = [g for g in range(max(1, self.ghost_batch_size // 2), 2 * self.ghost_batch_size + 1)
+                    if self.batch_size % g == 0]
+            near = sorted(fits, key=lambda g: abs(g - self.ghost_batch_size))[:2]
+            hint = f"; nearby sizes that do: {', '.join(map(str, sorted(near)))}" if near else ""
+            raise ConfigError("ghost_batch_size", f"{self.ghost_batch_size} does not divide --batch_size="
+                              f"{self.batch_size}{hint} (or 0 for statistics over the whole batch)")
+        if self.wandb_project:
+            from lbbench.wandb_logger import INSTALL_HINT, available
+
+            if not available():
+                raise ConfigError("wandb_project", f"{self.wandb_project!r} needs the wandb package, "
+                                  f"which is not installed: {INSTALL_HINT}")
         multi = (bool(self.coordinator_address), self.num_processes > 0, self.process_id >= 0)
         if any(multi) and not all(multi):
             raise ConfigError("coordinator_address", "multi-host needs --coordinator_address, "
@@ -229,3 +239,37 @@ class Config:
             out.append(f"LARS relative step lr*eta = {self.scaled_learning_rate * self.trust_coefficient:.1e} "
                        "per step is tiny: LARS needs a large base LR (You et al. use 2-30 with eta=1e-3)")
         return out
+
+
+def _groups_error(batch_size: int, groups: int) -> ConfigError:
+    """--noise_scale_groups does not divide --batch_size: blame the flag the user set, name the fixes."""
+    fixes = [f"--noise_scale_groups={g}" for g in range(2, groups) if batch_size % g == 0]
+    fixes.append("--noise_scale_groups=1 (noise scale off)")
+    if groups == Config.__dataclass_fields__["noise_scale_groups"].default:
+        return ConfigError("batch_size", f"{batch_size} is not divisible by {groups}, the default "
+                           f"--noise_scale_groups (the gradient noise scale splits each batch into {groups} "
+                           f"sub-batches); set {' or '.join(fixes)}, or use a batch size divisible by {groups}")
+    return ConfigError("noise_scale_groups", f"{groups} does not divide --batch_size={batch_size}; use "
+                       f"{' or '.join(fixes)}, or a batch size divisible by {groups}")
+
+
+# Sections of `--help`, in order. Every Config field is in exactly one (tests/test_config.py checks).
+SECTIONS = {
+    "data": ("dataset", "data_dir", "download", "augment", "train_eval_examples", "train_subset"),
+    "model": ("model", "ghost_batch_size"),
+    "optimisation": ("optimizer", "learning_rate", "lr_scaling", "base_batch_size", "batch_size", "epochs",
+                     "schedule", "warmup_epochs", "decay_epochs", "momentum", "beta2", "beta2_scaling",
+                     "weight_decay", "trust_coefficient", "sam_rho", "grad_clip", "seed"),
+    "measurement": ("sharpness", "sharpness_every", "sharpness_examples", "lanczos_iters", "top_k",
+                    "hutchinson_probes", "spectral_density", "sharpness_per_layer", "epsilons",
+                    "eps_subspace_dim", "lbfgs_iters", "noise_scale_groups", "noise_scale_ema",
+                    "noise_scale_every", "track_curvature_every", "track_curvature_iters",
+                    "gradient_tests_every", "eval_every_steps"),
+    "output": ("workdir", "run_name", "overwrite", "save_params", "wandb_project"),
+    "distribution": ("coordinator_address", "num_processes", "process_id", "coordinator_timeout_s"),
+}
+
+
+def help_texts() -> dict[str, str]:
+    """{field name: help text} of every Config field."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(Config)}

@@ -101,8 +101,60 @@ def _fail(msg: str, code: int) -> int:
     return code
 
 
+USAGE = "usage: lbbench [--flag=value ...] [--flagfile=FILE]      (or: python -m lbbench.main ...)"
+ABOUT = ("Train one network at one batch size and measure what the batch size did to it: test accuracy, "
+         "generalization gap, Hessian sharpness (lambda_max, trace, Keskar's eps-sharpness) and the gradient "
+         "noise scale. Results go to <workdir>/<run name>/ (result.json, TensorBoard events, metrics.jsonl).")
+EXAMPLES = (
+    ("lbbench --batch_size=4096 --schedule=warmup", "the main job: about a minute on 2 CPU cores"),
+    ("lbbench --model=f1 --batch_size=6000 --epochs=20 --run_name=keskar_lb",
+     "Keskar's F1 network with a large batch"),
+    ("lbbench --flagfile=run.flags", "flags read from a file, one --name=value per line"),
+)
+FOOTER = ("Exit status: 0 completed, 2 bad input (one line says what to fix), 3 diverged, 130 interrupted, "
+          "1 other failure.  --helpfull also lists absl's own flags.")
+
+
+def _flag_line(f: dataclasses.Field) -> str:
+    d = f.default
+    if isinstance(d, bool):
+        return f"--[no]{f.name}  (default: {'on' if d else 'off'})"
+    if isinstance(d, tuple):
+        return f"--{f.name}={','.join(f'{x:g}' if isinstance(x, float) else str(x) for x in d)}"
+    return f"--{f.name}={d:g}" if isinstance(d, float) else f"--{f.name}={d}"
+
+
+def help_text(width: int = 100) -> str:
+    """`--help`: a usage line, what the program does, examples, then the flags by section."""
+    import textwrap
+
+    from lbbench.config import SECTIONS
+
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    out = [USAGE, "", *textwrap.wrap(ABOUT, width), "", "examples:"]
+    for cmd, what in EXAMPLES:
+        out += [f"  # {what}", f"  {cmd}"]
+    for section, names in SECTIONS.items():
+        out += ["", f"{section}:"]
+        for name in names:
+            f = fields[name]
+            head = f"  {_flag_line(f)}"
+            text = f.metadata["help"]
+            if len(head) > 34:
+                out.append(head)
+                head = ""
+            wrapped = textwrap.wrap(text, width - 36) or [""]
+            out.append(f"{head:<36}{wrapped[0]}")
+            out += [" " * 36 + line for line in wrapped[1:]]
+    out += ["", *textwrap.wrap(FOOTER, width)]
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        print(help_text())
+        return EXIT_OK
+    if "--helpfull" in argv[1:]:
         print(make_flags().get_help())
         return EXIT_OK
     from lbbench import signals
@@ -140,9 +192,7 @@ def main(argv: list[str]) -> int:
         if result["status"] == "diverged":
             print(f"lbbench: DIVERGED ({result.get('error')}); logs and result kept in {where}", file=sys.stderr)
             continue
-        final = result["final"]
-        print(f"lbbench: done. test accuracy {final['test_accuracy']:.4f}, generalization gap "
-              f"{final['generalization_gap']:+.4f}" + _sharpness_text(result))
+        print(summary_line(result))
         print(f"lbbench: result  {os.path.join(where, 'result.json')}")
     print(f"lbbench: logs    tensorboard --logdir {os.path.dirname(results[0]['run_dir']) or '.'}")
     return EXIT_DIVERGED if any(r["status"] == "diverged" for r in results) else EXIT_OK
@@ -160,11 +210,26 @@ def _report_seeds(cfgs: list[Config], results: list[dict]) -> None:
     print(f"lbbench: summary {path}")
 
 
-def _sharpness_text(result: dict) -> str:
-    s = result.get("sharpness")
-    if not s:
-        return ""
-    return f", lambda_max {s['lambda_max']:.4g}, Hessian trace {s.get('hessian_trace', float('nan')):.4g}"
+def summary_line(result: dict) -> str:
+    """The last line of a run: accuracy, gap, the sharpness measures, the noise scale, wall time."""
+    from lbbench.numfmt import mean_sd, num
+
+    final, parts = result["final"], []
+    parts.append(f"test accuracy {final['test_accuracy']:.4f}, generalization gap {final['generalization_gap']:+.4f}")
+    s = result.get("sharpness") or {}
+    if s.get("lambda_max") is not None:
+        parts.append(f"lambda_max {num(s['lambda_max'])}")
+    if s.get("hessian_trace") is not None:
+        parts.append(f"Hessian trace {mean_sd(s['hessian_trace'], s.get('hessian_trace_stderr'))}")
+    eps = s.get("epsilon_sharpness") or {}
+    if eps:
+        parts.append("eps-sharpness " + ", ".join(f"{k.replace('_', ' eps=')} {num(v)}" for k, v in sorted(eps.items())))
+    b = (result.get("noise_scale") or {}).get("b_simple")
+    if b is not None:
+        parts.append(f"B_simple {num(b)}")
+    total = (result.get("timing") or {}).get("total_s")
+    wall = f" in {total:.1f} s" if total is not None else ""
+    return f"lbbench: done{wall}. " + ", ".join(parts)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench import noise_scale, parallel, preflight, run_folder, schedules, steps
+from lbbench import hparams, noise_scale, parallel, preflight, progress, run_folder, schedules, steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
 from lbbench.optim import make_optimizer
+from lbbench.provenance import provenance
 from lbbench.run_info import environment, measure_sharpness
 from lbbench.writer import RunWriter, finite_or_none
 
@@ -214,7 +215,10 @@ class Trainer:
 
     def sharpness(self, state, i: int) -> dict:
         cfg = self.cfgs[i]
-        return measure_sharpness(cfg, self.model, trial(state, i), self.ds, trial_keys(cfg)[2])
+        what = "measuring sharpness" + (f" of trial {i}" if self.num_trials > 1 else "") + \
+            " (lambda_max, trace, eps-sharpness)"
+        with progress.stage(what, enabled=jax.process_index() == 0):
+            return measure_sharpness(cfg, self.model, trial(state, i), self.ds, trial_keys(cfg)[2])
 
 
 @jax.jit
@@ -259,13 +263,13 @@ def _group_progress_line(epoch: int, cfg: Config, recs: dict, seconds: float, n_
             f"{n_trials} trials training)  {seconds:.1f} s")
 
 
-def _log_sharpness(writer: RunWriter, step: int, sharp: dict) -> None:
+def _log_sharpness(writer: RunWriter, step: int, sharp: dict, epoch: int) -> None:
     values = {"sharpness/lambda_max": sharp.get("lambda_max"),
               "sharpness/hessian_trace": sharp.get("hessian_trace"),
               **{f"sharpness/eps_{k}": v for k, v in sharp.get("epsilon_sharpness", {}).items()},
               **{f"sharpness_layer/{layer}/{k}": row.get(k) for layer, row in sharp.get("per_layer", {}).items()
                  for k in ("lambda_max", "trace")}}
-    writer.scalars(step, values, record="sharpness")
+    writer.scalars(step, values, record="sharpness", epoch=epoch)
     if "density" in sharp:
         from lbbench.plots import density_figure
         writer.figure("sharpness/spectral_density", density_figure(sharp["density"]), step)
@@ -276,7 +280,8 @@ class TrialRecord:
 
     def __init__(self, cfg: Config, folder: run_folder.RunFolder):
         self.cfg, self.folder, self.run_dir = cfg, folder, folder.path  # staging folder until finish()
-        self.writer = RunWriter(folder.path, cfg.to_dict())
+        self.writer = RunWriter(folder.path, cfg.to_dict(), grid=hparams.sweep_grid(cfg.workdir),
+                                wandb_project=cfg.wandb_project)
         self.history: list[dict] = []
         self.evals: dict[str, list] = {}  # test metrics every cfg.eval_every_steps steps (columns)
         self.status: str | None = None  # None while training; then completed / diverged / failed
@@ -351,7 +356,7 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
             col = {k: v[:, i] for k, v in metrics.items()}
             rec = _epoch_record(r.cfg, trainer, col, evals[i], dist[i], {k: v[i] for k, v in noise.items()}, seconds)
             r.writer.step_series("train/step_loss", step - len(col["loss"]), col["loss"])
-            r.writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch")
+            r.writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch", epoch=epoch)
             r.history.append({"epoch": epoch, "step": step, **rec})
             recs[i] = rec
             r.train_s = time.perf_counter() - t_train
@@ -366,7 +371,7 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
         for i, r in enumerate(records):
             if r.status is None and r.cfg.sharpness and r.cfg.sharpness_every and epoch % r.cfg.sharpness_every == 0 \
                     and epoch < cfg.epochs:
-                _log_sharpness(r.writer, step, trainer.sharpness(state, i))
+                _log_sharpness(r.writer, step, trainer.sharpness(state, i), epoch)
         if all(r.status is not None for r in records):
             break
     return state
@@ -429,7 +434,8 @@ def _finish_trial(trainer: Trainer, record: TrialRecord, i: int, state, status: 
         if status == "completed":
             if cfg.sharpness:
                 record.extra["sharpness"] = trainer.sharpness(state, i)
-                _log_sharpness(record.writer, int(record.history[-1]["step"]), record.extra["sharpness"])
+                _log_sharpness(record.writer, int(record.history[-1]["step"]), record.extra["sharpness"],
+                               len(record.history))
             if cfg.noise_scale_groups > 1:
                 summary = jax.device_get(noise_scale.summary(trial(state.noise, i)))
                 record.extra["noise_scale"] = {k: finite_or_none(v) for k, v in summary.items()}
@@ -459,9 +465,7 @@ def _write_result(trainer: Trainer, record: TrialRecord, timing: dict) -> None:
     result = _result(cfg, record.status, history, timing, extra)
     final_step = int(history[-1]["step"]) if history else 0
     record.writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
-    if "noise_scale" in record.extra:
-        record.writer.scalars(final_step, {"noise_scale/b_simple": record.extra["noise_scale"]["b_simple"]})
-    record.writer.close()
+    record.writer.close(record.status)
     run_dir = record.folder.finish(result)  # result.json, then the folder is committed and unlocked
     if record.folder.attempt_dir:
         log(f"lbbench: the {record.status} attempt was kept in {record.folder.attempt_dir}; {run_dir} still "
@@ -481,18 +485,19 @@ def run_group(cfgs: list[Config]) -> list[dict]:
     cfgs = [c.validate() for c in cfgs]
     check_group(cfgs)
     t_start = time.perf_counter()
+    origin = provenance()
     preflight.check_data_paths(cfgs[0])
     folders = []
     try:
         for c in cfgs:  # locked from here on; exit 2 now if a folder already holds a run
             folders.append(prepare_run_dir(c))
-        return _run_in_folders(cfgs, folders, t_start)
+        return _run_in_folders(cfgs, folders, t_start, origin)
     finally:
         for folder in folders:
             folder.discard()  # no-op once finish() committed; otherwise removes the staging folder
 
 
-def _run_in_folders(cfgs: list[Config], folders: list, t_start: float) -> list[dict]:
+def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: dict) -> list[dict]:
     cfg = cfgs[0]
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download).subset(cfg.train_subset)
     parallel.check_batch(cfg, ds.num_train)
@@ -503,8 +508,11 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float) -> list[d
     preflight.check_model_input(cfg, trainer.model, ds)
     log(_start_line(cfgs, trainer, ds))
     state = trainer.init_state()
-    compile_s = trainer.compile(state)
+    with progress.stage("compiling the training epoch and evaluation", enabled=jax.process_index() == 0):
+        compile_s = trainer.compile(state)
     records = [TrialRecord(c, f) for c, f in zip(cfgs, folders)]
+    for r in records:
+        r.extra["provenance"] = origin
     timing = lambda: {"t_start": t_start, "compile_s": compile_s}
 
     def finish(i, st, status):

@@ -38,3 +38,22 @@ def test_round_trip_through_dict():
 def test_lars_small_lr_warns():
     assert Config(optimizer="lars", learning_rate=0.01).warnings()
     assert not Config(optimizer="lars", learning_rate=10.0).warnings()
+
+
+def test_every_field_is_in_exactly_one_help_section():
+    import dataclasses
+
+    from lbbench.config import SECTIONS
+
+    listed = [name for names in SECTIONS.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(Config))
+    assert len(listed) == len(set(listed))
+    assert list(SECTIONS) == ["data", "model", "optimisation", "measurement", "output", "distribution"]
+
+
+def test_default_noise_groups_not_dividing_the_batch_blames_the_batch_and_says_how_to_fix_it():
+    with pytest.raises(ConfigError) as e:
+        Config(batch_size=250).validate()
+    msg = str(e.value)
+    assert e.value.flag == "batch_size" and msg.startswith("--batch_size: 250 is not divisible by 4, the default")
+    assert "--noise_scale_groups=2" in msg and "--noise_scale_groups=1" in msg and "divisible by 4" in msg
