@@ -88,9 +88,9 @@ def test_help_is_grouped_with_usage_and_examples(capsys):
 def test_flagfile_sets_flags(tmp_path):
     flagfile = tmp_path / "run.flags"
     flagfile.write_text("--batch_size=512\n--schedule=warmup\n--epsilons=0.01\n")
-    cfg = main.parse(["lbbench", f"--flagfile={flagfile}", "--epochs=3"])
+    [cfg] = main.parse(["lbbench", f"--flagfile={flagfile}", "--epochs=3"])
     assert (cfg.batch_size, cfg.schedule, cfg.epsilons, cfg.epochs) == (512, "warmup", (0.01,), 3)
-    assert main.parse(["lbbench", f"--flagfile={flagfile}", "--batch_size=1024"]).batch_size == 1024
+    assert main.parse(["lbbench", f"--flagfile={flagfile}", "--batch_size=1024"])[0].batch_size == 1024
 
 
 def test_batch_250_names_what_the_user_set(capsys, tmp_path):
