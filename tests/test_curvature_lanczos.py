@@ -35,3 +35,31 @@ def test_power_iteration_agrees_with_lanczos(mlp):
     lanczos_top = float(top_eigenvalues(loss_fn, params, 1, 20, jax.random.PRNGKey(6))[0])
     np.testing.assert_allclose(power, lanczos_top, rtol=1e-3)
     np.testing.assert_allclose(power, eigs[-1], rtol=1e-3)
+
+
+def test_warm_start_matches_cold_start_with_fewer_hvps(mlp):
+    """After a small parameter change, 4 Lanczos steps from the previous top eigenvector match a
+    cold 20-step start to 1e-4 relative, and the exact lambda_max (jax.hessian) too."""
+    from _curvature_toys import exact_hessian, plain_loss
+    from lbbench.curvature.hvp import flat_matvec
+    from lbbench.curvature.lanczos import top_eigenpair, unit_normal, warm_lambda_max
+    from lbbench.curvature.loss import make_loss
+
+    logits_fn, params, x, y, loss_fn, _, _ = mlp
+    matvec, n, dtype = flat_matvec(loss_fn, params)
+    _, vec = top_eigenpair(matvec, unit_normal(jax.random.PRNGKey(20), n, dtype), 20,
+                           jax.random.PRNGKey(21))
+    moved = jax.tree.map(lambda p, k: p + 1e-2 * jax.random.normal(k, p.shape), params,
+                         jax.tree.unflatten(jax.tree.structure(params),
+                                            list(jax.random.split(jax.random.PRNGKey(22), 4))))
+    moved_loss = make_loss(logits_fn, x, y, chunk_size=16)
+    moved_mv, _, _ = flat_matvec(moved_loss, moved)
+    cold = float(top_eigenvalues(moved_loss, moved, 1, 20, jax.random.PRNGKey(23))[0])
+    warm, warm_vec = warm_lambda_max(moved_mv, n, dtype, vec, 4, jax.random.PRNGKey(24))
+    exact = np.linalg.eigvalsh(exact_hessian(lambda p: plain_loss(logits_fn, p, x, y), moved))[-1]
+    assert abs(warm - cold) <= 1e-4 * abs(cold)
+    assert abs(warm - exact) <= 1e-4 * abs(exact)
+    residual = np.linalg.norm(np.asarray(moved_mv(warm_vec)) - warm * np.asarray(warm_vec))
+    assert residual <= 1e-2 * abs(warm) and abs(np.linalg.norm(warm_vec) - 1) < 1e-5
+    cold4, _ = warm_lambda_max(moved_mv, n, dtype, None, 4, jax.random.PRNGKey(24))
+    assert abs(cold4 - exact) > 1e-4 * abs(exact)  # 4 steps from a random start are not enough
