@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lbbench.curvature.loss import Params, sum_cross_entropy
+from lbbench.curvature.loss import Params, jit_with_logits, sum_cross_entropy
 
 
 def batch_loss(logits_fn: Callable, params: Params, xb, yb) -> jax.Array:
@@ -35,7 +35,7 @@ def gradient_curvature(loss_fn: Callable, params: Params) -> jax.Array:
     return jnp.vdot(flat_g, ravel_pytree(hvp(g))[0]) / jnp.vdot(flat_g, flat_g)
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "map_batches"))
+@functools.partial(jit_with_logits, static_argnames="map_batches")
 def _per_batch(logits_fn, params, xs, ys, map_batches: int):
     """g_B^T H_B g_B / |g_B|^2 for every batch (xs[i], ys[i]), `map_batches` at a time."""
     def one(batch):
@@ -61,6 +61,6 @@ def batch_sharpness(logits_fn: Callable, params: Params, xs, ys, chunk_examples:
     2.2-3 gradients of k*B examples; stderr is NaN for k = 1.
     """
     map_batches = max(1, int(chunk_examples) // xs.shape[1])
-    values = np.asarray(_per_batch(logits_fn, params, xs, ys, map_batches), np.float64)
+    values = np.asarray(_per_batch(logits_fn, params, xs, ys, map_batches=map_batches), np.float64)
     stderr = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else float("nan")
     return float(values.mean()), float(stderr)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.batch_sharpness import batch_loss
-from lbbench.curvature.loss import Params
+from lbbench.curvature.loss import Params, jit_with_logits
 
 
 def _example_stats(logits_fn, params, flat_g, x, y):
@@ -37,7 +37,7 @@ def _example_stats(logits_fn, params, flat_g, x, y):
     return jnp.vdot(flat, flat), jnp.vdot(flat, flat_g)
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "chunk"))
+@functools.partial(jit_with_logits, static_argnames="chunk")
 def batch_gradient_stats(logits_fn, params, x, y, chunk: int = 64) -> dict:
     """{"grad_sq": |g|^2, "sq_norms": |g_n|^2 (B,), "dots": <g_n, g> (B,), "grad": flat g}."""
     flat_g = ravel_pytree(jax.grad(lambda p: batch_loss(logits_fn, p, x, y))(params))[0]

@@ -47,7 +47,11 @@ def linearized_grad(loss_fn, params):
     return jax.linearize(jax.grad(loss_fn), params)[1]
 
 
-def _apply_flat(linear, unravel, v):
+@jax.jit
+def _apply_flat(linear, params_like, v):
+    """linear(v) on flat vectors; params_like only supplies the unravel structure (no static
+    closure, so a new measurement with the same shapes reuses the compiled program)."""
+    unravel = ravel_pytree(params_like)[1]
     return ravel_pytree(linear(unravel(v)))[0].astype(v.dtype)
 
 
@@ -63,11 +67,11 @@ def flat_matvec(loss_fn: LossFn, params: Params, cache_bytes: int = 0) -> tuple[
     If the linearisation's residuals fit in `cache_bytes`, the primal pass is computed once and
     every product reuses it (`linearized_grad`); otherwise plain forward-over-reverse `hvp`.
     """
-    flat, unravel = ravel_pytree(params)
+    flat = ravel_pytree(params)[0]
     dtype = krylov_dtype(flat)
     if cache_bytes and residual_bytes(loss_fn, params) <= cache_bytes:
         linear = jax.block_until_ready(jit_bound(linearized_grad, loss_fn, params)())
-        matvec = functools.partial(jax.jit(_apply_flat, static_argnums=1), linear, unravel)
+        matvec = functools.partial(_apply_flat, linear, params)
     else:
         matvec = jit_bound(flat_hvp, loss_fn, params)
     return matvec, flat.size, dtype

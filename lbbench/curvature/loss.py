@@ -42,15 +42,47 @@ def pad_to_chunks(a: jax.Array, chunk: int) -> jax.Array:
     return a.reshape((a.shape[0] // chunk, chunk) + a.shape[1:])
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=("xs", "ys", "ws"),
-                   meta_fields=("logits_fn", "num_examples", "remat"))
+@functools.partial(jax.tree_util.register_dataclass, data_fields=("batch_stats",),
+                   meta_fields=("apply_fn",))
+@dataclasses.dataclass(frozen=True, eq=False)
+class BoundLogits:
+    """(params, x) -> apply_fn(params, batch_stats, x): a logits_fn whose state is pytree data.
+
+    A plain closure over the BatchNorm statistics is a new function at every measurement, and jitted
+    code keyed on it recompiles each time (with the statistics baked in as constants). Built once
+    per run from a stable `apply_fn`, a BoundLogits per measurement reuses the compiled programs:
+    every jitted curvature function takes it as a traced argument.
+    """
+
+    apply_fn: Callable  # (params, batch_stats, x) -> logits, BatchNorm in inference mode
+    batch_stats: Any
+
+    def __call__(self, params, x):
+        return self.apply_fn(params, self.batch_stats, x)
+
+
+def jit_with_logits(fn: Callable, **jit_kwargs) -> Callable:
+    """jit fn(logits_fn, *args): logits_fn is traced if a BoundLogits, static (hashed) otherwise.
+
+    Pass the names in `static_argnames` by keyword (with static_argnums set, jit does not map them).
+    """
+    traced = jax.jit(fn, **jit_kwargs)
+    static = jax.jit(fn, static_argnums=0, **jit_kwargs)
+
+    @functools.wraps(fn)
+    def call(logits_fn, *args, **kwargs):
+        return (traced if isinstance(logits_fn, BoundLogits) else static)(logits_fn, *args, **kwargs)
+
+    return call
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ChunkedLoss:
     """params -> mean cross-entropy over chunked data (built by `make_loss`).
 
-    A pytree whose leaves are the data, so jitted code takes it as an *argument*: arrays a jitted
-    function closes over become constants that XLA embeds and constant-folds (slow compiles,
-    programs the size of the data set).
+    A pytree whose leaves are the data (and a BoundLogits' statistics), so jitted code takes it as
+    an *argument*: arrays a jitted function closes over become constants that XLA embeds and
+    constant-folds (slow compiles, programs the size of the data set).
     """
 
     logits_fn: Callable
@@ -73,6 +105,23 @@ class ChunkedLoss:
 
         total, _ = jax.lax.scan(body, jnp.zeros((), jnp.float32), (self.xs, self.ys, self.ws))
         return total / self.num_examples
+
+
+def _flatten_loss(loss: ChunkedLoss):
+    """Children: the data, and logits_fn if it is a BoundLogits; anything else is static aux."""
+    bound = isinstance(loss.logits_fn, BoundLogits)
+    children = (loss.xs, loss.ys, loss.ws, loss.logits_fn if bound else None)
+    return children, (None if bound else loss.logits_fn, loss.num_examples, loss.remat)
+
+
+def _unflatten_loss(aux, children) -> ChunkedLoss:
+    static_fn, num_examples, remat = aux
+    xs, ys, ws, bound_fn = children
+    return ChunkedLoss(static_fn if static_fn is not None else bound_fn, xs, ys, ws, num_examples,
+                       remat)
+
+
+jax.tree_util.register_pytree_node(ChunkedLoss, _flatten_loss, _unflatten_loss)
 
 
 def make_loss(logits_fn: Callable, x, y, chunk_size: int) -> ChunkedLoss:

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from lbbench.curvature.loss import Params
+from lbbench.curvature.loss import Params, jit_with_logits
 
 VARIANCE_FLOOR = 1e-10  # Cockpit's stand-in for a zero variance
 
@@ -51,7 +51,7 @@ def _per_example_losses(logits_fn, params, x, y):
         logits_fn(params, x).astype(jnp.float32), y)
 
 
-@functools.partial(jax.jit, static_argnames="logits_fn")
+@jit_with_logits
 def _losses_and_slopes(logits_fn, params, unit_direction, x, y):
     """Per-example losses and their derivatives along the unit direction: one jvp."""
     return jax.jvp(lambda p: _per_example_losses(logits_fn, p, x, y), (params,), (unit_direction,))

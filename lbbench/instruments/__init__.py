@@ -4,6 +4,7 @@
 (name, value) pairs and `cost()`. `run_due` and `Columns` collect their output per step.
 """
 
+from lbbench.curvature.loss import BoundLogits
 from lbbench.instruments.base import Columns, Instrument, TopVectors, TrialView, is_due, run_due
 from lbbench.instruments.curvature import CurvatureTracker
 from lbbench.instruments.gradient_tests import GradientTests
@@ -22,5 +23,5 @@ def build(cfg) -> list[Instrument]:
     return out
 
 
-__all__ = ["Columns", "CurvatureTracker", "GradientTests", "Instrument", "TopVectors",
+__all__ = ["BoundLogits", "Columns", "CurvatureTracker", "GradientTests", "Instrument", "TopVectors",
            "TrialView", "build", "is_due", "run_due"]

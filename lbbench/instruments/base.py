@@ -26,7 +26,10 @@ class TrialView:
     batch_stats: Any
     opt_state: Any  # optax state, e.g. inject_hyperparams (hyperparams holds 'learning_rate')
     learning_rate: float  # the LR applied at this step (after schedule and scaling)
-    logits_fn: Callable  # (params, x) -> logits, BatchNorm in inference mode, this trial's stats
+    # (params, x) -> logits, BatchNorm in inference mode with this trial's stats. Pass
+    # lbbench.curvature.loss.BoundLogits(apply_fn, batch_stats) with one apply_fn per run: a new
+    # plain closure per call recompiles every jitted measurement (seconds each, bench_curvature).
+    logits_fn: Callable
     measure_x: Any  # the fixed, seeded measurement subset (same for every run)
     measure_y: Any
     batch_x: Any  # a training minibatch of the run's batch size drawn at this step

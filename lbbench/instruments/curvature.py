@@ -28,7 +28,7 @@ from lbbench.curvature.preconditioned import (adam_hyperparams, adam_preconditio
 from lbbench.curvature.thresholds import ADAM_LIKE, adam_threshold, gd_threshold, stability_threshold
 from lbbench.instruments.base import TopVectors, TrialView
 
-HVP_IN_GRADIENTS = 2.2  # one HVP with the cached linearisation ~ 2.2 gradients (BUILD_NOTES)
+HVP_IN_GRADIENTS = 2.4  # one forward-over-reverse HVP ~ 2.4 gradients (BUILD_NOTES, F1)
 BATCH_HVP_IN_GRADIENTS = 3.0  # linearize (primal gradient) + tangent, per minibatch
 
 
@@ -43,7 +43,9 @@ class CurvatureTracker:
     measure_examples: int = 2048
     chunk_size: int = 512
     batch_sharpness_batches: int = 0  # 0 = every whole minibatch of the measurement subset
-    hvp_cache_bytes: int = 1 << 30
+    # 0: plain forward-over-reverse HVPs. A cached linearisation (measure's choice) pays off over
+    # ~50 HVPs, not 5-10: its setup and a fresh compile of the cached product cost more here.
+    hvp_cache_bytes: int = 0
     vectors: TopVectors = dataclasses.field(default_factory=TopVectors)
     name: str = "curvature"
 

@@ -23,7 +23,7 @@ from lbbench.curvature.loss import make_loss
 from lbbench.curvature.step_quality import step_alpha, top_overlap
 from lbbench.instruments.base import TopVectors, TrialView
 
-HVP_IN_GRADIENTS = 2.2
+HVP_IN_GRADIENTS = 2.4  # forward-over-reverse (BUILD_NOTES)
 PER_EXAMPLE_IN_GRADIENTS = 3.0  # vmapped per-example gradients, reduced chunk by chunk
 
 
