@@ -71,6 +71,13 @@ def test_curvature_packages_have_no_import_cycle():
     assert find_cycle(graph) is None, find_cycle(graph)
 
 
+def test_curvature_does_not_import_instruments():
+    """Layering: instruments build on curvature, never the other way round."""
+    for module, deps in import_graph().items():
+        if module.startswith("lbbench.curvature"):
+            assert not any(d.startswith("lbbench.instruments") for d in deps), (module, deps)
+
+
 @pytest.mark.parametrize("old", ["sharpness", "eps_sharpness", "layer_sharpness"])
 def test_old_sharpness_modules_are_gone(old):
     assert not (ROOT / "lbbench" / f"{old}.py").exists()

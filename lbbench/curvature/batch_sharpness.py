@@ -57,8 +57,9 @@ def batch_sharpness(logits_fn: Callable, params: Params, xs, ys, chunk_examples:
                     ) -> tuple[float, float]:
     """(mean, standard error) over the k minibatches (xs, ys) of shape (k, B, ...) of
     g_B^T H_B g_B / |g_B|^2 (Andreyev & Beneventano 2024). Batches are processed
-    max(1, chunk_examples // B) at a time (memory). Cost: one HVP per batch, i.e. about
-    2.2-3 gradients of k*B examples; stderr is NaN for k = 1.
+    max(1, chunk_examples // B) at a time (memory). Cost: one linearised HVP per batch, about
+    3 gradients of each batch: ~3k train steps (24 for 2048 examples at B = 256). stderr is NaN
+    for k = 1.
     """
     map_batches = max(1, int(chunk_examples) // xs.shape[1])
     values = np.asarray(_per_batch(logits_fn, params, xs, ys, map_batches=map_batches), np.float64)

@@ -60,7 +60,7 @@ def _losses_and_slopes(logits_fn, params, unit_direction, x, y):
 def step_alpha(logits_fn: Callable, params: Params, step: Params, x, y) -> float:
     """Cockpit's alpha for the update `step` (params -> params + step) on the minibatch (x, y).
 
-    Cost: two jvps of the per-example losses (about one gradient of the batch).
+    Cost: two jvps of the per-example losses, about one gradient of the batch: ~1 train step.
     """
     flat_step, unravel = ravel_pytree(step)
     t = float(jnp.linalg.norm(flat_step))

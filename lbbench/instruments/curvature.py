@@ -10,6 +10,10 @@ Yields, per measurement:
   batch_sharpness              E_B[g_B^T H_B g_B / |g_B|^2] (Andreyev & Beneventano 2024) over
   batch_sharpness_stderr       minibatches of the run's batch size cut from the measurement subset
   batch_sharpness_ratio        (the training minibatch if B exceeds it), and its ratio to 2/eta
+
+All curvature is of the mean cross-entropy with BatchNorm in inference mode (the view's
+logits_fn); coupled L2 weight decay, which adds wd I on the decayed weights to the Hessian the
+optimizer sees, is not included.
 """
 
 from __future__ import annotations
