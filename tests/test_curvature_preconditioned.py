@@ -68,3 +68,19 @@ def test_preconditioned_sharpness_quadratic_closed_form(setup):
     assert vec.shape == (n,)
     # the raw lambda_max differs: the preconditioner really changes the answer
     assert abs(np.linalg.eigvalsh(hess)[-1] - want) > 0.1 * want
+
+
+@pytest.mark.parametrize("name,has_adam", [("adam", True), ("adamw", True), ("lamb", True),
+                                           ("sgd", False), ("momentum", False), ("lars", False)])
+def test_finds_adam_state_in_lbbench_optimizers(name, has_adam):
+    """lbbench.optim's chains (masked weight decay, trust ratios) hide ScaleByAdamState at
+    different depths; the search finds it, shaped like the parameters, and nothing in SGD-family."""
+    from lbbench.config import Config
+    from lbbench.optim import make_optimizer
+
+    params = {"Dense_0": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}
+    tx = make_optimizer(Config(optimizer=name, weight_decay=1e-4), optax.constant_schedule(1e-3))
+    adam = pc.find_adam_state(tx.init(params))
+    assert (adam is not None) == has_adam
+    if has_adam:
+        assert ravel_pytree(adam.nu)[0].size == ravel_pytree(params)[0].size

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.batch_sharpness import batch_sharpness, split_batches
 from lbbench.curvature.hvp import flat_matvec
@@ -97,6 +98,9 @@ class CurvatureTracker:
             return
         hp = adam_hyperparams(view.opt_state, self.optimizer, self.momentum, self.beta2)
         diag_p = adam_preconditioner(adam, hp["b1"], hp["b2"], hp["eps"])
+        if diag_p.size != ravel_pytree(view.params)[0].size:
+            raise ValueError(f"Adam's second moment has {diag_p.size} entries, the parameters "
+                             f"{ravel_pytree(view.params)[0].size}: not one optimizer's state")
         lam, vec = preconditioned_sharpness(matvec, diag_p, self._preconditioned.get(view.trial)[1],
                                             self.iters, key)
         self._preconditioned.put(view.trial, view.step, vec)
