@@ -7,7 +7,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from _curvature_toys import data, mlp  # noqa: F401 (fixture)
+from _curvature_toys import mlp  # noqa: F401 (fixture)
 from lbbench.curvature.batch_sharpness import batch_sharpness, gradient_curvature, split_batches
 
 

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
 
 from _curvature_toys import mlp  # noqa: F401 (fixture)
 from lbbench.curvature import eps_sharpness as eps_sh

@@ -3,8 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from jax.flatten_util import ravel_pytree
 
 from _curvature_toys import mlp  # noqa: F401 (fixture)
 from lbbench.curvature.lanczos import lanczos, power_iteration, ritz, top_eigenvalues

@@ -1,7 +1,6 @@
 """lbbench.curvature.loss: the chunked loss equals the plain mean and its gradient."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree

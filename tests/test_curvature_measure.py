@@ -3,9 +3,7 @@
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import pytest
 from jax.flatten_util import ravel_pytree
 
 from _curvature_toys import N_EXAMPLES, TinyBNNet, data, exact_hessian, mlp, plain_loss  # noqa: F401

@@ -4,13 +4,12 @@ GradientTests against exact Hessians (jax.hessian), closed-form thresholds and t
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 import scipy.linalg
 
-from _curvature_toys import exact_hessian, mlp, plain_loss  # noqa: F401 (mlp is a fixture)
+from _curvature_toys import mlp, plain_loss  # noqa: F401 (mlp is a fixture)
 from lbbench.config import Config
 from lbbench.curvature.preconditioned import adam_preconditioner, find_adam_state
 from lbbench import instruments

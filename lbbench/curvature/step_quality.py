@@ -12,7 +12,6 @@ points here use the same minibatch, so for a quadratic loss the fit is exact.
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
