@@ -38,6 +38,11 @@ def test_finds_adam_state_and_hyperparams_inside_chain(setup):
     assert hp == pytest.approx({"b1": B1, "b2": B2, "eps": EPS})
     assert pc.find_adam_state(optax.sgd(0.1).init(params)) is None
     assert pc.adam_hyperparams((), "lamb", 0.8, 0.95) == {"b1": 0.8, "b2": 0.95, "eps": 1e-6}
+    lbbench_names = optax.inject_hyperparams(
+        lambda learning_rate, momentum, beta2: optax.adam(learning_rate, momentum, beta2))(
+        learning_rate=0.1, momentum=0.7, beta2=0.9).init(params)
+    assert pc.adam_hyperparams(lbbench_names, "adam", 0.5, 0.5) == pytest.approx(
+        {"b1": 0.7, "b2": 0.9, "eps": 1e-8})
 
 
 @pytest.mark.parametrize("steps", [1, 4])

@@ -1,6 +1,7 @@
 """Instruments end to end on a tiny MLP with hand-built TrialViews: the CurvatureTracker and
 GradientTests against exact Hessians (jax.hessian), closed-form thresholds and the Columns contract."""
 
+import dataclasses
 import json
 
 import jax
@@ -64,6 +65,15 @@ def test_curvature_tracker_momentum_threshold(mlp):
     assert "preconditioned_sharpness" not in out
     np.testing.assert_allclose(out["threshold"], 3.0 / LR, rtol=1e-6)
     np.testing.assert_allclose(out["lambda_max_ratio"], out["lambda_max"] * LR / 3.0, rtol=1e-6)
+
+
+def test_curvature_tracker_reads_each_trials_config(mlp):
+    """A group's trials differ in momentum: the view's Config wins over the one built from."""
+    tracker = CurvatureTracker.from_config(Config(optimizer="momentum", momentum=0.9,
+                                                  track_curvature_every=1))
+    view = _view(mlp, optax.sgd(LR, momentum=0.5), 1, step=0)
+    out = dict(tracker.run(dataclasses.replace(view, cfg=Config(optimizer="momentum", momentum=0.5))))
+    np.testing.assert_allclose(out["threshold"], 3.0 / LR, rtol=1e-6)
 
 
 def test_gradient_tests_end_to_end_reuses_tracker_vector(mlp, adam_tx):

@@ -73,8 +73,12 @@ def preconditioned_sharpness(matvec: MatVec, diag_p: jax.Array, previous, num_it
 
 
 def adam_hyperparams(opt_state, optimizer: str, momentum: float, beta2: float) -> dict:
-    """b1, b2, eps: from an inject_hyperparams state where injected, else the configured values."""
+    """b1, b2, eps: the values injected into an inject_hyperparams state (optax's names b1, b2,
+    eps, or lbbench's momentum, beta2), else the configured ones (eps: the optimizer's default)."""
     hp = find_hyperparams(opt_state)
-    get = lambda k, d: float(hp[k]) if k in hp else d  # noqa: E731
-    return {"b1": get("b1", momentum), "b2": get("b2", beta2),
-            "eps": get("eps", DEFAULT_EPS.get(optimizer, 1e-8))}
+
+    def get(names, default):
+        return next((float(hp[k]) for k in names if k in hp), default)
+
+    return {"b1": get(("b1", "momentum"), momentum), "b2": get(("b2", "beta2"), beta2),
+            "eps": get(("eps",), DEFAULT_EPS.get(optimizer, 1e-8))}

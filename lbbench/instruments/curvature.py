@@ -83,8 +83,9 @@ class CurvatureTracker:
         self.vectors.put(view.trial, view.step, vec)
         yield "lambda_max", lam
         lr = float(view.learning_rate)
-        momentum = float(find_hyperparams(view.opt_state).get("momentum", self.momentum))
-        threshold = stability_threshold(self.optimizer, lr, momentum)
+        optimizer, momentum, _ = self._settings(view)
+        momentum = float(find_hyperparams(view.opt_state).get("momentum", momentum))
+        threshold = stability_threshold(optimizer, lr, momentum)
         if threshold is not None:
             yield "threshold", threshold
             yield "lambda_max_ratio", lam / threshold
@@ -92,11 +93,20 @@ class CurvatureTracker:
         del matvec  # frees a cached linearisation before batch sharpness
         yield from self._batch_pairs(view, lr)
 
+    def _settings(self, view: TrialView) -> tuple[str, float, float]:
+        """(optimizer, momentum/beta1, beta2) of this trial: its own Config if the view has one
+        (trials of a group differ in momentum and beta2), else the values built from."""
+        cfg = view.cfg
+        if cfg is None:
+            return self.optimizer, self.momentum, self.beta2
+        return cfg.optimizer, float(cfg.momentum), float(cfg.scaled_beta2)
+
     def _preconditioned_pairs(self, view: TrialView, matvec, lr: float, key):
-        adam = find_adam_state(view.opt_state) if self._adam_family() else None
+        optimizer, momentum, beta2 = self._settings(view)
+        adam = find_adam_state(view.opt_state) if optimizer in ADAM_LIKE + ("lamb",) else None
         if adam is None:
             return
-        hp = adam_hyperparams(view.opt_state, self.optimizer, self.momentum, self.beta2)
+        hp = adam_hyperparams(view.opt_state, optimizer, momentum, beta2)
         diag_p = adam_preconditioner(adam, hp["b1"], hp["b2"], hp["eps"])
         if diag_p.size != ravel_pytree(view.params)[0].size:
             raise ValueError(f"Adam's second moment has {diag_p.size} entries, the parameters "
@@ -105,7 +115,7 @@ class CurvatureTracker:
                                             self.iters, key)
         self._preconditioned.put(view.trial, view.step, vec)
         yield "preconditioned_sharpness", lam
-        if self.optimizer in ADAM_LIKE:
+        if optimizer in ADAM_LIKE:
             threshold = adam_threshold(lr, hp["b1"])
             yield "preconditioned_threshold", threshold
             yield "preconditioned_ratio", lam / threshold
