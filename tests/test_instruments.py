@@ -120,3 +120,24 @@ def test_build_from_config_and_run_due():
         assert "train steps" in inst.cost()
     assert instruments.is_due(built[0], 20) and not instruments.is_due(built[0], 15)
     assert instruments.is_due(built[0], 15, final=True)
+
+
+def test_run_due_collects_each_instrument_into_its_columns():
+    class Counter:  # the smallest Instrument: the loop needs nothing else
+        def __init__(self, name, every):
+            self.name, self.every, self.calls = name, every, 0
+
+        def run(self, view):
+            self.calls += 1
+            yield "value", float(view.step)
+
+        def cost(self):
+            return "≈ 0 train steps"
+
+    a, b = Counter("a", 2), Counter("b", 0)
+    columns = {}
+    for step in range(5):
+        view = TrialView(0, step, None, None, None, None, LR, None, None, None, None, None, None)
+        instruments.run_due([a, b], view, columns, final=step == 4)
+    assert columns["a"].to_dict() == {"step": [0, 2, 4], "value": [0.0, 2.0, 4.0]}
+    assert columns["b"].to_dict() == {"step": [4], "value": [4.0]} and b.calls == 1
