@@ -3,7 +3,7 @@
 Reports the cost of one gradient and one Hessian-vector product of the chunked subset loss (jitted,
 warm, median of --reps, interleaved so load drifts hit all alike): `hvp` (forward-over-reverse),
 and the flat matvec `measure` uses with and without the cached linearisation; their ratios to the
-gradient; and the wall time of `sharpness.measure` with default options (including compiles).
+gradient; and the wall time of `lbbench.curvature.measure` with default options (including compiles).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import time
 import flax.linen as nn
 import jax
 
-from lbbench import sharpness as sh
+from lbbench.curvature.hvp import flat_matvec, hvp
+from lbbench.curvature.loss import make_loss
+from lbbench.curvature.measure import SharpnessOptions, measure
 
 HVP_OVER_GRAD_TARGET = 2.2
 
@@ -73,20 +75,20 @@ def _setup(num_examples: int, seed: int):
 
 def run(num_examples: int = 2048, reps: int = 10, seed: int = 0) -> dict:
     logits_fn, params, x, y, source = _setup(num_examples, seed)
-    options = sh.SharpnessOptions()
-    loss_fn = sh.make_loss(logits_fn, x, y, options.chunk_size)
+    options = SharpnessOptions()
+    loss_fn = make_loss(logits_fn, x, y, options.chunk_size)
     v = jax.tree.map(lambda p: jax.random.normal(jax.random.PRNGKey(seed + 1), p.shape, p.dtype),
                      params)
     grad_fn = jax.jit(lambda f, p: jax.grad(f)(p))  # the loss (with its data) is an argument
-    hvp_fn = jax.jit(sh.hvp)
-    plain_mv, n, dtype = sh.flat_matvec(loss_fn, params, cache_bytes=0)
-    cached_mv, _, _ = sh.flat_matvec(loss_fn, params, cache_bytes=options.hvp_cache_bytes)
+    hvp_fn = jax.jit(hvp)
+    plain_mv, n, dtype = flat_matvec(loss_fn, params, cache_bytes=0)
+    cached_mv, _, _ = flat_matvec(loss_fn, params, cache_bytes=options.hvp_cache_bytes)
     flat_v = jax.random.normal(jax.random.PRNGKey(seed + 3), (n,), dtype)
     t = _median_seconds({
         "grad": lambda: grad_fn(loss_fn, params), "hvp": lambda: hvp_fn(loss_fn, params, v),
         "flat": lambda: plain_mv(flat_v), "cached": lambda: cached_mv(flat_v)}, reps)
     del cached_mv
-    report = sh.measure(logits_fn, params, x, y, options, jax.random.PRNGKey(seed + 2))
+    report = measure(logits_fn, params, x, y, options, jax.random.PRNGKey(seed + 2))
     return {
         "device": str(jax.devices()[0]), "model": source, "num_params": n,
         "num_examples": num_examples, "chunk_size": options.chunk_size, "reps": reps,

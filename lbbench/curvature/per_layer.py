@@ -12,6 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from lbbench.curvature.lanczos import top_eigenvalues_mv
+from lbbench.curvature.trace import hutchinson_mv
+
 
 def layer_indices(params) -> dict[str, np.ndarray]:
     """Flat indices (in `ravel_pytree` order) of each top-level parameter group."""
@@ -32,16 +35,14 @@ def block_matvec(matvec, idx: np.ndarray, n: int, dtype):
 
 def per_layer(matvec, params, n: int, dtype, lanczos_iters: int, probes: int, key) -> dict:
     """{layer: {"lambda_max", "trace", "trace_stderr", "num_params"}} from the full-model matvec."""
-    from lbbench.sharpness import _hutchinson_mv, _top_eigenvalues_mv
-
     out = {}
     for i, (name, idx) in enumerate(layer_indices(params).items()):
         mv = block_matvec(matvec, idx, n, dtype)
         k = jax.random.fold_in(key, i)
         iters = min(lanczos_iters, len(idx))
         row = {"num_params": int(len(idx)),
-               "lambda_max": float(_top_eigenvalues_mv(mv, len(idx), dtype, 1, iters, k)[0])}
+               "lambda_max": float(top_eigenvalues_mv(mv, len(idx), dtype, 1, iters, k)[0])}
         if probes:
-            row["trace"], row["trace_stderr"] = _hutchinson_mv(mv, len(idx), dtype, probes, jax.random.fold_in(k, 1))
+            row["trace"], row["trace_stderr"] = hutchinson_mv(mv, len(idx), dtype, probes, jax.random.fold_in(k, 1))
         out[name] = row
     return out

@@ -1,7 +1,7 @@
 """Keskar et al. 2017 ε-sharpness (Metric 2.1): the largest relative loss rise in a small box.
 
 The box maximisation runs scipy's L-BFGS-B (as Keskar et al. did) on a jitted value-and-gradient of
-the same chunked loss the Hessian tools in `sharpness.py` use, in the full parameter space or in a
+the same chunked loss the Hessian tools in `lbbench.curvature` use, in the full parameter space or in a
 random p-dimensional subspace.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
-from lbbench.sharpness import LossFn, Params, SharpnessOptions, _jit_bound
+from lbbench.curvature.loss import LossFn, Params, jit_bound
 
 
-def _subspace(key, x: jax.Array, p: int) -> tuple[jax.Array, np.ndarray]:
+def subspace(key, x: jax.Array, p: int) -> tuple[jax.Array, np.ndarray]:
     """Random Gaussian A (n x p) and A^+ x, the least-squares coordinates of x in span(A).
 
     A^+ x solves the p x p normal equations A^T A z = A^T x in float64 (min-norm lstsq, so p >= n
@@ -36,7 +36,7 @@ def _negated_loss_at(loss_fn, params, z):
 
 def _offset_value_and_grad(loss_fn: LossFn, params: Params):
     """(x, jitted z -> (-f(x + z), -grad f(x + z))): one compile shared by every eps run."""
-    return ravel_pytree(params)[0], _jit_bound(_negated_loss_at, loss_fn, params)
+    return ravel_pytree(params)[0], jit_bound(_negated_loss_at, loss_fn, params)
 
 
 def _box_objective(offset_vg, dtype, a: jax.Array | None):
@@ -85,7 +85,7 @@ def _box_half_width(epsilon: float, coords) -> np.ndarray:
 def _sharpness_setup(x: jax.Array, offset_vg, key, subspace_dim: int):
     """(objective over y, A^+ x) for the full space (A = I, subspace_dim=0) or a random subspace."""
     if subspace_dim:
-        a, coords = _subspace(key, x, int(subspace_dim))
+        a, coords = subspace(key, x, int(subspace_dim))
         return _box_objective(offset_vg, x.dtype, a), coords
     return _box_objective(offset_vg, x.dtype, None), np.asarray(x, np.float64)
 
@@ -107,8 +107,11 @@ def epsilon_sharpness(
     return _sharpness_value(*_maximise_in_box(objective, _box_half_width(epsilon, coords), maxiter))
 
 
-def all_epsilon_sharpness(loss_fn, params, options: SharpnessOptions, key) -> dict[str, float]:
-    """{"full_<eps:g>": .., "subspace_<eps:g>": ..}; one jitted loss gradient shared by all."""
+def all_epsilon_sharpness(loss_fn, params, options, key) -> dict[str, float]:
+    """{"full_<eps:g>": .., "subspace_<eps:g>": ..}; one jitted loss gradient shared by all.
+
+    `options` is any object with `epsilons`, `subspace_dim` and `lbfgs_iters` (a SharpnessOptions).
+    """
     if not options.epsilons:
         return {}
     x, offset_vg = _offset_value_and_grad(loss_fn, params)

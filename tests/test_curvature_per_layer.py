@@ -7,8 +7,10 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from lbbench import sharpness as sh
-from lbbench.layer_sharpness import layer_indices, per_layer
+from lbbench.curvature.hvp import flat_matvec
+from lbbench.curvature.loss import make_loss
+from lbbench.curvature.measure import SharpnessOptions, measure
+from lbbench.curvature.per_layer import layer_indices, per_layer
 
 
 class TwoLayer(nn.Module):
@@ -39,8 +41,8 @@ def test_layer_indices_partition_the_flat_vector():
 
 def test_per_layer_matches_exact_diagonal_blocks():
     logits_fn, params, x, y, hess = setup()
-    loss_fn = sh.make_loss(logits_fn, x, y, chunk_size=16)
-    matvec, n, dtype = sh.flat_matvec(loss_fn, params)
+    loss_fn = make_loss(logits_fn, x, y, chunk_size=16)
+    matvec, n, dtype = flat_matvec(loss_fn, params)
     got = per_layer(matvec, params, n, dtype, lanczos_iters=30, probes=200, key=jax.random.PRNGKey(2))
     for name, idx in layer_indices(params).items():
         block = hess[np.ix_(idx, idx)]
@@ -51,7 +53,7 @@ def test_per_layer_matches_exact_diagonal_blocks():
 
 def test_measure_reports_per_layer_when_asked():
     logits_fn, params, x, y, _ = setup()
-    opts = sh.SharpnessOptions(lanczos_iters=10, hutchinson_probes=4, epsilons=(), per_layer=True)
-    report = sh.measure(logits_fn, params, x, y, opts, jax.random.PRNGKey(3))
+    opts = SharpnessOptions(lanczos_iters=10, hutchinson_probes=4, epsilons=(), per_layer=True)
+    report = measure(logits_fn, params, x, y, opts, jax.random.PRNGKey(3))
     assert set(report["per_layer"]) == {"Dense_0", "Dense_1"}
     assert report["seconds"]["per_layer"] > 0

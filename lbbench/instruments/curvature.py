@@ -1,0 +1,131 @@
+"""CurvatureTracker: edge-of-stability quantities during training, from warm-started Lanczos.
+
+Yields, per measurement:
+  lambda_max                   top Hessian eigenvalue of the measurement-subset loss (warm start)
+  threshold, lambda_max_ratio  the optimizer's stability threshold on lambda_max and lambda/threshold
+                               (sgd 2/eta, heavy ball (2+2mu)/eta, Nesterov; Cohen et al. 2021)
+  preconditioned_sharpness     lambda_max(P^-1 H) for Adam-family states (Cohen et al. 2022), with
+  preconditioned_threshold,    (2+2 b1)/(eta (1 - b1)) and the ratio (adam, adamw only)
+  preconditioned_ratio
+  batch_sharpness              E_B[g_B^T H_B g_B / |g_B|^2] (Andreyev & Beneventano 2024) over
+  batch_sharpness_stderr       minibatches of the run's batch size cut from the measurement subset
+  batch_sharpness_ratio        (the training minibatch if B exceeds it), and its ratio to 2/eta
+
+All curvature is of the mean cross-entropy with BatchNorm in inference mode (the view's
+logits_fn); coupled L2 weight decay, which adds wd I on the decayed weights to the Hessian the
+optimizer sees, is not included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+from jax.flatten_util import ravel_pytree
+
+from lbbench.curvature.batch_sharpness import batch_sharpness, split_batches
+from lbbench.curvature.hvp import flat_matvec
+from lbbench.curvature.lanczos import warm_lambda_max
+from lbbench.curvature.loss import make_loss
+from lbbench.curvature.preconditioned import (adam_hyperparams, adam_preconditioner,
+                                              find_adam_state, find_hyperparams,
+                                              preconditioned_sharpness)
+from lbbench.curvature.thresholds import ADAM_LIKE, adam_threshold, gd_threshold, stability_threshold
+from lbbench.instruments.base import TopVectors, TrialView
+
+HVP_IN_GRADIENTS = 2.4  # one forward-over-reverse HVP ~ 2.4 gradients (BUILD_NOTES, F1)
+BATCH_HVP_IN_GRADIENTS = 3.0  # linearize (primal gradient) + tangent, per minibatch
+
+
+@dataclasses.dataclass
+class CurvatureTracker:
+    every: int
+    iters: int = 5  # warm-started Lanczos steps (HVPs) per lambda_max and per P^-1 H
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    beta2: float = 0.999
+    batch_size: int = 256  # for the cost estimate; run() uses the view's batch
+    measure_examples: int = 2048
+    chunk_size: int = 512
+    batch_sharpness_batches: int = 0  # 0 = every whole minibatch of the measurement subset
+    # 0: plain forward-over-reverse HVPs. A cached linearisation (measure's choice) pays off over
+    # ~50 HVPs, not 5-10: its setup and a fresh compile of the cached product cost more here.
+    hvp_cache_bytes: int = 0
+    vectors: TopVectors = dataclasses.field(default_factory=TopVectors)
+    name: str = "curvature"
+
+    def __post_init__(self):
+        self._preconditioned = TopVectors()  # warm starts for P^-1/2 H P^-1/2
+
+    @classmethod
+    def from_config(cls, cfg, vectors: TopVectors | None = None) -> "CurvatureTracker":
+        return cls(every=cfg.track_curvature_every, iters=cfg.track_curvature_iters,
+                   optimizer=cfg.optimizer, momentum=cfg.momentum, beta2=cfg.scaled_beta2,
+                   batch_size=cfg.batch_size, measure_examples=cfg.sharpness_examples,
+                   vectors=vectors or TopVectors())
+
+    def _adam_family(self) -> bool:
+        return self.optimizer in ADAM_LIKE + ("lamb",)
+
+    def cost(self) -> str:
+        hvps = self.iters * (2 if self._adam_family() else 1)
+        scale = self.measure_examples / self.batch_size
+        steps = (HVP_IN_GRADIENTS * hvps + BATCH_HVP_IN_GRADIENTS) * scale
+        return (f"≈ {steps:.1f} train steps ({hvps} HVPs on {self.measure_examples} examples "
+                f"+ one HVP per minibatch for batch sharpness, at B = {self.batch_size})")
+
+    def run(self, view: TrialView):
+        k_lambda, k_pre = jax.random.split(view.key)
+        loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size)
+        matvec, n, dtype = flat_matvec(loss, view.params, self.hvp_cache_bytes)
+        lam, vec = warm_lambda_max(matvec, n, dtype, self.vectors.get(view.trial)[1], self.iters,
+                                   k_lambda)
+        self.vectors.put(view.trial, view.step, vec)
+        yield "lambda_max", lam
+        lr = float(view.learning_rate)
+        optimizer, momentum, _ = self._settings(view)
+        momentum = float(find_hyperparams(view.opt_state).get("momentum", momentum))
+        threshold = stability_threshold(optimizer, lr, momentum)
+        if threshold is not None:
+            yield "threshold", threshold
+            yield "lambda_max_ratio", lam / threshold
+        yield from self._preconditioned_pairs(view, matvec, lr, k_pre)
+        del matvec  # frees a cached linearisation before batch sharpness
+        yield from self._batch_pairs(view, lr)
+
+    def _settings(self, view: TrialView) -> tuple[str, float, float]:
+        """(optimizer, momentum/beta1, beta2) of this trial: its own Config if the view has one
+        (trials of a group differ in momentum and beta2), else the values built from."""
+        cfg = view.cfg
+        if cfg is None:
+            return self.optimizer, self.momentum, self.beta2
+        return cfg.optimizer, float(cfg.momentum), float(cfg.scaled_beta2)
+
+    def _preconditioned_pairs(self, view: TrialView, matvec, lr: float, key):
+        optimizer, momentum, beta2 = self._settings(view)
+        adam = find_adam_state(view.opt_state) if optimizer in ADAM_LIKE + ("lamb",) else None
+        if adam is None:
+            return
+        hp = adam_hyperparams(view.opt_state, optimizer, momentum, beta2)
+        diag_p = adam_preconditioner(adam, hp["b1"], hp["b2"], hp["eps"])
+        if diag_p.size != ravel_pytree(view.params)[0].size:
+            raise ValueError(f"Adam's second moment has {diag_p.size} entries, the parameters "
+                             f"{ravel_pytree(view.params)[0].size}: not one optimizer's state")
+        lam, vec = preconditioned_sharpness(matvec, diag_p, self._preconditioned.get(view.trial)[1],
+                                            self.iters, key)
+        self._preconditioned.put(view.trial, view.step, vec)
+        yield "preconditioned_sharpness", lam
+        if optimizer in ADAM_LIKE:
+            threshold = adam_threshold(lr, hp["b1"])
+            yield "preconditioned_threshold", threshold
+            yield "preconditioned_ratio", lam / threshold
+
+    def _batch_pairs(self, view: TrialView, lr: float):
+        b = int(view.batch_x.shape[0])
+        xs, ys = split_batches(view.measure_x, view.measure_y, b, self.batch_sharpness_batches)
+        if xs.shape[0] == 0:  # the batch is larger than the measurement subset
+            xs, ys = split_batches(view.batch_x, view.batch_y, b)
+        mean, stderr = batch_sharpness(view.logits_fn, view.params, xs, ys)
+        yield "batch_sharpness", mean
+        yield "batch_sharpness_stderr", stderr
+        yield "batch_sharpness_ratio", mean / gd_threshold(lr)

@@ -1,0 +1,143 @@
+"""Instruments end to end on a tiny MLP with hand-built TrialViews: the CurvatureTracker and
+GradientTests against exact Hessians (jax.hessian), closed-form thresholds and the Columns contract."""
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+import scipy.linalg
+
+from _curvature_toys import mlp, plain_loss  # noqa: F401 (mlp is a fixture)
+from lbbench.config import Config
+from lbbench.curvature.preconditioned import adam_preconditioner, find_adam_state
+from lbbench import instruments
+from lbbench.instruments import Columns, CurvatureTracker, GradientTests, TopVectors, TrialView
+
+LR, B = 0.05, 16
+
+
+def _view(mlp, tx, steps: int, step: int, trial: int = 0, key: int = 0, **kw) -> TrialView:
+    logits_fn, params, x, y, *_ = mlp
+    state = tx.init(params)
+    for i in range(steps):  # a few real optimizer steps so nu and count are not trivial
+        g = jax.grad(lambda p: plain_loss(logits_fn, p, x[i * B:(i + 1) * B], y[i * B:(i + 1) * B]))(params)
+        _, state = tx.update(g, state, params)
+    return TrialView(trial=trial, step=step, cfg=None, params=params, batch_stats={},
+                     opt_state=state, learning_rate=LR, logits_fn=logits_fn, measure_x=x,
+                     measure_y=y, batch_x=x[:B], batch_y=y[:B], key=jax.random.PRNGKey(key), **kw)
+
+
+@pytest.fixture(scope="module")
+def adam_tx():
+    return optax.inject_hyperparams(optax.adam)(learning_rate=LR, b1=0.9, b2=0.99, eps=1e-6)
+
+
+def test_curvature_tracker_adam_end_to_end(mlp, adam_tx):
+    logits_fn, params, x, y, _, hess, eigs = mlp
+    tracker = CurvatureTracker(every=1, iters=8, optimizer="adam", batch_size=B,
+                               measure_examples=x.shape[0], chunk_size=16)
+    first = dict(tracker.run(_view(mlp, adam_tx, 3, step=0)))
+    view = _view(mlp, adam_tx, 3, step=1, key=1)
+    second = dict(tracker.run(view))  # warm-started from the first call's vectors
+    assert set(second) == {"lambda_max", "preconditioned_sharpness", "preconditioned_threshold",
+                           "preconditioned_ratio", "batch_sharpness", "batch_sharpness_stderr",
+                           "batch_sharpness_ratio"}  # adam: no threshold on raw lambda_max
+    assert abs(first["lambda_max"] - eigs[-1]) <= 0.05 * eigs[-1]
+    np.testing.assert_allclose(second["lambda_max"], eigs[-1], rtol=1e-4)
+    p = np.asarray(adam_preconditioner(find_adam_state(view.opt_state), 0.9, 0.99, 1e-6), np.float64)
+    want = scipy.linalg.eigh(hess, np.diag(p), eigvals_only=True)[-1]
+    np.testing.assert_allclose(second["preconditioned_sharpness"], want, rtol=1e-3)
+    np.testing.assert_allclose(second["preconditioned_threshold"], 38 / LR, rtol=1e-6)
+    np.testing.assert_allclose(second["preconditioned_ratio"],
+                               second["preconditioned_sharpness"] * LR / 38, rtol=1e-6)
+    np.testing.assert_allclose(second["batch_sharpness_ratio"],
+                               second["batch_sharpness"] * LR / 2, rtol=1e-6)
+    assert 0 < second["batch_sharpness"] and np.isfinite(second["batch_sharpness_stderr"])
+
+
+def test_curvature_tracker_momentum_threshold(mlp):
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=LR, momentum=0.5)  # injected beta wins
+    tracker = CurvatureTracker(every=1, iters=4, optimizer="momentum", momentum=0.9)
+    out = dict(tracker.run(_view(mlp, tx, 1, step=0)))
+    assert "preconditioned_sharpness" not in out
+    np.testing.assert_allclose(out["threshold"], 3.0 / LR, rtol=1e-6)
+    np.testing.assert_allclose(out["lambda_max_ratio"], out["lambda_max"] * LR / 3.0, rtol=1e-6)
+
+
+def test_curvature_tracker_reads_each_trials_config(mlp):
+    """A group's trials differ in momentum: the view's Config wins over the one built from."""
+    tracker = CurvatureTracker.from_config(Config(optimizer="momentum", momentum=0.9,
+                                                  track_curvature_every=1))
+    view = _view(mlp, optax.sgd(LR, momentum=0.5), 1, step=0)
+    out = dict(tracker.run(dataclasses.replace(view, cfg=Config(optimizer="momentum", momentum=0.5))))
+    np.testing.assert_allclose(out["threshold"], 3.0 / LR, rtol=1e-6)
+
+
+def test_gradient_tests_end_to_end_reuses_tracker_vector(mlp, adam_tx):
+    vectors = TopVectors()
+    tracker = CurvatureTracker(every=1, iters=30, vectors=vectors, chunk_size=16)  # accurate v
+    tests = GradientTests(every=1, iters=8, vectors=vectors, chunk=8)
+    update_fn = lambda g, s, p: adam_tx.update(g, s, p)[0]  # noqa: E731
+    view = _view(mlp, adam_tx, 2, step=5, update_fn=update_fn)
+    dict(tracker.run(view))
+    _, vec = vectors.get(0)
+    out = dict(tests.run(view))
+    assert vectors.get(0)[1] is vec  # found at this step by the tracker: no new Lanczos run
+    assert set(out) == {"norm_test", "inner_product_test", "orthogonality_test", "grad_norm",
+                        "alpha", "top_overlap", "top_overlap_batch"}
+    assert all(np.isfinite(v) for v in out.values())
+    assert 0 <= out["top_overlap"] <= 1 and 0 <= out["top_overlap_batch"] <= 1
+    # the overlap with the exact top eigenvector of the exact Hessian
+    logits_fn, params, x, y, _, hess, _ = mlp
+    g = np.asarray(jax.flatten_util.ravel_pytree(jax.grad(lambda p: plain_loss(logits_fn, p, x, y))(params))[0], np.float64)
+    v = np.linalg.eigh(hess)[1][:, -1]
+    np.testing.assert_allclose(out["top_overlap"], (v @ g) ** 2 / (g @ g), rtol=1e-2, atol=1e-4)
+    sgd_alpha = dict(tests.run(_view(mlp, adam_tx, 2, step=6)))["alpha"]  # -eta g_B direction
+    assert np.isfinite(sgd_alpha) and sgd_alpha != out["alpha"]
+
+
+def test_columns_contract_is_strict_json():
+    cols = Columns()
+    cols.add(10, iter([("lambda_max", 3.0), ("threshold", 40.0)]))
+    cols.add(0, {"lambda_max": 1.0, "batch_sharpness": float("nan")})
+    cols.add(10, {"batch_sharpness": 2.0})  # a second instrument at the same step: same row
+    got = cols.to_dict()
+    assert got == {"step": [0, 10], "lambda_max": [1.0, 3.0], "threshold": [None, 40.0],
+                   "batch_sharpness": [None, 2.0]}
+    json.dumps(got, allow_nan=False)
+
+
+def test_build_from_config_and_run_due():
+    assert instruments.build(Config()) == []
+    cfg = Config(track_curvature_every=10, gradient_tests_every=5, track_curvature_iters=3)
+    built = instruments.build(cfg)
+    assert [i.name for i in built] == ["curvature", "gradient_tests"]
+    assert [i.every for i in built] == [10, 5] and built[0].vectors is built[1].vectors
+    for inst in built:
+        assert "train steps" in inst.cost()
+    assert instruments.is_due(built[0], 20) and not instruments.is_due(built[0], 15)
+    assert instruments.is_due(built[0], 15, final=True)
+
+
+def test_run_due_collects_each_instrument_into_its_columns():
+    class Counter:  # the smallest Instrument: the loop needs nothing else
+        def __init__(self, name, every):
+            self.name, self.every, self.calls = name, every, 0
+
+        def run(self, view):
+            self.calls += 1
+            yield "value", float(view.step)
+
+        def cost(self):
+            return "≈ 0 train steps"
+
+    a, b = Counter("a", 2), Counter("b", 0)
+    columns = {}
+    for step in range(5):
+        view = TrialView(0, step, None, None, None, None, LR, None, None, None, None, None, None)
+        instruments.run_due([a, b], view, columns, final=step == 4)
+    assert columns["a"].to_dict() == {"step": [0, 2, 4], "value": [0.0, 2.0, 4.0]}
+    assert columns["b"].to_dict() == {"step": [4], "value": [4.0]} and b.calls == 1
