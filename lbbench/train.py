@@ -23,7 +23,7 @@ from lbbench import data as data_lib
 from lbbench import hparams, noise_scale, parallel, preflight, progress, run_folder, schedules, steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
-from lbbench.optim import make_optimizer
+from lbbench.optim import make_optimizer, with_learning_rate
 from lbbench.provenance import provenance
 from lbbench.run_info import environment, measure_sharpness
 from lbbench.writer import RunWriter, finite_or_none
@@ -149,6 +149,26 @@ class Trainer:
         self.segment_steps = min(segment_steps or self.steps_per_epoch, self.steps_per_epoch)
         self._train_step = steps.make_train_step(self.model, self.tx, self.spec)
         self._shuffle = steps.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
+
+    def trial_view(self, state, i: int, step: int):
+        """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
+        from lbbench.curvature.loss import BoundLogits
+        from lbbench.instruments import TrialView
+        from lbbench.run_info import sharpness_subset
+
+        cfg, st = self.cfgs[i], trial(state, i)
+        if not hasattr(self, "_apply"):
+            self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
+            self._measure = tuple(jnp.asarray(a) for a in sharpness_subset(self.ds, cfg.sharpness_examples))
+        idx = np.sort(np.random.default_rng([cfg.seed, step]).choice(self.ds.num_train, cfg.batch_size, replace=False))
+        lr = float(schedules.learning_rate(self.spec.schedule, step, st.schedule["peak"], st.schedule["warmup"]))
+        update = None if self.spec.sam else (
+            lambda g, opt_state, params: self.tx.update(g, with_learning_rate(opt_state, lr), params)[0])
+        return TrialView(trial=i, step=step, cfg=cfg, params=st.params, batch_stats=st.batch_stats,
+                         opt_state=st.opt_state, learning_rate=lr, logits_fn=BoundLogits(self._apply, st.batch_stats),
+                         measure_x=self._measure[0], measure_y=self._measure[1],
+                         batch_x=jnp.asarray(self.ds.x_train[idx]), batch_y=jnp.asarray(self.ds.y_train[idx]),
+                         key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), step), update_fn=update)
 
     def init_state(self):
         states = [init_state(c, self.model, self.ds, self.steps_per_epoch) for c in self.cfgs]
@@ -284,6 +304,7 @@ class TrialRecord:
                                 wandb_project=cfg.wandb_project)
         self.history: list[dict] = []
         self.evals: dict[str, list] = {}  # test metrics every cfg.eval_every_steps steps (columns)
+        self.instruments: dict = {}  # instrument name -> instruments.Columns (result.json columns)
         self.status: str | None = None  # None while training; then completed / diverged / failed
         self.extra: dict = {}
         self.train_s = 0.0
@@ -292,11 +313,17 @@ class TrialRecord:
 class Periodic:
     """A host task run at segment boundaries, at least `every` steps after its previous run."""
 
-    def __init__(self, every: int, fn: Callable):
-        self.every, self.fn, self.last = every, fn, 0
+    def __init__(self, every: int, fn: Callable, at_end: bool = False):
+        self.every, self.fn, self.last, self.at_end = every, fn, 0, at_end
 
     def __call__(self, state, step: int) -> None:
         if step - self.last >= self.every:
+            self.last = step
+            self.fn(state, step)
+
+    def finish(self, state, step: int) -> None:
+        """Once more at the end of training (tasks marked at_end), unless it just ran there."""
+        if self.at_end and step != self.last:
             self.last = step
             self.fn(state, step)
 
@@ -320,10 +347,39 @@ def _step_evaluation(trainer: Trainer, records: list[TrialRecord]) -> Callable:
     return evaluate
 
 
+def _instrument_run(trainer: Trainer, records: list[TrialRecord], instrument) -> Callable:
+    """Run `instrument` on every training trial; its values go to TensorBoard and result.json columns."""
+    from lbbench.instruments import Columns
+
+    def measure(state, step):
+        for i, r in enumerate(records):
+            if r.status is None:
+                pairs = list(instrument.run(trainer.trial_view(state, i, step)))
+                r.instruments.setdefault(instrument.name, Columns()).add(step, pairs)
+                r.writer.scalars(step, {f"{instrument.name}/{k}": v for k, v in pairs})
+
+    return measure
+
+
+CHARTS = {"curvature": {"lambda_max and its stability threshold": ["curvature/lambda_max", "curvature/threshold"],
+                        "Adam preconditioned sharpness and 38/eta": ["curvature/preconditioned_sharpness",
+                                                                     "curvature/preconditioned_threshold"],
+                        "batch sharpness, lambda_max and 2/eta": ["curvature/batch_sharpness",
+                                                                  "curvature/lambda_max", "curvature/threshold"]}}
+
+
 def _periodic_tasks(trainer: Trainer, records: list[TrialRecord]) -> list[Periodic]:
+    """Test evaluation between epochs and the configured instruments (lbbench.instruments.build)."""
+    from lbbench import instruments
+
     cfg, tasks = trainer.cfg, []
     if cfg.eval_every_steps:
         tasks.append(Periodic(cfg.eval_every_steps, _step_evaluation(trainer, records)))
+    for inst in instruments.build(cfg):  # built once per group; per-trial state is keyed on the trial index
+        log(f"lbbench: instrument {inst.name} every {inst.every} steps and at the end, {inst.cost()} each")
+        tasks.append(Periodic(inst.every, _instrument_run(trainer, records, inst), at_end=True))
+        for r in records:
+            r.writer.charts({k: v for k, v in CHARTS.items() if k == inst.name})
     return tasks
 
 
@@ -337,6 +393,7 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
     init_params = jax.tree.map(jnp.copy, state.params)
     tasks = _periodic_tasks(trainer, records)
     on_segment = (lambda st, step: [task(st, step) for task in tasks]) if tasks else None
+    step = 0
     t_train = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -374,6 +431,8 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
                 _log_sharpness(r.writer, step, trainer.sharpness(state, i), epoch)
         if all(r.status is not None for r in records):
             break
+    for task in tasks:
+        task.finish(state, step)
     return state
 
 
@@ -462,6 +521,7 @@ def _write_result(trainer: Trainer, record: TrialRecord, timing: dict) -> None:
     extra = {"dataset": _dataset_info(trainer.ds), **record.extra}
     if record.evals:
         extra["evals"] = {k: [finite_or_none(v) for v in vs] if k != "step" else vs for k, vs in record.evals.items()}
+    extra.update({name: columns.to_dict() for name, columns in record.instruments.items()})
     result = _result(cfg, record.status, history, timing, extra)
     final_step = int(history[-1]["step"]) if history else 0
     record.writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})

@@ -220,6 +220,13 @@ class RunWriter:
             if math.isfinite(float(v)):
                 self._add(tag, float(v), first_step + i)
 
+    def charts(self, layout: dict) -> None:
+        """TensorBoard custom-scalars layout: {category: {title: [tags]}}, several tags on one chart
+        (e.g. lambda_max with its stability threshold)."""
+        if self.enabled:
+            self.tb.add_custom_scalars({c: {t: ["Multiline", tags] for t, tags in charts.items()}
+                                        for c, charts in layout.items()})
+
     def figure(self, tag: str, fig, step: int) -> None:
         if self.enabled:
             self.tb.add_figure(tag, fig, step, close=False)

@@ -141,3 +141,33 @@ def test_run_due_collects_each_instrument_into_its_columns():
         instruments.run_due([a, b], view, columns, final=step == 4)
     assert columns["a"].to_dict() == {"step": [0, 2, 4], "value": [0.0, 2.0, 4.0]}
     assert columns["b"].to_dict() == {"step": [4], "value": [4.0]} and b.calls == 1
+
+
+def test_instruments_run_inside_training_and_agree_with_the_end_of_run_sharpness(tmp_path):
+    """Tracked lambda_max (warm-started, 5 Lanczos steps a time) at the last step equals the end-of-run
+    sharpness measurement (cold Lanczos, 20 steps) on the same subset; columns and TensorBoard written."""
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lbbench import train
+    from lbbench.config import Config
+
+    cfg = Config(dataset="random", model="tiny_mlp", batch_size=100, epochs=2, optimizer="momentum",
+                 learning_rate=0.1, noise_scale_groups=1, train_eval_examples=500, sharpness_examples=500,
+                 hutchinson_probes=0, epsilons=(), track_curvature_every=4, gradient_tests_every=5,
+                 workdir=str(tmp_path), run_name="r")
+    train.run(cfg)
+    saved = json.loads((tmp_path / "r" / "result.json").read_text())
+    cur, grad = saved["curvature"], saved["gradient_tests"]
+    # 10 steps/epoch in segments of 4: boundaries 4, 8, 10, 14, 18, 20; curvature when >= 4 steps passed,
+    # then once more at the end (step 20)
+    assert cur["step"] == [4, 8, 14, 18, 20] and grad["step"] == [8, 14, 20]
+    for k in ("lambda_max", "threshold", "lambda_max_ratio", "batch_sharpness", "batch_sharpness_ratio"):
+        assert len(cur[k]) == 5 and all(v is not None for v in cur[k]), k
+    assert cur["threshold"][0] == pytest.approx((2 + 2 * 0.9) / 0.1)  # heavy ball, Cohen et al. 2021
+    assert cur["lambda_max"][-1] == pytest.approx(saved["sharpness"]["lambda_max"], rel=1e-3)
+    assert all(v is not None for v in grad["norm_test"])
+    ea = EventAccumulator(str(tmp_path / "r"))
+    ea.Reload()
+    assert [e.step for e in ea.Scalars("curvature/lambda_max")] == [4, 8, 14, 18, 20]
