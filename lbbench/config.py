@@ -93,7 +93,8 @@ class Config:
     eps_subspace_dim: int = _f(100, "random-subspace dimension p for eps-sharpness (0 = full space only)")
     lbfgs_iters: int = _f(10, "L-BFGS-B iterations maximising the loss in the eps-box")
     noise_scale_groups: int = _f(4, "sub-batches per step for the gradient noise scale (1 = off)")
-    noise_scale_ema: float = _f(0.95, "EMA decay per noise-scale measurement (McCandlish et al. 2018)")
+    noise_scale_ema: float = _f(0.99, "EMA decay per step of the noise-scale estimates (window ~1/(1-ema) steps, "
+                                "whatever --noise_scale_every; McCandlish et al. 2018)")
     noise_scale_every: int = _f(10, "measure the gradient noise scale every N steps (its cost is paid on those steps only)")
     track_curvature_every: int = _f(0, "every N steps: lambda_max (warm-started Lanczos), its stability threshold, "
                                     "Adam's preconditioned sharpness and batch sharpness (0 = off)")

@@ -73,7 +73,7 @@ def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> steps.StepSpec:
         from lbbench.data.augment import crop_flip
         augment = crop_flip
     return steps.StepSpec(batch_size=cfg.batch_size, groups=k, vmap_groups=vmap_ok,
-                          noise_decay=cfg.noise_scale_ema, sam=cfg.optimizer == "sam",
+                          noise_decay=cfg.noise_scale_ema ** cfg.noise_scale_every, sam=cfg.optimizer == "sam",
                           schedule=schedules.schedule_spec(cfg, steps_per_epoch),
                           noise_every=cfg.noise_scale_every, shared_data=len({c.seed for c in cfgs}) == 1,
                           augment=augment)
