@@ -25,6 +25,7 @@ import numpy as np
 from absl import flags
 
 from lbbench import parallel, steps, train
+from lbbench import trainer as trainer_lib
 from lbbench.config import Config
 from lbbench.data.dataset import Dataset
 
@@ -61,9 +62,9 @@ def synthetic_dataset(n: int) -> Dataset:
                    rng.normal(size=(1000, 40)).astype(np.float32), rng.integers(0, 10, 1000).astype(np.int32), 10)
 
 
-def step_flops(trainer: train.Trainer) -> float:
+def step_flops(trainer: trainer_lib.Trainer) -> float:
     """FLOPs of one train step of one trial, from XLA's cost analysis of the compiled step."""
-    state = train.init_state(trainer.cfg, trainer.model, trainer.ds, trainer.steps_per_epoch)
+    state = trainer_lib.init_state(trainer.cfg, trainer.model, trainer.ds, trainer.steps_per_epoch)
     step = steps.make_train_step(trainer.model, trainer.tx, trainer.spec)
     b = trainer.cfg.batch_size
     compiled = jax.jit(step).lower(state, trainer.ds.x_train[:b], trainer.ds.y_train[:b],
@@ -73,9 +74,9 @@ def step_flops(trainer: train.Trainer) -> float:
     return float(analysis.get("flops", float("nan")))
 
 
-def epoch_seconds(cfgs: list[Config], ds: Dataset, repeats: int) -> tuple[float, float, train.Trainer]:
+def epoch_seconds(cfgs: list[Config], ds: Dataset, repeats: int) -> tuple[float, float, trainer_lib.Trainer]:
     """(median warm epoch seconds, compile seconds, trainer) of the group `cfgs` as one program."""
-    trainer = train.Trainer(cfgs, ds, parallel.make_mesh())
+    trainer = trainer_lib.Trainer(cfgs, ds, parallel.make_mesh())
     state = trainer.init_state()
     compile_s = trainer.compile(state)
     state, m = trainer.epoch_fn(state, 0)  # first call: allocation, warm caches

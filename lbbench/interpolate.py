@@ -28,7 +28,8 @@ import numpy as np
 
 from lbbench import data as data_lib
 from lbbench import steps
-from lbbench.train import eval_sets, load_run
+from lbbench.train import load_run
+from lbbench.trainer import eval_sets
 
 
 def interpolate_variables(sb, lb, alpha):
