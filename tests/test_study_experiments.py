@@ -120,7 +120,7 @@ def test_remedies_grid_is_valid(quick):
         assert cfg.epochs == m.epochs(quick) and not cfg.warnings()
         arms.setdefault(m.arm(cfg.to_dict()), []).append(cfg)
     large = m.sizes(quick)[1]
-    assert {f"{o}_b{large}" for o in m.OPTIMIZERS} <= set(arms)
+    assert {f"{o}_b{large}" for o in (m.QUICK_OPTIMIZERS if quick else m.OPTIMIZERS)} <= set(arms)
     assert len({len(v) for v in arms.values()}) == 1  # the same budget K for every arm
     if not quick:
         assert all(len(v) == 8 for v in arms.values())
