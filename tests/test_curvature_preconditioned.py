@@ -84,7 +84,7 @@ def test_finds_adam_state_in_lbbench_optimizers(name, has_adam):
     from lbbench.optim import make_optimizer
 
     params = {"Dense_0": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}
-    tx = make_optimizer(Config(optimizer=name, weight_decay=1e-4), optax.constant_schedule(1e-3))
+    tx = make_optimizer(Config(optimizer=name, weight_decay=1e-4, learning_rate=1e-3))
     adam = pc.find_adam_state(tx.init(params))
     assert (adam is not None) == has_adam
     if has_adam:
