@@ -1,0 +1,124 @@
+"""experiments/goyal.py, hoffer.py, lars.py (tuned, on the study layer) and the retired shallue.py:
+grids, follow-ups and analyze on fabricated results (no training)."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from _study_fakes import fake_result
+
+from lbbench import sweep
+from lbbench.config import Config
+from lbbench.study import compare
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(ROOT, "experiments", f"{name}.py"))
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def fabricator(m, quick, level, noise=0.003, seed=0):
+    """fab(point) -> a result whose final test accuracy is level[arm] − 0.01·trial (+ noise on re-runs)."""
+    base = m.base_config(quick)
+    rng = np.random.default_rng(seed)
+
+    def fab(p):
+        cfg = base.replace(**p).validate()
+        a = compare.arm_of_run(cfg.to_dict())
+        t = int(p["run_name"].split("__t")[1].split("__")[0]) if "__t" in p["run_name"] else 0
+        final = level(a) - 0.01 * t + (rng.normal(0, noise) if cfg.seed else 0.0)
+        r = fake_result(cfg.batch_size, [final / 2] * (cfg.epochs - 1) + [final], seed=cfg.seed,
+                        lr=cfg.learning_rate, momentum=cfg.momentum, optimizer=cfg.optimizer)
+        r["config"] = cfg.to_dict()
+        return r
+    return fab
+
+
+def run_followups(m, results, fab, quick=False):
+    """What the sweep runner does: call followup until it adds nothing new; returns the rounds."""
+    rounds = 0
+    while True:
+        new = [p for p in m.followup(results, quick) if p["run_name"] not in results]
+        if not new:
+            return rounds
+        names = [p["run_name"] for p in new]
+        assert len(names) == len(set(names))
+        for p in new:
+            results[p["run_name"]] = fab(p)
+        rounds += 1
+        assert rounds < 10
+
+
+def check_grid(m, quick):
+    pts, base = m.grid(quick), m.base_config(quick)
+    assert len({p["run_name"] for p in pts}) == len(pts)
+    arms = {}
+    for p in pts:
+        cfg = base.replace(**p).validate()
+        assert not cfg.warnings()
+        arms.setdefault(compare.arm_of_run(cfg.to_dict()), []).append(cfg)
+    return arms
+
+
+# ---------------------------------------------------------------------------- goyal
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_goyal_grid_tunes_the_base_and_every_large_batch_with_the_same_budget(quick):
+    m = load("goyal")
+    arms = check_grid(m, quick)
+    assert set(arms) == {"base_b256"} | {f"tuned_b{b}" for b in m.sizes(quick)}
+    assert len({len(v) for v in arms.values()}) == 1 and len(arms["base_b256"]) == (2 if quick else 8)
+    # paired: the same unit Sobol points at every batch size
+    lrs = {a: [c.learning_rate for c in v] for a, v in arms.items()}
+    assert all(v == lrs["base_b256"] for v in lrs.values())
+    assert all(c.schedule == "warmup_step" and c.epochs == m.epochs(quick) for v in arms.values() for c in v)
+
+
+def test_goyal_transfers_reruns_and_decomposition(tmp_path):
+    m = load("goyal")
+    # the rule holds to 1024; at 4096 it loses 0.3 without warmup, 0.1 with; tuning at B loses only 0.02
+    total = {512: (0.0, 0.0), 1024: (0.0, 0.0), 2048: (0.05, 0.01), 4096: (0.3, 0.1), 8192: (0.8, 0.5)}
+
+    def level(a):
+        if a == "base_b256":
+            return 0.93
+        kind, b = a.rsplit("_b", 1)
+        if kind == "tuned":
+            return 0.93 - (0.02 if int(b) >= 4096 else 0.0)
+        return 0.93 - total[int(b)][0 if kind == "linear" else 1]
+
+    fab = fabricator(m, False, level)
+    results = {p["run_name"]: fab(p) for p in m.grid(False)}
+    assert run_followups(m, results, fab) == 2  # transfers + seeds of tuned winners; then the transfers' seeds
+    transfers = {k: r["config"] for k, r in results.items() if k.startswith("linear")}
+    assert len(transfers) == 10 + 30
+    best = results["base_b256__t0"]["config"]  # trial 0 wins every tuned arm
+    for b in m.LARGE:
+        t, w = transfers[f"linear_b{b}"], transfers[f"linear_warmup_b{b}"]
+        assert t["learning_rate"] == w["learning_rate"] == best["learning_rate"]
+        assert t["momentum"] == best["momentum"] and t["weight_decay"] == best["weight_decay"]
+        assert t["lr_scaling"] == "linear" and t["warmup_epochs"] == 0 and w["warmup_epochs"] == m.WARMUP_EPOCHS
+        assert Config.from_dict(t).scaled_learning_rate == pytest.approx(best["learning_rate"] * b / 256)
+    assert {k for k in results if "__s" in k} == {f"{a}__s{s}" for s in (1, 2, 3) for a in
+                                                  ["base_b256__t0"] + [f"tuned_b{b}__t0" for b in m.LARGE]
+                                                  + [f"linear_b{b}" for b in m.LARGE]
+                                                  + [f"linear_warmup_b{b}" for b in m.LARGE]}
+    out = m.analyze(str(tmp_path), results, False)
+    s = out["summary"]
+    assert s["reference_accuracy"] == pytest.approx(0.93, abs=0.01)
+    assert s["rule_holds_up_to"] == 1024 and s["tuning_holds_up_to"] == 2048
+    dec = {d["batch_size"]: d for d in out["goyal"]["decomposition"]}
+    assert dec[4096]["total_no_warmup"]["diff"] == pytest.approx(-0.3, abs=0.01)
+    assert dec[4096]["batch"]["diff"] == pytest.approx(-0.02, abs=0.01)
+    assert dec[4096]["protocol_warmup"]["diff"] == pytest.approx(-0.08, abs=0.01)
+    assert dec[4096]["warmup_effect"]["diff"] == pytest.approx(0.2, abs=0.01)
+    assert compare.verdict(dec[8192]["protocol_no_warmup"]) == "below"
+    md = (tmp_path / "answer.md").read_text()
+    assert "| tuned_b8192 | 8 (0 / 0) |" in md and "| linear_b4096 | 1 (0 / 0) |" in md
+    assert "B=4096: tuned at B − tuned 256 (batch)" in md
+    assert (tmp_path / "goyal.png").exists() and (tmp_path / "goyal.json").exists()
