@@ -122,3 +122,43 @@ def test_goyal_transfers_reruns_and_decomposition(tmp_path):
     assert "| tuned_b8192 | 8 (0 / 0) |" in md and "| linear_b4096 | 1 (0 / 0) |" in md
     assert "B=4096: tuned at B − tuned 256 (batch)" in md
     assert (tmp_path / "goyal.png").exists() and (tmp_path / "goyal.json").exists()
+
+
+# ---------------------------------------------------------------------------- hoffer
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_hoffer_grid_tunes_every_arm_with_the_same_budget(quick):
+    m = load("hoffer")
+    arms = check_grid(m, quick)
+    assert set(arms) == set(m.arms(quick))
+    assert len({len(v) for v in arms.values()}) == 1 and len(arms["sb"]) == (2 if quick else 8)
+    long = arms["lb_gbn_long"][0]
+    assert long.ghost_batch_size == m.GHOST and long.epochs == (2 if quick else 4) * m.epochs(quick)
+    assert all(c.warmup_epochs <= 0.2 * c.epochs + 1e-9 for v in arms.values() for c in v)
+
+
+def test_hoffer_transfers_reruns_and_gap_table(tmp_path):
+    m = load("hoffer")
+    level = {"sb": 0.96, "lb": 0.92, "lb_gbn": 0.94, "lb_gbn_long": 0.959, "lb_transfer": 0.80,
+             "lb_sqrt_transfer": 0.90, "lb_gbn_sqrt_transfer": 0.93, "lb_gbn_sqrt_long_transfer": 0.95}
+    fab = fabricator(m, False, level.get)
+    results = {p["run_name"]: fab(p) for p in m.grid(False)}
+    assert run_followups(m, results, fab) == 2
+    best = results["sb__t0"]["config"]
+    t = {k: results[k]["config"] for k in m.transfers(False)}
+    assert t["lb_transfer"]["learning_rate"] == best["learning_rate"] and t["lb_transfer"]["lr_scaling"] == "none"
+    assert Config.from_dict(t["lb_sqrt_transfer"]).scaled_learning_rate == pytest.approx(4 * best["learning_rate"])
+    assert t["lb_gbn_sqrt_long_transfer"]["epochs"] == 40 and t["lb_gbn_sqrt_transfer"]["ghost_batch_size"] == 128
+    reruns = [k for k in results if "__s" in k]
+    assert len(reruns) == 8 * 3 and all(results[k]["config"]["sharpness"] for k in reruns)
+    out = m.analyze(str(tmp_path), results, False)
+    s = out["summary"]
+    assert s["reference_accuracy"] == pytest.approx(0.96, abs=0.005)
+    assert s["arms_closing_gap"] == ["lb_gbn_long"]  # 0.959 vs 0.96 with 3 seeds each: CI reaches 0
+    assert s["gap"]["lb_transfer"] == pytest.approx(-0.16, abs=0.01)
+    rows = {r["arm"]: r for r in out["hoffer"]["answer"]}
+    assert rows["lb_gbn_long"]["epochs"]["budget"] == 40 and rows["lb"]["epochs"]["budget"] == 10
+    md = (tmp_path / "answer.md").read_text()
+    assert md.count("Does accuracy degrade") == 2 and "| lb_gbn_long | 8 (0 / 0) |" in md
+    assert "lb_gbn_sqrt_long_transfer − sb" in md
+    assert (tmp_path / "hoffer.png").exists() and (tmp_path / "hoffer.json").exists()
