@@ -162,3 +162,39 @@ def test_hoffer_transfers_reruns_and_gap_table(tmp_path):
     assert md.count("Does accuracy degrade") == 2 and "| lb_gbn_long | 8 (0 / 0) |" in md
     assert "lb_gbn_sqrt_long_transfer − sb" in md
     assert (tmp_path / "hoffer.png").exists() and (tmp_path / "hoffer.json").exists()
+
+
+# ---------------------------------------------------------------------------- lars
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_lars_grid_tunes_every_optimizer_and_batch_and_keeps_the_old_recipes(quick):
+    m = load("lars")
+    arms = check_grid(m, quick)
+    tuned = {"momentum_b256"} | {f"{o}_b{b}" for o in m.optimizers(quick) for b in m.sizes(quick)}
+    recipes = {f"{o}_b{m.sizes(quick)[-1]}_recipe" for o in m.optimizers(quick)}
+    assert set(arms) == tuned | recipes
+    assert {len(arms[a]) for a in tuned} == {2 if quick else 8} and {len(arms[a]) for a in recipes} == {1}
+    assert all(c.schedule == "warmup_cosine" for v in arms.values() for c in v)
+    if not quick:
+        r = arms["lars_b8192_recipe"][0]
+        assert (r.scaled_learning_rate, r.trust_coefficient, r.warmup_epochs) == (10.0, 1e-3, 2.0)
+        assert arms["momentum_b8192_recipe"][0].scaled_learning_rate == pytest.approx(3.2)
+
+
+def test_lars_reruns_gap_and_tuned_vs_recipe(tmp_path):
+    m = load("lars")
+    level = {"momentum_b256": 0.93, "momentum_b2048": 0.92, "lars_b2048": 0.925, "lamb_b2048": 0.92,
+             "momentum_b8192": 0.85, "lars_b8192": 0.928, "lamb_b8192": 0.90,
+             "momentum_b8192_recipe": 0.13, "lars_b8192_recipe": 0.82, "lamb_b8192_recipe": 0.69}
+    fab = fabricator(m, False, level.get)
+    results = {p["run_name"]: fab(p) for p in m.grid(False)}
+    assert run_followups(m, results, fab) == 1
+    assert len([k for k in results if "__s" in k]) == 10 * 3
+    out = m.analyze(str(tmp_path), results, False)
+    s = out["summary"]
+    assert s["tuned_minus_recipe"]["momentum"] == pytest.approx(0.72, abs=0.01)
+    assert s["tuned_minus_recipe"]["lamb"] == pytest.approx(0.21, abs=0.01)
+    assert "lars_b8192" in s["arms_closing_gap"] and "momentum_b8192" not in s["arms_closing_gap"]
+    md = (tmp_path / "answer.md").read_text()
+    assert "| lamb_b8192_recipe | 1 (0 / 0) |" in md and "momentum: tuned − recipe" in md
+    assert (tmp_path / "lars.png").exists() and (tmp_path / "lars.json").exists()
