@@ -36,7 +36,8 @@ reference as a band). Files: answer.md, goyal.json, goyal.png.
 1.2M examples per run, ~400k examples/s per trial at B ≥ 256 (packing the 8 trials of one B into
 one program: ~1.1×): 48 tuning trials + 10 transfers + 16 winners × 3 seeds = 106 runs ≈ 3–5 s of
 training each plus evaluation and ~25 compiles: **≈ 10–15 min**. Quick mode (tiny MLP, 2 epochs,
-B = 256 vs 1024, K = 2, 1 re-run seed; 10 runs): well under a minute, most of it compiles.
+B = 256 vs 1024, K = 2, 1 re-run seed; 10 runs in 5 programs): ≈ 40 s on this 2-core CPU while
+another job ran, most of it compiles.
 """
 
 import os

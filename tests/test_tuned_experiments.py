@@ -130,7 +130,7 @@ def test_goyal_transfers_reruns_and_decomposition(tmp_path):
 def test_hoffer_grid_tunes_every_arm_with_the_same_budget(quick):
     m = load("hoffer")
     arms = check_grid(m, quick)
-    assert set(arms) == set(m.arms(quick))
+    assert set(arms) == set(m.arms(quick)) and "lb_gbn_long" in arms
     assert len({len(v) for v in arms.values()}) == 1 and len(arms["sb"]) == (2 if quick else 8)
     long = arms["lb_gbn_long"][0]
     assert long.ghost_batch_size == m.GHOST and long.epochs == (2 if quick else 4) * m.epochs(quick)
