@@ -198,3 +198,37 @@ def test_lars_reruns_gap_and_tuned_vs_recipe(tmp_path):
     md = (tmp_path / "answer.md").read_text()
     assert "| lamb_b8192_recipe | 1 (0 / 0) |" in md and "momentum: tuned − recipe" in md
     assert (tmp_path / "lars.png").exists() and (tmp_path / "lars.json").exists()
+
+
+# ---------------------------------------------------------------------------- all three, quick mode
+
+@pytest.mark.parametrize("name", ["goyal", "hoffer", "lars"])
+def test_quick_mode_followups_terminate_and_analyze_writes_its_files(name, tmp_path):
+    m = load(name)
+    fab = fabricator(m, True, lambda a: 0.5 + 0.01 * len(a), noise=0.0)
+    results = {p["run_name"]: fab(p) for p in m.grid(True)}
+    assert 1 <= run_followups(m, results, fab, quick=True) <= 2
+    assert all(results[k]["config"]["seed"] == 1 for k in results if "__s" in k)
+    out = m.analyze(str(tmp_path), results, True)
+    assert "summary" in out and (tmp_path / "answer.md").exists() and (tmp_path / f"{name}.png").exists()
+    assert "needs ≥ 2 seeds each" in (tmp_path / "answer.md").read_text()  # one re-run seed: no CI, no verdict
+
+
+def test_compare_verdicts():
+    row = lambda vals: {"epochs": {"best": "x", "values": vals}}  # noqa: E731
+    by_arm = {"ref": row([0.90, 0.91, 0.92]), "same": row([0.905, 0.915, 0.91]), "worse": row([0.80, 0.81, 0.805]),
+              "better": row([0.95, 0.96, 0.955]), "one": row([0.9]), "none": {"epochs": {"best": None}}}
+    assert compare.verdict(compare.difference(by_arm, "same", "ref")) == "none"
+    assert compare.verdict(compare.difference(by_arm, "worse", "ref")) == "below"
+    assert compare.verdict(compare.difference(by_arm, "better", "ref")) == "above"
+    assert compare.closes_gap(compare.difference(by_arm, "better", "ref")) is True
+    assert compare.closes_gap(compare.difference(by_arm, "worse", "ref")) is False
+    d = compare.difference(by_arm, "one", "ref")
+    assert d["low"] is None and compare.verdict(d) is None and compare.closes_gap(d) is None
+    assert compare.difference(by_arm, "none", "ref") is None and compare.difference(by_arm, "missing", "ref") is None
+    assert compare.arm_of_run({"run_name": "lars_b8192__t3__s2"}) == "lars_b8192"
+
+
+def test_shallue_is_retired_with_a_pointer():
+    with pytest.raises(sweep.SweepError, match="retired: .*experiments/critical_batch.py"):
+        sweep.load_experiment(os.path.join(ROOT, "experiments", "shallue.py"))
