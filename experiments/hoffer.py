@@ -32,11 +32,12 @@ each arm's difference to sb with a Welch CI ("closes the gap" when the CI reache
 and hoffer.png.
 
 **Time on the 2-core CPU (estimated, not run: no CPU for it here).** F1 has ~14× the default MLP's
-weights; the untuned version of this file measured ~14 s/epoch at B = 256 and assumed ~5 s/epoch
-at 4096. Epochs: tuning 80 at 256, 80 + 80 + 320 at 4096; transfers 70; re-runs 30 at 256 and
-~390 at 4096 (with sharpness) → ≈ 110 epochs at 256 and ≈ 940 at 4096: **≈ 1.5–2 h** (packing the
-8 trials of an arm into one program helps little at these batch sizes). On one GPU: minutes.
-Quick mode (tiny BN-MLP, 1 epoch (long arms 2), B = 256 vs 2048, arms sb and lb_gbn_long and the
+weights. Measured here with a background study running (load ~7 on 2 cores): 7.8k examples/s at
+B = 256 (7.7 s an epoch) and 4.4k at 4096 (13.6 s an epoch; XLA:CPU is slower per example at the
+large batch, as Keskar's C1 was). Epochs: tuning 80 at 256 and 80 + 80 + 320 at 4096; transfers 70;
+re-runs 30 at 256 and ~390 at 4096 (with sharpness) → ≈ 110 epochs at 256 and ≈ 940 at 4096:
+**≈ 3.5 h under that load, ≈ 2 h on a quiet CPU** (packing trials gains nothing at F1's size);
+the long arms are 60 % of it. On one GPU: minutes. Quick mode (tiny BN-MLP, 1 epoch (long arms 2), B = 256 vs 2048, arms sb and lb_gbn_long and the
 transfer lb_gbn_sqrt_long_transfer, K = 2, 1 re-run seed; 8 runs in 5 programs): ≈ 30 s on this
 2-core CPU while another job ran, most of it compiles.
 """
