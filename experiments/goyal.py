@@ -123,10 +123,12 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     by_arm = {r["arm"]: r for r in rows}
     dec = decomposition(by_arm, quick)
     out = {"epoch_budget": epochs(quick), "warmup_epochs": warmup(quick), "reference": BASE_ARM, "answer": rows,
-           "decomposition": dec, "no_effect": answer.no_effect(results)}
+           "decomposition": dec, "winners": compare.winner_settings(rows, results),
+           "no_effect": answer.no_effect(results)}
     io.write_json(os.path.join(sweep_dir, "goyal.json"), out)
     io.write_text(os.path.join(sweep_dir, "answer.md"),
                   answer.answer_markdown(rows, arm_name="arm") + "\n" + decomposition_markdown(dec)
+                  + "\n" + compare.winner_markdown(out["winners"])
                   + answer.no_effect_markdown(out["no_effect"], results))
 
     def acc(arm):
@@ -140,6 +142,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     return {"summary": {"reference_accuracy": (acc(BASE_ARM) or {}).get("mean"),
                         "deficit": {d["batch_size"]: {k: v and v["diff"] for k, v in d.items() if k != "batch_size"}
                                     for d in dec},
+                        "tuned_lr": {b: (out["winners"].get(BASE_ARM if b == BASE_BATCH else f"tuned_b{b}")
+                                         or {}).get("learning_rate") for b in (BASE_BATCH, *sizes(quick))},
                         "rule_holds_up_to": _holds_up_to(dec, "total_warmup"),
                         "tuning_holds_up_to": _holds_up_to(dec, "batch"),
                         "no_effect_pairs": len(out["no_effect"])},

@@ -135,7 +135,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     by_arm = {r["arm"]: r for r in flat}
     gaps = {r["arm"]: compare.difference(by_arm, r["arm"], REFERENCE) for r in flat if r["arm"] != REFERENCE}
     out = {"epochs": epochs(quick), "long_epochs": budget("long", quick), "reference": REFERENCE, "answer": flat,
-           "gap_to_reference": gaps, "no_effect": answer.no_effect(results)}
+           "gap_to_reference": gaps, "winners": compare.winner_settings(flat, results),
+           "no_effect": answer.no_effect(results)}
     io.write_json(os.path.join(sweep_dir, "hoffer.json"), out)
     order = list(arms(quick)) + list(transfers(quick))
     items = [(f"{a} − {REFERENCE}", gaps.get(a)) for a in order if a != REFERENCE]
@@ -144,7 +145,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
                   + compare.difference_markdown(f"Gap to the tuned small batch ({REFERENCE}), each arm at its own "
                                                 "training length", items,
                                                 "An arm closes the gap when the CI reaches 0 or lies above it.")
-                  + answer.no_effect_markdown(out["no_effect"], results))
+                  + "\n" + compare.winner_markdown(out["winners"]) + answer.no_effect_markdown(out["no_effect"], results))
     figures.save(figures.arms_figure(flat, REFERENCE), os.path.join(sweep_dir, "hoffer.png"))
     return {"summary": {"reference_accuracy": (((by_arm.get(REFERENCE) or {}).get("epochs") or {}).get("accuracy")
                                                or {}).get("mean"),

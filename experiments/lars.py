@@ -98,7 +98,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     b = sizes(quick)[-1]
     tuning = {opt: compare.difference(by_arm, f"{opt}_b{b}", f"{opt}_b{b}_recipe") for opt in optimizers(quick)}
     out = {"epoch_budget": epochs(quick), "reference": REFERENCE, "answer": rows, "gap_to_reference": gaps,
-           "tuned_minus_recipe": tuning, "no_effect": answer.no_effect(results)}
+           "tuned_minus_recipe": tuning, "winners": compare.winner_settings(rows, results),
+           "no_effect": answer.no_effect(results)}
     io.write_json(os.path.join(sweep_dir, "lars.json"), out)
     items = [(f"{a} − {REFERENCE}", gaps[a]) for a in sorted(gaps)]
     io.write_text(os.path.join(sweep_dir, "answer.md"),
@@ -109,7 +110,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
                       f"Tuned vs the untuned recipe at B = {b}",
                       [(f"{opt}: tuned − recipe", d) for opt, d in tuning.items()],
                       "Positive: the recipe's verdict was (partly) an artefact of its untuned rate.")
-                  + answer.no_effect_markdown(out["no_effect"], results))
+                  + "\n" + compare.winner_markdown(out["winners"]) + answer.no_effect_markdown(out["no_effect"], results))
 
     def acc(arm):
         return ((by_arm.get(arm) or {}).get("epochs") or {}).get("accuracy")

@@ -121,6 +121,11 @@ def test_goyal_transfers_reruns_and_decomposition(tmp_path):
     md = (tmp_path / "answer.md").read_text()
     assert "| tuned_b8192 | 8 (0 / 0) |" in md and "| linear_b4096 | 1 (0 / 0) |" in md
     assert "B=4096: tuned at B − tuned 256 (batch)" in md
+    win = out["goyal"]["winners"]
+    assert win["linear_b8192"]["learning_rate"] == pytest.approx(32 * best["learning_rate"])
+    assert win["tuned_b1024"]["learning_rate"] == pytest.approx(2 * best["learning_rate"])  # sqrt-centred space
+    assert s["tuned_lr"][256] == pytest.approx(best["learning_rate"]) and set(s["tuned_lr"]) == {256, *m.LARGE}
+    assert "| linear_b8192 | 8192 | momentum |" in md and "learning rate trained at" in md
     assert (tmp_path / "goyal.png").exists() and (tmp_path / "goyal.json").exists()
 
 
@@ -161,6 +166,9 @@ def test_hoffer_transfers_reruns_and_gap_table(tmp_path):
     md = (tmp_path / "answer.md").read_text()
     assert md.count("Does accuracy degrade") == 2 and "| lb_gbn_long | 8 (0 / 0) |" in md
     assert "lb_gbn_sqrt_long_transfer − sb" in md
+    win = out["hoffer"]["winners"]
+    assert win["lb_sqrt_transfer"]["learning_rate"] == pytest.approx(4 * best["learning_rate"])
+    assert win["lb_transfer"]["learning_rate"] == pytest.approx(best["learning_rate"])
     assert (tmp_path / "hoffer.png").exists() and (tmp_path / "hoffer.json").exists()
 
 
@@ -197,6 +205,8 @@ def test_lars_reruns_gap_and_tuned_vs_recipe(tmp_path):
     assert "lars_b8192" in s["arms_closing_gap"] and "momentum_b8192" not in s["arms_closing_gap"]
     md = (tmp_path / "answer.md").read_text()
     assert "| lamb_b8192_recipe | 1 (0 / 0) |" in md and "momentum: tuned − recipe" in md
+    assert out["lars"]["winners"]["momentum_b8192_recipe"]["learning_rate"] == pytest.approx(3.2)
+    assert "| lamb_b8192_recipe | 8192 | lamb | 0.01 | 0.01 (none) | 0.9 | 0.999 |" in md
     assert (tmp_path / "lars.png").exists() and (tmp_path / "lars.json").exists()
 
 
