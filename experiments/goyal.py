@@ -36,9 +36,9 @@ reference as a band). Files: answer.md, goyal.json, goyal.png.
 1.2M examples per run. Measured here with a background study running (load ~7 on 2 cores):
 135k examples/s at B = 256, 217k at 8192, compile ~5 s; the benchmark's ~400k/s on a quiet CPU.
 48 tuning trials + 10 transfers + 16 winners × 3 seeds = 106 runs × 3–9 s plus ~25 compiles
-(packing the 8 trials of one B into one program gains ~1.1× at these batches): **≈ 10–20 min**. Quick mode (tiny MLP, 2 epochs,
-B = 256 vs 1024, K = 2, 1 re-run seed; 10 runs in 5 programs): ≈ 40 s on this 2-core CPU while
-another job ran, most of it compiles.
+(packing the 8 trials of one B into one program gains ~1.1× at these batches): **≈ 10–20 min**.
+Quick mode (tiny MLP, 2 epochs, B = 256 vs 1024, K = 2, 1 re-run seed; 10 runs in 5 programs):
+≈ 40 s on this 2-core CPU while another job ran, most of it compiles.
 """
 
 import os

@@ -37,7 +37,8 @@ B = 256 (7.7 s an epoch) and 4.4k at 4096 (13.6 s an epoch; XLA:CPU is slower pe
 large batch, as Keskar's C1 was). Epochs: tuning 80 at 256 and 80 + 80 + 320 at 4096; transfers 70;
 re-runs 30 at 256 and ~390 at 4096 (with sharpness) → ≈ 110 epochs at 256 and ≈ 940 at 4096:
 **≈ 3.5 h under that load, ≈ 2 h on a quiet CPU** (packing trials gains nothing at F1's size);
-the long arms are 60 % of it. On one GPU: minutes. Quick mode (tiny BN-MLP, 1 epoch (long arms 2), B = 256 vs 2048, arms sb and lb_gbn_long and the
+the long arms are 60 % of it. On one GPU: minutes.
+Quick mode (tiny BN-MLP, 1 epoch (long arms 2), B = 256 vs 2048, arms sb and lb_gbn_long and the
 transfer lb_gbn_sqrt_long_transfer, K = 2, 1 re-run seed; 8 runs in 5 programs): ≈ 30 s on this
 2-core CPU while another job ran, most of it compiles.
 """

@@ -25,9 +25,9 @@ with Welch CIs), lars.json and lars.png (tuned accuracy vs B per optimizer, the 
 **Time on the 2-core CPU (estimated, not run: no CPU for it here).** Default MLP, 20 epochs = 1.2M
 examples per run; measured here under load 135k–217k examples/s (B = 256 … 8192), ~400k/s quiet:
 56 tuning trials + 3 recipes + 10 winners × 3 seeds (sharpness ≈ 8 s each) = 89 runs × 3–9 s plus
-~20 compiles and the sharpness: **≈ 12–20 min**. Quick mode (tiny MLP, 2 epochs, B = 256 vs 1024, momentum and lars, K = 2, the
-two recipes, 1 re-run seed; 13 runs in 6 programs): ≈ 40 s on this 2-core CPU while another job
-ran, most of it compiles.
+~20 compiles and the sharpness: **≈ 12–20 min**.
+Quick mode (tiny MLP, 2 epochs, B = 256 vs 1024, momentum and lars, K = 2, the two recipes, 1 re-run
+seed; 13 runs in 6 programs): ≈ 40 s on this 2-core CPU while another job ran, mostly compiles.
 """
 
 import os
