@@ -8,6 +8,9 @@ An experiment file is a plain Python module defining
     analyze(sweep_dir, results, quick) -> dict   # optional post-processing (e.g. interpolation)
     followup(results, quick) -> list[dict]       # optional: more points derived from finished results
 
+A retired experiment file defines only RETIRED = "<where its question went>"; running it exits 2
+with that one line.
+
 Every grid point runs via `train.run_group` into `<workdir>/<NAME>[-quick]/<run_name>`; points that
 share `Config.group_key()` are packed into one compiled program, at most --max_trials_per_program
 at a time. `--set key=value` (repeatable) overrides a Config field for every point.
@@ -85,6 +88,9 @@ def load_experiment(path: str):
     except Exception as e:  # noqa: BLE001 - reported as one line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise SweepError(f"{_where(path, e)}: cannot import: {type(e).__name__}: {msg}") from e
+    retired = getattr(module, "RETIRED", None)
+    if retired:  # a retired experiment file keeps its name and says, in one line, where its question went
+        raise SweepError(f"{path} is retired: {' '.join(str(retired).split())}")
     for attr in ("NAME", "base_config", "grid"):
         if not hasattr(module, attr):
             raise SweepError(f"{path} does not define {attr}")

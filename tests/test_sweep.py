@@ -14,7 +14,12 @@ import pytest
 from lbbench import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "shallue", "critical_batch", "remedies")
+EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "critical_batch", "remedies")
+# files each study-layer experiment's analyze() writes (tuned, with follow-ups)
+STUDY_FILES = {"goyal": ("answer.md", "goyal.json", "goyal.png"), "lars": ("answer.md", "lars.json", "lars.png"),
+               "hoffer": ("answer.md", "hoffer.json", "hoffer.png"),
+               "critical_batch": ("answer.md", "critical_batch.json", "steps_to_target.png", "accuracy_vs_batch.png"),
+               "remedies": ("answer.md", "remedies.json", "remedies.png")}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -28,13 +33,27 @@ def test_quick_mode_produces_report(name, tmp_path):
     assert (sweep_dir / "sweep.json").exists()
     assert glob.glob(str(sweep_dir / "*.png"))
     assert not os.path.exists(sweep_dir / "report_tb")  # report figures stay out of the runs' logdir
+    with open(sweep_dir / "sweep.json") as f:
+        followup = json.load(f)["followup"]
+    assert bool(followup) == hasattr(module, "followup")  # the study experiments re-run their winners
     with open(sweep_dir / "runs.csv") as f:
-        assert len(f.read().strip().splitlines()) == 1 + len(module.grid(True))
+        assert len(f.read().strip().splitlines()) == 1 + len(module.grid(True)) + len(followup)
     if name == "keskar":
         assert glob.glob(str(sweep_dir / "interpolation_*.json"))
         assert glob.glob(str(sweep_dir / "interpolation_*.png"))
-    if name == "shallue":
-        assert (sweep_dir / "steps_to_target.png").exists()
+    for f in STUDY_FILES.get(name, ()):
+        assert (sweep_dir / f).exists(), f
+    if name in STUDY_FILES:
+        with open(sweep_dir / "analysis.json") as f:
+            assert "error" not in json.load(f)
+
+
+def test_retired_experiment_says_where_its_question_went(tmp_path, capsys):
+    path = os.path.join(ROOT, "experiments", "shallue.py")
+    assert sweep.main(["sweep", path, "--quick", "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is retired" in err[0] and "experiments/critical_batch.py" in err[0]
+    assert not os.listdir(tmp_path)
 
 
 def test_bad_arguments_exit_2_one_line(tmp_path, capsys):

@@ -116,3 +116,33 @@ def save(fig: Figure, path: str) -> str:
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=120)
     return path
+
+
+def series_figure(series: dict, reference: tuple[str, dict] | None = None, xlabel: str = "batch size B",
+                  ylabel: str = "best-tuned test accuracy (mean, 95% CI over seeds)") -> Figure:
+    """Several arms' accuracy (answer-row `accuracy` dicts: mean, low, high) against batch size.
+
+    series: {label: [(batch size, accuracy dict), ...]}; reference: (label, accuracy dict) drawn as a
+    horizontal line with its CI band (e.g. the tuned small-batch baseline)."""
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    if reference and reference[1] and reference[1].get("mean") is not None:
+        label, a = reference
+        ax.axhline(a["mean"], color="0.3", ls="--", lw=0.9, label=label)
+        if a.get("low") is not None:
+            ax.axhspan(a["low"], a["high"], color="0.3", alpha=0.1)
+    for k, (label, pts) in enumerate(series.items()):
+        pts = sorted((x, a) for x, a in pts if a and a.get("mean") is not None)
+        if not pts:
+            continue
+        xs = [x for x, _ in pts]
+        ys = [a["mean"] for _, a in pts]
+        lo = [max(a["mean"] - (a["low"] if a["low"] is not None else a["mean"]), 0.0) for _, a in pts]
+        hi = [max((a["high"] if a["high"] is not None else a["mean"]) - a["mean"], 0.0) for _, a in pts]
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=f"C{k}", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
