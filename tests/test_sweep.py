@@ -14,7 +14,7 @@ import pytest
 from lbbench import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "shallue")
+EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "shallue", "edge_of_stability")
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
