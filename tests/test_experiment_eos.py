@@ -111,6 +111,7 @@ def test_summary_known_answers(eos, results):
     assert adam["threshold"] == pytest.approx(3800.0)
     assert adam["median_preconditioned_ratio"] == pytest.approx(1.0)
     assert adam["frac_within_band"] == pytest.approx(3 / 5)
+    assert adam["peak_ratio"] == 5.0 and adam["peak_step"] == 50  # over the whole run
 
 
 def test_falls_detects_a_rise(eos, results):
