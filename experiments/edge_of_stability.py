@@ -125,11 +125,13 @@ def total_steps(result: dict) -> int:
     return int(max((result.get("curvature") or {}).get("step") or [0]))
 
 
-def second_half(result: dict, key: str) -> np.ndarray:
-    """Values of curvature column `key` measured at steps > T/2 (T = total steps), None dropped."""
+def second_half(result: dict, key: str, first: bool = False) -> np.ndarray:
+    """Values of curvature column `key` measured at steps > T/2 (T = total steps), None dropped;
+    with first=True those at steps <= T/2 instead."""
     curv = result.get("curvature") or {}
     half = total_steps(result) / 2.0
-    vals = [v for s, v in zip(curv.get("step") or [], curv.get(key) or []) if s > half and v is not None]
+    vals = [v for s, v in zip(curv.get("step") or [], curv.get(key) or [])
+            if (s <= half if first else s > half) and v is not None]
     return np.asarray(vals, np.float64)
 
 
@@ -177,6 +179,11 @@ def summarize(results: dict, band: float = BAND) -> dict:
                     "frac_batch_sharpness_within_band": _within(second_half(r, "batch_sharpness_ratio"), band),
                     "median_lambda_max": _median(second_half(r, "lambda_max")),
                     "median_lambda_max_ratio": _median(second_half(r, "lambda_max_ratio")),
+                    # the first half too: at B >= 160 the loss nears zero in the second half (see notes)
+                    "first_half_median_batch_sharpness_ratio": _median(
+                        second_half(r, "batch_sharpness_ratio", first=True)),
+                    "first_half_median_lambda_max": _median(second_half(r, "lambda_max", first=True)),
+                    "steps": total_steps(r),
                     "final_train_loss": (r.get("final") or {}).get("train_loss")})
     adam = []
     for name, r in sorted(by_arm["adam"], key=lambda t: _lr(t[1])):
@@ -208,7 +215,7 @@ def _falls_as_batch_shrinks(rows: list[dict]) -> dict:
     out = {}
     for lr in sorted({r["lr"] for r in rows}):
         pts = sorted((r["batch_size"], r["median_lambda_max"]) for r in rows
-                     if r["lr"] == lr and r["median_lambda_max"] is not None)
+                     if r["lr"] == lr and r["median_lambda_max"] is not None)  # second half
         if len(pts) >= 2:
             out[f"{lr:g}"] = bool(all(a[1] <= b[1] for a, b in zip(pts, pts[1:])))
     return out
@@ -228,7 +235,8 @@ def markdown(summary: dict) -> str:
     """The eos.md tables."""
     pct = f"±{summary['band'] * 100:g} %"
     lines = ["# Edge of stability (MNIST-1D)", "",
-             "All statistics are over the tracked measurements in the second half of each run (steps > T/2).", "",
+             "Statistics are over the tracked measurements in the second half of each run (steps > T/2, "
+             "T = the run's steps) unless a column says first half (steps <= T/2).", "",
              f"## Full-batch GD: lambda_max vs 2/eta (Cohen et al. 2021)", "",
              f"| eta | 2/eta | measurements | within {pct} of 2/eta | median lambda_max/(2/eta) | min | max | "
              f"median lambda_max | median batch sharpness/(2/eta) | stayed within {pct} | final train loss | status |",
@@ -239,13 +247,16 @@ def markdown(summary: dict) -> str:
             "median_lambda_max", "median_batch_sharpness_ratio", "stayed_within_band", "final_train_loss")) +
             f" | {r['status']} |")
     lines += ["", "## SGD: batch sharpness vs 2/eta, lambda_max vs B (Andreyev & Beneventano 2024)", "",
-              "| eta | B | measurements | median batch sharpness/(2/eta) | batch sharpness within "
-              f"{pct} | median lambda_max | median lambda_max/(2/eta) | final train loss | status |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| eta | B | steps | measurements | median batch sharpness/(2/eta) | batch sharpness within "
+              f"{pct} | median lambda_max | median lambda_max/(2/eta) | first half: median batch sharpness/(2/eta) "
+              "| first half: median lambda_max | final train loss | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["sgd"]:
         lines.append("| " + " | ".join(_fmt(r[k]) for k in (
-            "lr", "batch_size", "n_second_half", "median_batch_sharpness_ratio", "frac_batch_sharpness_within_band",
-            "median_lambda_max", "median_lambda_max_ratio", "final_train_loss")) + f" | {r['status']} |")
+            "lr", "batch_size", "steps", "n_second_half", "median_batch_sharpness_ratio",
+            "frac_batch_sharpness_within_band", "median_lambda_max", "median_lambda_max_ratio",
+            "first_half_median_batch_sharpness_ratio", "first_half_median_lambda_max", "final_train_loss"))
+            + f" | {r['status']} |")
     falls = summary["lambda_max_falls_as_batch_shrinks"]
     if falls:
         lines += ["", "lambda_max (second-half median) falls monotonically as B shrinks: " +
@@ -278,7 +289,8 @@ def _b_label(result: dict) -> str:
 
 def ratio_figure(results: dict, band: float = BAND):
     """lambda / threshold vs step: GD lambda_max/(2/eta); SGD batch sharpness/(2/eta) and
-    lambda_max/(2/eta); Adam lambda_max(P^-1 H)/(38/eta). Threshold at 1, the band shaded."""
+    lambda_max/(2/eta); Adam lambda_max(P^-1 H)/(38/eta). Threshold at 1, the band shaded, T/2 of
+    each run length dotted."""
     from matplotlib.figure import Figure
 
     panels = [("gd", "lambda_max_ratio", "full-batch GD: λ_max / (2/η)", lambda r: f"η = {_lr(r):g}"),
@@ -295,6 +307,8 @@ def ratio_figure(results: dict, band: float = BAND):
         else:
             runs = sorted((r for r in results.values() if arm_of(r) == arm), key=_lr)
         _band(ax, band)
+        for half in sorted({total_steps(r) / 2.0 for r in runs}):
+            ax.axvline(half, color="0.5", lw=0.8, ls=":")  # second half of training: right of this
         for r in runs:
             x, y = _series(r, key)
             if x:
@@ -321,7 +335,8 @@ def gd_figure(results: dict):
         x, y = _series(r, "lambda_max")
         ax_lam.plot(x, y, color=color, lw=1.2, marker=".", ms=3, label=f"η = {_lr(r):g}")
         ax_lam.axhline(2.0 / _lr(r), color=color, ls="--", lw=1)
-    ax_loss.set(title="full-batch GD: train loss (1000-example subset of the training set)", xlabel="step",
+    n_eval = runs[0]["config"].get("train_eval_examples") if runs else None
+    ax_loss.set(title=f"full-batch GD: train loss (on {n_eval} of the training examples)", xlabel="step",
                 ylabel="cross-entropy")
     ax_loss.title.set_fontsize(9)
     ax_lam.set(title="λ_max of the training loss; dashed: 2/η", xlabel="step", ylabel="λ_max")

@@ -78,6 +78,7 @@ def test_grid_divides_the_subset_and_names_are_unique(eos):
 
 def test_second_half_excludes_the_midpoint(eos, results):
     assert eos.second_half(results["gd_lr0p1"], "lambda_max_ratio").tolist() == [1.0, 1.1, 1.3, 0.9, 0.75]
+    assert eos.second_half(results["gd_lr0p1"], "lambda_max_ratio", first=True).tolist() == FIRST
     r = dict(results["gd_lr0p1"], timing={})  # no timing: T is the last tracked step
     assert eos.total_steps(r) == 100
 
@@ -106,6 +107,9 @@ def test_summary_known_answers(eos, results):
     assert sgd[20]["median_lambda_max"] == pytest.approx(4.0)
     assert sgd[100]["median_lambda_max"] == pytest.approx(8.0)
     assert sgd[400]["median_lambda_max"] == pytest.approx(10.5)
+    assert sgd[20]["first_half_median_lambda_max"] == pytest.approx(0.3)  # FIRST, steps 10..50
+    assert sgd[20]["first_half_median_batch_sharpness_ratio"] == pytest.approx(0.3)
+    assert sgd[20]["steps"] == 100
     assert s["lambda_max_falls_as_batch_shrinks"] == {"0.2": True}
     (adam,) = s["adam"]
     assert adam["threshold"] == pytest.approx(3800.0)
