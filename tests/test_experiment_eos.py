@@ -140,3 +140,36 @@ def test_analyze_tolerates_runs_without_curvature(eos, results, tmp_path):
     row = next(r for r in s["gd"] if r["run"] == "gd_lr0p1")
     assert row["n_second_half"] == 0 and row["frac_within_band"] is None and row["stayed_within_band"] is None
     eos.analyze(str(tmp_path), results, quick=True)
+
+
+def test_tracked_lambda_max_is_that_of_the_full_training_loss(eos, tmp_path):
+    """With sharpness_examples = train_subset (the experiment's setting) the tracker's lambda_max is the
+    top eigenvalue of the mean cross-entropy over exactly the training subset: checked against the
+    dense Hessian (jax.hessian, numpy eigvalsh) of a loss written here from the subset's examples."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+    from jax.flatten_util import ravel_pytree
+
+    from lbbench import data as data_lib
+    from lbbench.train import load_run, run
+
+    cfg = eos.base_config(True).replace(learning_rate=0.5, epochs=20, track_curvature_every=5,
+                                        track_curvature_iters=20, save_params=True, workdir=str(tmp_path),
+                                        run_name="gd")
+    r = run(cfg)
+    curv = r["curvature"]
+    assert curv["step"][-1] == 20 and cfg.sharpness_examples == cfg.train_subset
+    _, model, variables = load_run(r["run_dir"])
+    ds = data_lib.load(cfg.dataset, cfg.cache_dir).subset(cfg.train_subset)
+    x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+    flat, unravel = ravel_pytree(variables["params"])
+
+    def loss(f):
+        logits = model.apply({"params": unravel(f)}, x, train=False)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    top = np.linalg.eigvalsh(np.asarray(jax.hessian(loss)(flat), np.float64))[-1]
+    assert curv["lambda_max"][-1] == pytest.approx(top, rel=1e-3)
+    assert curv["lambda_max_ratio"][-1] == pytest.approx(top * 0.5 / 2.0, rel=1e-3)
