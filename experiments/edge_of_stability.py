@@ -53,6 +53,7 @@ import os
 import numpy as np
 
 from lbbench.config import Config
+from lbbench.curvature.thresholds import adam_threshold
 from lbbench.sweep import env_dataset
 
 NAME = "edge_of_stability"
@@ -198,7 +199,7 @@ def summarize(results: dict, band: float = BAND) -> dict:
         ratio = second_half(r, "preconditioned_ratio")
         adam.append({"run": name, "status": r.get("status"), "lr": _lr(r),
                      "batch_size": int(r["config"]["batch_size"]),
-                     "threshold": (2 + 2 * r["config"].get("momentum", 0.9)) / (_lr(r) * (1 - r["config"].get("momentum", 0.9))),
+                     "threshold": adam_threshold(_lr(r), float(r["config"].get("momentum", 0.9))),
                      "n_second_half": int(ratio.size), "median_preconditioned_ratio": _median(ratio),
                      **_peak(r, "preconditioned_ratio"),
                      "frac_within_band": _within(ratio, band),
