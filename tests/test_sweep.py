@@ -14,7 +14,8 @@ import pytest
 from lbbench import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "critical_batch", "remedies")
+EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "critical_batch", "remedies",
+               "edge_of_stability")
 # files each study-layer experiment's analyze() writes (tuned, with follow-ups)
 STUDY_FILES = {"goyal": ("answer.md", "goyal.json", "goyal.png"), "lars": ("answer.md", "lars.json", "lars.png"),
                "hoffer": ("answer.md", "hoffer.json", "hoffer.png"),
