@@ -32,20 +32,24 @@ def sharpness_subset(ds, n: int):
 
 
 def measure_sharpness(cfg: Config, model, state, ds, key) -> dict:
-    """λ_max, Hutchinson trace and Keskar ε-sharpness at `state`, BatchNorm in inference mode."""
-    from lbbench.curvature.measure import SharpnessOptions, measure
+    """λ_max, Hutchinson trace and Keskar ε-sharpness at `state`, BatchNorm in inference mode.
 
-    x, y = sharpness_subset(ds, cfg.sharpness_examples)
-    batch_stats = state.batch_stats
-
-    def logits_fn(params, xb):
-        return model.apply({"params": params, "batch_stats": batch_stats}, xb, train=False)
-
-    options = SharpnessOptions(
-        lanczos_iters=cfg.lanczos_iters, top_k=cfg.top_k, hutchinson_probes=cfg.hutchinson_probes,
-        density=cfg.spectral_density, epsilons=tuple(cfg.epsilons), subspace_dim=cfg.eps_subspace_dim,
-        lbfgs_iters=cfg.lbfgs_iters, per_layer=cfg.sharpness_per_layer)
+    A Ctrl-C/SIGTERM anywhere in here (imports and set-up included) is raised when the measurement
+    ends, not inside XLA or scipy.
+    """
     from lbbench import signals
 
-    with signals.deferred():  # a Ctrl-C/SIGTERM here is raised when the measurement ends, not inside XLA/scipy
+    with signals.deferred():
+        from lbbench.curvature.measure import SharpnessOptions, measure
+
+        x, y = sharpness_subset(ds, cfg.sharpness_examples)
+        batch_stats = state.batch_stats
+
+        def logits_fn(params, xb):
+            return model.apply({"params": params, "batch_stats": batch_stats}, xb, train=False)
+
+        options = SharpnessOptions(
+            lanczos_iters=cfg.lanczos_iters, top_k=cfg.top_k, hutchinson_probes=cfg.hutchinson_probes,
+            density=cfg.spectral_density, epsilons=tuple(cfg.epsilons), subspace_dim=cfg.eps_subspace_dim,
+            lbfgs_iters=cfg.lbfgs_iters, per_layer=cfg.sharpness_per_layer)
         return measure(logits_fn, state.params, x, y, options, key)

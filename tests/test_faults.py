@@ -162,7 +162,8 @@ def test_report_skips_unreadable_results_with_a_warning(tmp_path, capsys):
         assert f"skipping {tmp_path / bad / 'result.json'}" in err
     assert f"ignoring {tmp_path / 'sweep.json'}" in err
     text = open(path).read()
-    assert "runs with results: 2" in text and "| 2 | 1 completed, 1 diverged |" in text
+    assert "runs: 2 with results (1 learned, 0 never learned, 1 diverged, 0 failed)" in text
+    assert "| 1 | 1 diverged | 0.5 |" in text  # the mean uses the completed run only
     assert "div: diverged" in text
 
 

@@ -89,7 +89,8 @@ def test_sigkill_then_rerun_finishes_without_repeats(tmp_path):
     exp.write_text(TINY_EXPERIMENT)
     work = tmp_path / "work"
     sweep_dir = str(work / "killtest")
-    cmd = [sys.executable, "-m", "lbbench.sweep", str(exp), "--workdir", str(work)]
+    # one trial per program, so runs finish one by one and the kill can land between them
+    cmd = [sys.executable, "-m", "lbbench.sweep", str(exp), "--workdir", str(work), "--max_trials_per_program", "1"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
