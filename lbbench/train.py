@@ -1,7 +1,7 @@
 """`run(config)` / `run_group(configs)`: train end to end, evaluate, measure sharpness, write results.
 
 A group is T ≥ 1 configs that differ only in traced hyperparameters; they train side by side as one
-compiled program (steps.make_epoch), and each writes its own run folder exactly as if it had run
+compiled program (trainer.Trainer), and each writes its own run folder exactly as if it had run
 alone. The host orchestrates; each epoch is one compiled call. Results and parameters are written
 atomically, also when a trial diverges or fails, so no run is ever lost half-written.
 """
@@ -25,8 +25,9 @@ from lbbench.models import uses_batch_norm
 from lbbench.periodic import periodic_tasks, segment_steps
 from lbbench.provenance import provenance
 from lbbench.run_info import environment
-from lbbench.trainer import Trainer, _distances, check_group, trial
+from lbbench.trainer import Trainer, check_group, distances_from_init, trial
 from lbbench.writer import RunWriter, finite_or_none
+
 
 def log(msg: str) -> None:
     if jax.process_index() == 0:
@@ -126,7 +127,7 @@ def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: C
         state, metrics = trainer.epoch_fn(state, start, on_segment)
         metrics = jax.device_get(metrics)  # the one host round-trip per epoch
         evals = trainer.evaluate(state)
-        dist = np.asarray(_distances(state.params, init_params))
+        dist = np.asarray(distances_from_init(state.params, init_params))
         noise = jax.device_get(jax.vmap(noise_scale.summary)(state.noise))
         alive = np.asarray(jax.device_get(state.alive))
         seconds = time.perf_counter() - t0

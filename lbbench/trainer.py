@@ -219,7 +219,7 @@ class Trainer:
 
 
 @jax.jit
-def _distances(params, init_params):
+def distances_from_init(params, init_params):
     """‖θ − θ₀‖ of every trial."""
     sq = jax.tree.map(lambda a, b: jnp.sum((a - b).reshape(a.shape[0], -1) ** 2, axis=1), params, init_params)
     return jnp.sqrt(sum(jax.tree.leaves(sq)))
