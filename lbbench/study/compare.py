@@ -46,10 +46,28 @@ def verdict(d: dict | None) -> str | None:
     return "none"
 
 
-def closes_gap(d: dict | None) -> bool | None:
-    """An arm closes the gap to a reference when the CI of (arm − reference) reaches 0 or lies above."""
-    v = verdict(d)
-    return None if v is None else v != "below"
+GAP_MARGIN = 0.01  # one point of test accuracy: a smaller deficit counts as no deficit
+
+
+def gap_verdict(d: dict | None, margin: float = GAP_MARGIN) -> str | None:
+    """Does an arm close the gap to a reference? From the CI of (arm − reference):
+
+    'closes' when the whole interval lies above −margin (a non-inferiority test: any deficit is
+    smaller than `margin`), 'does not close' when it lies below 0, 'inconclusive' otherwise (the
+    interval is too wide to tell: a CI that merely contains 0 is not evidence of no gap). None
+    without a CI (fewer than 2 seeds on a side).
+    """
+    if not d or d["low"] is None:
+        return None
+    if d["low"] >= -margin:
+        return "closes"
+    return "does not close" if d["high"] < 0 else "inconclusive"
+
+
+def closes_gap(d: dict | None, margin: float = GAP_MARGIN) -> bool | None:
+    """True when `gap_verdict` says 'closes'; None without a CI."""
+    v = gap_verdict(d, margin)
+    return None if v is None else v == "closes"
 
 
 def difference_markdown(title: str, items: list[tuple[str, dict | None]], note: str = "") -> str:
