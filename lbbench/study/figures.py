@@ -96,16 +96,22 @@ def arms_figure(rows: list[dict], reference: str | None = None) -> Figure:
     rows = [r for r in rows if r.get("epochs") and r["epochs"].get("best")]
     fig = Figure(figsize=(6.4, 0.9 + 0.35 * max(len(rows), 1)))
     ax = fig.add_subplot()
+    clipped = False
     for i, r in enumerate(rows):
         a = r["epochs"]["accuracy"]
-        lo = a["mean"] - a["low"] if a["low"] is not None else 0.0
-        hi = a["high"] - a["mean"] if a["high"] is not None else 0.0
-        ax.errorbar([a["mean"]], [i], xerr=[[max(lo, 0.0)], [max(hi, 0.0)]], fmt="o", capsize=3,
+        # an accuracy lies in [0, 1]: a t interval reaching past it (bimodal seeds) is drawn clipped
+        low = min(max(a["low"], 0.0), a["mean"]) if a["low"] is not None else a["mean"]
+        high = max(min(a["high"], 1.0), a["mean"]) if a["high"] is not None else a["mean"]
+        clipped |= a["low"] is not None and (a["low"] < 0.0 or a["high"] > 1.0)
+        ax.errorbar([a["mean"]], [i], xerr=[[a["mean"] - low], [high - a["mean"]]], fmt="o", capsize=3,
                     color="C1" if r["arm"] == reference else "C0")
         if r["arm"] == reference:
-            ax.axvline(a["mean"], color="C1", ls="--", lw=0.8)
+            ax.axvline(a["mean"], color="C1", ls="--", lw=0.8, label=f"reference: {reference}")
     ax.set_yticks(range(len(rows)), [str(r["arm"]) for r in rows], fontsize=7)
-    ax.set_xlabel("best-tuned test accuracy (mean, 95% CI over seeds)")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("best-tuned test accuracy\n(mean, 95% CI over seeds" + (", clipped to [0, 1])" if clipped else ")"))
+    if reference:
+        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
 
