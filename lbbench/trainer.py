@@ -126,6 +126,10 @@ class Trainer:
         self.segment_steps = min(segment_steps or self.steps_per_epoch, self.steps_per_epoch)
         self._train_step = steps.make_train_step(self.model, self.tx, self.spec)
         self._shuffle = steps.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
+        # inference-mode logits as a stable function of (params, batch_stats, x): instruments take it
+        # inside a BoundLogits, so their jitted measurements compile once per run, not per call
+        self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
+        self._measure = None
 
     def trial_view(self, state, i: int, step: int):
         """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
@@ -134,8 +138,7 @@ class Trainer:
         from lbbench.run_info import sharpness_subset
 
         cfg, st = self.cfgs[i], trial(state, i)
-        if not hasattr(self, "_apply"):
-            self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
+        if self._measure is None:  # the fixed measurement subset, placed once (only runs with instruments)
             self._measure = tuple(jnp.asarray(a) for a in sharpness_subset(self.ds, cfg.sharpness_examples))
         idx = np.sort(np.random.default_rng([cfg.seed, step]).choice(self.ds.num_train, cfg.batch_size, replace=False))
         lr = float(schedules.learning_rate(self.spec.schedule, step, st.schedule["peak"], st.schedule["warmup"]))
