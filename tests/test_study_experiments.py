@@ -1,7 +1,6 @@
 """experiments/critical_batch.py and remedies.py: grids, follow-ups and analyze on fabricated results."""
 
 import importlib.util
-import math
 import os
 
 import numpy as np
