@@ -50,6 +50,7 @@ class StepSpec:
     schedule: schedules.ScheduleSpec = schedules.ScheduleSpec("constant", 1)
     noise_every: int = 1   # measure the noise scale on steps where step % noise_every == 0
     shared_data: bool = True  # all trials share one seed, hence one data order: gather each batch once
+    progress_every: int = 0   # call the host progress callback every this many steps of an epoch (0 = never)
     augment: Callable | None = None
 
 
@@ -164,7 +165,7 @@ def make_shuffle(num_train: int, steps: int, spec: StepSpec):
     return shuffle
 
 
-def make_segment(train_step, length: int, spec: StepSpec, batch_sharding):
+def make_segment(train_step, length: int, spec: StepSpec, batch_sharding, on_progress: Callable | None = None):
     """`length` steps of every trial from `offset` in the epoch's order: lax.scan of the vmapped step.
 
     The dataset stays resident on device and is an *argument* (closed-over arrays would be baked
@@ -173,6 +174,8 @@ def make_segment(train_step, length: int, spec: StepSpec, batch_sharding):
     gathered (and augmented) once and broadcast: the first layer of all trials is one wide matmul.
     `start_step` (unbatched) places the steps on the global step count, which decides the
     noise-scale steps. An epoch is one segment unless an instrument needs the state more often.
+    `on_progress(step in epoch)` is called from inside the program every `spec.progress_every`
+    steps (jax.debug.callback; a step counter for long epochs, no state leaves the device).
     """
     shared = spec.shared_data
     in_axes = (0, None if shared else 0, None if shared else 0, None if shared else 0, None)
@@ -195,7 +198,11 @@ def make_segment(train_step, length: int, spec: StepSpec, batch_sharding):
             xb = jax.lax.with_sharding_constraint(x_train[batch_idx], spec_batch)
             yb = jax.lax.with_sharding_constraint(y_train[batch_idx], spec_batch)
             measure = (start_step + s) % spec.noise_every == 0
-            return step_all(st, augment(aug_key, xb), yb, k, measure)
+            out = step_all(st, augment(aug_key, xb), yb, k, measure)
+            if on_progress is not None and spec.progress_every:
+                jax.lax.cond((s + 1) % spec.progress_every == 0,
+                             lambda: jax.debug.callback(on_progress, s + 1), lambda: None)
+            return out
 
         return jax.lax.scan(body, state, (idx, keys, offset + jnp.arange(length)))
 

@@ -61,7 +61,15 @@ def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> steps.StepSpec:
                           noise_decay=cfg.noise_scale_ema ** cfg.noise_scale_every, sam=cfg.optimizer == "sam",
                           schedule=schedules.schedule_spec(cfg, steps_per_epoch),
                           noise_every=cfg.noise_scale_every, shared_data=len({c.seed for c in cfgs}) == 1,
-                          augment=augment)
+                          progress_every=progress_interval(steps_per_epoch), augment=augment)
+
+
+def progress_interval(steps_per_epoch: int) -> int:
+    """Steps between step-counter callbacks: a tenth of an epoch for epochs of ≥ 20 steps, one
+    process and one device (a callback in an SPMD program runs on every device); else never."""
+    if steps_per_epoch < 20 or jax.device_count() > 1 or jax.process_count() > 1:
+        return 0
+    return steps_per_epoch // 10
 
 
 def trial_keys(cfg: Config):
@@ -130,6 +138,13 @@ class Trainer:
         # inside a BoundLogits, so their jitted measurements compile once per run, not per call
         self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
         self._measure = None
+        self._counter = None  # progress.StepCounter of the epoch in flight
+
+    def _on_progress(self, step_in_epoch) -> None:
+        """Host side of the in-program step counter: prints at most every 5 s, never the epoch's end."""
+        step = int(step_in_epoch)
+        if self._counter is not None and step < self.steps_per_epoch:
+            self._counter.update(step)
 
     def trial_view(self, state, i: int, step: int):
         """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
@@ -170,7 +185,7 @@ class Trainer:
         zero = jnp.zeros((), jnp.int32)
         self._segments = {}
         for length in sorted(set(self.segment_lengths())):
-            seg = steps.make_segment(self._train_step, length, self.spec, batch_sharding)
+            seg = steps.make_segment(self._train_step, length, self.spec, batch_sharding, self._on_progress)
             jitted = jax.jit(seg, in_shardings=(rep,) * 7, out_shardings=(rep, rep), donate_argnums=0)
             self._segments[length] = jitted.lower(state, zero, zero, idx, keys, self.x_train, self.y_train).compile()
         self.eval_fns = {}
@@ -185,6 +200,7 @@ class Trainer:
         `on_segment(state, step)` is called after each segment (instruments measure there)."""
         state, idx, keys = self._compiled_shuffle(state)
         start = jnp.asarray(start_step, jnp.int32)
+        self._counter = progress.StepCounter(self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}")
         metrics, offset = [], 0
         for length in self.segment_lengths():
             state, m = self._segments[length](state, start, jnp.asarray(offset, jnp.int32), idx, keys,

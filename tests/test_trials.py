@@ -149,3 +149,23 @@ def test_evals_interval_that_does_not_divide_the_epoch(tmp_path):
     saved = train.run(cfg)
     # segments of 4 in epochs of 10: boundaries 4, 8, 10, 14, 18, 20; run when >= 4 steps since the last
     assert saved["evals"]["step"] == [4, 8, 14, 18]
+
+
+def test_long_epochs_show_a_step_counter_from_inside_the_program(tmp_path, capsys, monkeypatch):
+    """Epochs of >= 20 steps call back to the host every tenth of an epoch (printed at most every
+    5 s; here every time), without changing training."""
+    from lbbench import progress
+
+    class EveryTime(progress.StepCounter):
+        def __init__(self, total, label=""):
+            super().__init__(total, label, every_s=0.0)
+
+    monkeypatch.setattr(progress, "StepCounter", EveryTime)
+    cfg = Config(workdir=str(tmp_path), run_name="r", **{**TINY, "batch_size": 50, "noise_scale_groups": 2, "epochs": 1})
+    result = train.run(cfg)
+    out = capsys.readouterr().out
+    steps = [int(line.split("step ")[1].split("/")[0]) for line in out.splitlines() if "epoch 1: step" in line]
+    assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18]  # every 20 // 10 steps, never the epoch's last step
+    monkeypatch.undo()
+    again = train.run(cfg.replace(run_name="again"))  # no printing: the callback changes nothing
+    assert result["final"] == again["final"]
