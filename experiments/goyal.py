@@ -151,7 +151,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
 
 
 def _holds_up_to(dec: list[dict], key: str):
-    """The largest B up to which every (arm − reference) CI reaches 0 (None: not even the first, or no CI)."""
+    """The largest B up to which every (arm − reference) closes the gap (compare.closes_gap: CI above −1 point;
+    None: not even the first, or no CI)."""
     last = None
     for d in dec:
         if not compare.closes_gap(d[key]):

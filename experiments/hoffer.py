@@ -28,7 +28,7 @@ once sb's trials have finished — Hoffer's original arms, now from a tuned star
 Every arm's winner is re-run with seeds 1–3 (sharpness on). `analyze` writes answer.md: the study
 layer's answer table (mean, 95 % CI over re-run seeds; generalization gap, λ_max, ε-sharpness),
 each arm judged at its own training length (the long arms at 4 × 10 epochs, in a second table), and
-each arm's difference to sb with a Welch CI ("closes the gap" when the CI reaches 0); hoffer.json
+each arm's difference to sb with a Welch CI ("closes the gap" when the whole CI lies above −1 point: non-inferiority); hoffer.json
 and hoffer.png.
 
 **Time on the 2-core CPU (estimated, not run: no CPU for it here).** F1 has ~14× the default MLP's
@@ -145,7 +145,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
                   "\n".join(answer.answer_markdown(part, arm_name="arm") for part in rows) + "\n"
                   + compare.difference_markdown(f"Gap to the tuned small batch ({REFERENCE}), each arm at its own "
                                                 "training length", items,
-                                                "An arm closes the gap when the CI reaches 0 or lies above it.")
+                                                "An arm closes the gap when the whole CI lies above -1 point of accuracy "
+                                                "(non-inferiority, study.compare.gap_verdict).")
                   + "\n" + compare.winner_markdown(out["winners"]) + answer.no_effect_markdown(out["no_effect"], results))
     figures.save(figures.arms_figure(flat, REFERENCE), os.path.join(sweep_dir, "hoffer.png"))
     return {"summary": {"reference_accuracy": (((by_arm.get(REFERENCE) or {}).get("epochs") or {}).get("accuracy")

@@ -105,7 +105,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     io.write_text(os.path.join(sweep_dir, "answer.md"),
                   answer.answer_markdown(rows, arm_name="arm") + "\n"
                   + compare.difference_markdown(f"Gap to the tuned small batch ({REFERENCE})", items,
-                                                "An arm closes the gap when the CI reaches 0 or lies above it.")
+                                                "An arm closes the gap when the whole CI lies above -1 point of accuracy "
+                                                "(non-inferiority, study.compare.gap_verdict).")
                   + "\n" + compare.difference_markdown(
                       f"Tuned vs the untuned recipe at B = {b}",
                       [(f"{opt}: tuned − recipe", d) for opt, d in tuning.items()],
