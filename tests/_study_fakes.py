@@ -26,3 +26,18 @@ def model_curve(batch, epochs, s_min=300.0, b_crit=1000.0, target=0.7, a_max=0.9
     s_star = s_min * (1 + b_crit / batch) * scale
     tau = s_star / -math.log(1 - target / a_max)
     return [a_max * (1 - math.exp(-spe * e / tau)) for e in range(1, epochs + 1)]
+
+
+def run_followups(m, results, fab, quick=False):
+    """What the sweep runner does: call followup until it adds nothing new; returns the rounds."""
+    rounds = 0
+    while True:
+        new = [p for p in m.followup(results, quick) if p["run_name"] not in results]
+        if not new:
+            return rounds
+        names = [p["run_name"] for p in new]
+        assert len(names) == len(set(names))
+        for p in new:
+            results[p["run_name"]] = fab(p)
+        rounds += 1
+        assert rounds < 10, "followup() keeps adding points"

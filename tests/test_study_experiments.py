@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from _study_fakes import fake_result, model_curve
+from _study_fakes import fake_result, model_curve, run_followups
 
 from lbbench.config import Config
 from lbbench.study import protocol
@@ -92,20 +92,6 @@ def test_overrides_round_trip():
     cfg = base.replace(learning_rate=0.3, batch_size=512, epsilons=(1e-3,), run_name="x", workdir="w")
     o = protocol.overrides_of({"config": cfg.to_dict()}, base)
     assert base.replace(**o).replace(workdir="w") == cfg and "workdir" not in o
-
-
-def run_followups(m, results, fab, quick=False):
-    """What the sweep runner does: call followup until it adds nothing new; returns the rounds."""
-    rounds = 0
-    while True:
-        new = [p for p in m.followup(results, quick) if p["run_name"] not in results]
-        if not new:
-            return rounds
-        names = [p["run_name"] for p in new]
-        assert len(names) == len(set(names))
-        for p in new:
-            results[p["run_name"]] = fab(p)
-        rounds += 1
 
 
 @pytest.mark.parametrize("quick", [True, False])

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from _study_fakes import fake_result
+from _study_fakes import fake_result, run_followups
 
 from lbbench import sweep
 from lbbench.config import Config
@@ -37,21 +37,6 @@ def fabricator(m, quick, level, noise=0.003, seed=0):
         r["config"] = cfg.to_dict()
         return r
     return fab
-
-
-def run_followups(m, results, fab, quick=False):
-    """What the sweep runner does: call followup until it adds nothing new; returns the rounds."""
-    rounds = 0
-    while True:
-        new = [p for p in m.followup(results, quick) if p["run_name"] not in results]
-        if not new:
-            return rounds
-        names = [p["run_name"] for p in new]
-        assert len(names) == len(set(names))
-        for p in new:
-            results[p["run_name"]] = fab(p)
-        rounds += 1
-        assert rounds < 10
 
 
 def check_grid(m, quick):
