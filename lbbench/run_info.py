@@ -31,11 +31,11 @@ def sharpness_subset(ds, n: int):
     return ds.x_train[np.sort(idx)], ds.y_train[np.sort(idx)]
 
 
-def measure_sharpness(cfg: Config, model, state, ds, key) -> dict:
+def measure_sharpness(cfg: Config, model, state, ds, key, report=None) -> dict:
     """λ_max, Hutchinson trace and Keskar ε-sharpness at `state`, BatchNorm in inference mode.
 
     A Ctrl-C/SIGTERM anywhere in here (imports and set-up included) is raised when the measurement
-    ends, not inside XLA or scipy.
+    ends, not inside XLA or scipy. `report(part, seconds)` is called as each part finishes.
     """
     from lbbench import signals
 
@@ -52,4 +52,4 @@ def measure_sharpness(cfg: Config, model, state, ds, key) -> dict:
             lanczos_iters=cfg.lanczos_iters, top_k=cfg.top_k, hutchinson_probes=cfg.hutchinson_probes,
             density=cfg.spectral_density, epsilons=tuple(cfg.epsilons), subspace_dim=cfg.eps_subspace_dim,
             lbfgs_iters=cfg.lbfgs_iters, per_layer=cfg.sharpness_per_layer)
-        return measure(logits_fn, state.params, x, y, options, key)
+        return measure(logits_fn, state.params, x, y, options, key, report)

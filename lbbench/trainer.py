@@ -23,6 +23,10 @@ from lbbench.noise_scale import init as noise_init
 from lbbench.optim import make_optimizer, with_learning_rate
 from lbbench.run_info import measure_sharpness
 
+PART_NAMES = {"hvp_setup": "Hessian-vector product set-up", "lambda_max": "lambda_max (Lanczos)",
+              "trace": "Hessian trace (Hutchinson)", "density": "spectral density (SLQ)",
+              "per_layer": "per-layer blocks", "epsilon": "eps-sharpness (L-BFGS-B)",
+              "power_iteration": "power iteration"}
 EVAL_CHUNK = 1000
 SUBSET_SEED = 20170315  # fixed: every run reports train metrics on the same train subset
 
@@ -233,8 +237,11 @@ class Trainer:
         cfg = self.cfgs[i]
         what = "measuring sharpness" + (f" of trial {i}" if self.num_trials > 1 else "") + \
             " (lambda_max, trace, eps-sharpness)"
-        with progress.stage(what, enabled=jax.process_index() == 0):
-            return measure_sharpness(cfg, self.model, trial(state, i), self.ds, trial_keys(cfg)[2])
+        first = jax.process_index() == 0
+        say = lambda line: print(line, flush=True)
+        report = (lambda part, secs: say(f"lbbench:   {PART_NAMES.get(part, part)}: {secs:.1f} s")) if first else None
+        with progress.stage(what, enabled=first, log=say):
+            return measure_sharpness(cfg, self.model, trial(state, i), self.ds, trial_keys(cfg)[2], report)
 
 
 @jax.jit

@@ -42,41 +42,50 @@ class SharpnessOptions:
     hvp_cache_bytes: int = 1 << 30  # reuse the HVP's primal pass if its residuals fit (0 = never)
 
 
-def _timed(fn, *args):
-    """(fn(*args), seconds); results are host values, so the clock includes device work."""
-    start = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - start
+class _Clock:
+    """Runs the parts of a measurement, records each one's seconds and reports it when done.
+
+    Results are host values, so the clock includes device work (and compilation)."""
+
+    def __init__(self, report: Callable[[str, float], None] | None = None):
+        self.seconds: dict[str, float] = {}
+        self.report = report
+
+    def __call__(self, name: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        self.seconds[name] = time.perf_counter() - start
+        if self.report is not None:
+            self.report(name, self.seconds[name])
+        return out
 
 
-def _hessian_metrics(matvec, n, dtype, params, options: SharpnessOptions, key, seconds: dict) -> dict:
+def _hessian_metrics(matvec, n, dtype, params, options: SharpnessOptions, key, clock: _Clock) -> dict:
     """lambda_max / top-k, optional power iteration, trace and SLQ density from one matvec."""
     keys = dict(zip(["lanczos", "power", "trace", "density", "layers"], jax.random.split(key, 5)))
-    top, seconds["lambda_max"] = _timed(
-        top_eigenvalues_mv, matvec, n, dtype, options.top_k, options.lanczos_iters,
-        keys["lanczos"])
+    top = clock("lambda_max", top_eigenvalues_mv, matvec, n, dtype, options.top_k, options.lanczos_iters,
+                keys["lanczos"])
     out = {"lambda_max": float(top[0]), "top_eigenvalues": [float(t) for t in top],
            "hessian_trace": None, "hessian_trace_stderr": None}
     if options.power_iters:
-        out["power_iteration_lambda_max"], seconds["power_iteration"] = _timed(
-            power_iteration_mv, matvec, n, dtype, options.power_iters, keys["power"])
-    seconds["trace"] = seconds["density"] = 0.0
+        out["power_iteration_lambda_max"] = clock(
+            "power_iteration", power_iteration_mv, matvec, n, dtype, options.power_iters, keys["power"])
+    clock.seconds["trace"] = clock.seconds["density"] = 0.0
     if options.hutchinson_probes:
-        (out["hessian_trace"], out["hessian_trace_stderr"]), seconds["trace"] = _timed(
-            hutchinson_mv, matvec, n, dtype, options.hutchinson_probes, keys["trace"])
+        out["hessian_trace"], out["hessian_trace_stderr"] = clock(
+            "trace", hutchinson_mv, matvec, n, dtype, options.hutchinson_probes, keys["trace"])
     if options.density:
-        (grid, values), seconds["density"] = _timed(
-            slq_mv, matvec, n, dtype, options.density_runs, options.density_iters,
-            keys["density"], 1000, None)
+        grid, values = clock("density", slq_mv, matvec, n, dtype, options.density_runs, options.density_iters,
+                             keys["density"], 1000, None)
         out["density"] = {"grid": grid.tolist(), "values": values.tolist()}
     if options.per_layer:
-        out["per_layer"], seconds["per_layer"] = _timed(
-            per_layer, matvec, params, n, dtype, options.lanczos_iters, options.hutchinson_probes,
-            keys["layers"])
+        out["per_layer"] = clock("per_layer", per_layer, matvec, params, n, dtype, options.lanczos_iters,
+                                 options.hutchinson_probes, keys["layers"])
     return out
 
 
-def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions, key) -> dict:
+def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions, key,
+            report: Callable[[str, float], None] | None = None) -> dict:
     """All sharpness metrics of the mean cross-entropy of `logits_fn` on (x, y) at `params`.
 
     Returns a JSON-serialisable dict of Python floats/lists: "loss", "num_params", "num_examples",
@@ -86,7 +95,7 @@ def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions
     "density" ({"grid", "values"}, only if options.density), "per_layer" (if asked) and "seconds"
     (hvp_setup, lambda_max, trace, epsilon, density, total; plus power_iteration / per_layer if
     run; all include compile time). Nothing in `params`, or in any state that `logits_fn` closes
-    over, is mutated.
+    over, is mutated. `report(part, seconds)` is called as each part finishes (progress output).
     """
     if options.top_k > options.lanczos_iters:
         raise ValueError(f"top_k={options.top_k} > lanczos_iters={options.lanczos_iters}")
@@ -96,13 +105,11 @@ def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions
     out = {"loss": loss_value(loss_fn, params),
            "num_params": int(ravel_pytree(params)[0].size),
            "num_examples": int(loss_fn.num_examples)}
-    seconds = {}
-    (matvec, n, dtype), seconds["hvp_setup"] = _timed(
-        flat_matvec, loss_fn, params, options.hvp_cache_bytes)
-    out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, seconds))
+    clock = _Clock(report)
+    matvec, n, dtype = clock("hvp_setup", flat_matvec, loss_fn, params, options.hvp_cache_bytes)
+    out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, clock))
     del matvec  # frees a cached linearisation before eps-sharpness needs the memory
-    out["epsilon_sharpness"], seconds["epsilon"] = _timed(
-        all_epsilon_sharpness, loss_fn, params, options, epsilon_key)
-    seconds["total"] = time.perf_counter() - t_start
-    out["seconds"] = seconds
+    out["epsilon_sharpness"] = clock("epsilon", all_epsilon_sharpness, loss_fn, params, options, epsilon_key)
+    clock.seconds["total"] = time.perf_counter() - t_start
+    out["seconds"] = clock.seconds
     return out
