@@ -1,6 +1,7 @@
-"""Fabricated result.json dicts for the study-layer tests (no training)."""
+"""Fabricated result.json dicts for the study-layer tests (no training), and their helpers."""
 
 import math
+import os
 
 N_TRAIN = 60000
 
@@ -41,3 +42,11 @@ def run_followups(m, results, fab, quick=False):
             results[p["run_name"]] = fab(p)
         rounds += 1
         assert rounds < 10, "followup() keeps adding points"
+
+
+def load_experiment(name):
+    """experiments/<name>.py as a module, through the sweep runner's own loader."""
+    from lbbench import sweep
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return sweep.load_experiment(os.path.join(root, "experiments", f"{name}.py"))

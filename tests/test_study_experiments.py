@@ -1,23 +1,11 @@
 """experiments/critical_batch.py and remedies.py: grids, follow-ups and analyze on fabricated results."""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
-from _study_fakes import fake_result, model_curve, run_followups
+from _study_fakes import fake_result, load_experiment as load, model_curve, run_followups
 
 from lbbench.config import Config
 from lbbench.study import protocol
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(ROOT, "experiments", f"{name}.py"))
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
 
 
 def fabricate(point, base, curve_fn, **kw):

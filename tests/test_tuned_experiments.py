@@ -1,25 +1,17 @@
 """experiments/goyal.py, hoffer.py, lars.py (tuned, on the study layer) and the retired shallue.py:
 grids, follow-ups and analyze on fabricated results (no training)."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
-from _study_fakes import fake_result, run_followups
+from _study_fakes import fake_result, load_experiment as load, run_followups
 
 from lbbench import sweep
 from lbbench.config import Config
 from lbbench.study import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(ROOT, "experiments", f"{name}.py"))
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
 
 
 def fabricator(m, quick, level, noise=0.003, seed=0):
