@@ -43,6 +43,12 @@ def plain_loss(logits_fn, params, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(logits_fn(params, x), y).mean()
 
 
+def per_example_losses(logits_fn, params, xb, yb):
+    """(f -> losses of each example at unravel(f), flat params): for explicit per-example jacobians."""
+    flat, unravel = ravel_pytree(params)
+    return (lambda f: optax.softmax_cross_entropy_with_integer_labels(logits_fn(unravel(f), xb), yb)), flat
+
+
 def exact_hessian(loss_fn, params):
     flat, unravel = ravel_pytree(params)
     return np.asarray(jax.jit(jax.hessian(lambda f: loss_fn(unravel(f))))(flat), np.float64)

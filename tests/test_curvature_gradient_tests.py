@@ -4,10 +4,8 @@ gradients (jax.jacobian of the per-example losses) with the tests written from t
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.flatten_util import ravel_pytree
 
-from _curvature_toys import mlp  # noqa: F401 (fixture)
+from _curvature_toys import mlp, per_example_losses  # noqa: F401 (mlp is a fixture)
 from lbbench.curvature import gradient_tests as gt
 
 
@@ -22,9 +20,7 @@ def test_hand_computed_two_examples():
 def test_gradient_tests_match_explicit_per_example_gradients(mlp):
     logits_fn, params, x, y, *_ = mlp
     xb, yb = x[:24], y[:24]
-    flat, unravel = ravel_pytree(params)
-    per_example = lambda f: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
-        logits_fn(unravel(f), xb), yb)
+    per_example, flat = per_example_losses(logits_fn, params, xb, yb)
     grads = np.asarray(jax.jacobian(per_example)(flat), np.float64)  # (B, n)
     b, g = grads.shape[0], grads.mean(0)
     gg = g @ g

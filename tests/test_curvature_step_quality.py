@@ -3,11 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from _curvature_toys import mlp  # noqa: F401 (fixture)
+from _curvature_toys import mlp, per_example_losses  # noqa: F401 (mlp is a fixture)
 from lbbench.curvature import step_quality as sq
 
 
@@ -32,9 +31,8 @@ def test_step_alpha_matches_brute_force_fit(mlp):
     """f, f' and their per-example variances from explicit per-example jacobians, then the fit."""
     logits_fn, params, x, y, *_ = mlp
     xb, yb = x[:32], y[:32]
-    flat, unravel = ravel_pytree(params)
-    per_example = lambda f: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
-        logits_fn(unravel(f), xb), yb)
+    per_example, flat = per_example_losses(logits_fn, params, xb, yb)
+    unravel = ravel_pytree(params)[1]
     g = jax.grad(lambda f: per_example(f).mean())(flat)
     step = -0.5 * g
     t = float(jnp.linalg.norm(step))
