@@ -182,7 +182,7 @@ def load_run(run_dir: str):
 def _history_columns(history: list[dict]) -> dict:
     keys = ("epoch", "step", "train_accuracy", "test_accuracy", "train_loss", "test_loss",
             "generalization_gap", "learning_rate", "noise_b_simple")
-    return {k: [finite_or_none(h[k]) if h.get(k) is not None else None for h in history] for k in keys}
+    return {k: [finite_or_none(h.get(k)) for h in history] for k in keys}
 
 
 def _dataset_info(ds) -> dict:

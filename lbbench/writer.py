@@ -66,16 +66,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         f.write(data)
 
 
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
 def finite_or_none(x):
-    """JSON has no NaN/inf: store them as null (a diverged run's losses)."""
+    """JSON has no NaN/inf: store them as null (a diverged run's losses); None stays None."""
+    if x is None:
+        return None
     x = float(x)
     return x if math.isfinite(x) else None
 
@@ -208,7 +202,7 @@ class RunWriter:
             self.wandb.log({k: finite_or_none(v) for k, v in values.items() if v is not None}, step, epoch)
         if record:
             line = {"record": record, "step": step, "epoch": self._epoch,
-                    **{k: finite_or_none(v) if v is not None else None for k, v in values.items()}}
+                    **{k: finite_or_none(v) for k, v in values.items()}}
             self.jsonl.write(json.dumps(line) + "\n")
             self.jsonl.flush()
 

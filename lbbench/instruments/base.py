@@ -9,10 +9,11 @@ result.json's per-step column dict, e.g. curvature: {"step": [...], "lambda_max"
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import jax
+
+from lbbench.writer import finite_or_none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +71,6 @@ class TopVectors:
         self._store[trial] = (step, vector)
 
 
-def _json_number(value) -> float | None:
-    """A float, or None where JSON has no number (NaN, inf, missing)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 class Columns:
     """Accumulates yielded (name, value) pairs per step into result.json's column dict.
 
@@ -101,7 +94,7 @@ class Columns:
         steps = sorted(self._rows)
         out = {"step": steps}
         for name in self._names:
-            out[name] = [_json_number(self._rows[s].get(name)) for s in steps]
+            out[name] = [finite_or_none(self._rows[s].get(name)) for s in steps]
         return out
 
 
