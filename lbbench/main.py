@@ -201,10 +201,11 @@ def main(argv: list[str]) -> int:
 def _report_seeds(cfgs: list[Config], results: list[dict]) -> None:
     """Print mean ± std over the seeds and write <workdir>/<run>_seeds.json (atomically)."""
     from lbbench import seeds_summary
+    from lbbench.writer import atomic_write_json
 
     summary = seeds_summary.summarise(results)
     path = os.path.join(cfgs[0].workdir, cfgs[0].run_name.rsplit("_s", 1)[0] + "_seeds.json")
-    seeds_summary.write(path, summary)
+    atomic_write_json(path, summary)
     for line in seeds_summary.lines(summary):
         print(f"lbbench: {line}")
     print(f"lbbench: summary {path}")

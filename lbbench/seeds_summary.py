@@ -1,10 +1,8 @@
-"""Mean ± sample std of the final metrics over the seeds of one `--seeds` group, and its file."""
+"""Mean ± sample std of the final metrics over the seeds of one `--seeds` group."""
 
 from __future__ import annotations
 
 import numpy as np
-
-from lbbench.writer import atomic_write_json
 
 METRICS = ("test_accuracy", "train_accuracy", "generalization_gap", "test_loss", "train_loss")
 
@@ -39,7 +37,3 @@ def lines(summary: dict) -> list[str]:
             std = f" ± {st['std']:.4g}" if st["std"] is not None else ""
             out.append(f"  {k:<20} {st['mean']:.4g}{std}  (n={st['n']})")
     return out
-
-
-def write(path: str, summary: dict) -> None:
-    atomic_write_json(path, summary)
