@@ -97,10 +97,10 @@ def _log_sharpness(writer: RunWriter, step: int, sharp: dict, epoch: int) -> Non
 class TrialRecord:
     """Host-side bookkeeping of one trial: its folder, writer, history, status and extras."""
 
-    def __init__(self, cfg: Config, folder: run_folder.RunFolder):
+    def __init__(self, cfg: Config, folder: run_folder.RunFolder, grid: dict | None):
+        """`grid`: the sweep's grid (hparams.sweep_grid of the trial's workdir)."""
         self.cfg, self.folder, self.run_dir = cfg, folder, folder.path  # staging folder until finish()
-        self.writer = RunWriter(folder.path, cfg.to_dict(), grid=hparams.sweep_grid(cfg.workdir),
-                                wandb_project=cfg.wandb_project)
+        self.writer = RunWriter(folder.path, cfg.to_dict(), grid=grid, wandb_project=cfg.wandb_project)
         self.history: list[dict] = []
         self.evals: dict[str, list] = {}  # test metrics every cfg.eval_every_steps steps (columns)
         self.instruments: dict = {}  # instrument name -> instruments.Columns (result.json columns)
@@ -296,7 +296,8 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     state = trainer.init_state()
     with progress.stage("compiling the training epoch and evaluation", enabled=jax.process_index() == 0):
         compile_s = trainer.compile(state)
-    records = [TrialRecord(c, f) for c, f in zip(cfgs, folders)]
+    grids = {w: hparams.sweep_grid(w) for w in {c.workdir for c in cfgs}}  # sweep.json read once per folder
+    records = [TrialRecord(c, f, grids[c.workdir]) for c, f in zip(cfgs, folders)]
     for r in records:
         r.extra["provenance"] = origin
     timing = lambda: {"t_start": t_start, "compile_s": compile_s}
