@@ -50,7 +50,7 @@ import os
 from lbbench.config import Config
 from lbbench.study import answer, bootstrap, critical_batch, figures, io, protocol
 from lbbench.study.search import default_space
-from lbbench.sweep import env_dataset
+from lbbench.sweep.runner import env_dataset
 
 NAME = "critical_batch"
 TARGET = {"mnist1d": 0.85, "mnist": 0.98, "fashion_mnist": 0.88, "cifar10": 0.75}

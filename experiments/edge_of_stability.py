@@ -54,7 +54,7 @@ import numpy as np
 
 from lbbench.config import Config
 from lbbench.curvature.thresholds import adam_threshold
-from lbbench.sweep import env_dataset
+from lbbench.sweep.runner import env_dataset
 
 NAME = "edge_of_stability"
 

@@ -46,7 +46,7 @@ import os
 from lbbench.config import Config
 from lbbench.study import answer, compare, figures, io, protocol
 from lbbench.study.search import default_space
-from lbbench.sweep import env_dataset
+from lbbench.sweep.runner import env_dataset
 
 NAME = "goyal"
 BASE_BATCH = 256

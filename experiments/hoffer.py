@@ -48,7 +48,7 @@ import os
 from lbbench.config import Config
 from lbbench.study import answer, compare, figures, io, protocol
 from lbbench.study.search import default_space
-from lbbench.sweep import env_dataset
+from lbbench.sweep.runner import env_dataset
 
 NAME = "hoffer"
 SMALL, GHOST, LONGER = 256, 128, 4

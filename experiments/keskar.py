@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from lbbench.config import Config
-from lbbench.sweep import env_dataset
+from lbbench.sweep.runner import env_dataset
 
 NAME = "keskar"
 LB_BATCH = {"mnist1d": 6000, "mnist": 6000, "fashion_mnist": 6000, "cifar10": 5000, "cifar100": 5000}
@@ -69,8 +69,8 @@ def _summary(results: dict, model: str) -> dict:
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     """Interpolate seed-0 SB → LB for each model; summarise SB vs LB accuracy, gap and λ_max."""
-    from lbbench.interpolate import interpolate
-    from lbbench.report_plots import interpolation_figure
+    from lbbench.training.interpolate import interpolate
+    from lbbench.report.plots import interpolation_figure
 
     curves, summary = [], {}
     for m in _models(quick):

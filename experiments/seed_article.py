@@ -12,7 +12,7 @@ can exist: test accuracy is 50 % in expectation for every run, so any "gap" ther
 """
 
 from lbbench.config import Config
-from lbbench.sweep import env_dataset
+from lbbench.sweep.runner import env_dataset
 
 NAME = "seed_article"
 ARMS = (("b32", 32, "constant"), ("b256", 256, "constant"), ("b256_warmup", 256, "warmup"))

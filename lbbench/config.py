@@ -163,7 +163,7 @@ class Config:
             if any(isinstance(x, float) and not math.isfinite(x) for x in values):
                 raise ConfigError(f.name, f"must be a finite number, got {v}")
         if self.run_name:
-            from lbbench.names import UnsafeName, normalize_run_name
+            from lbbench.runs.names import UnsafeName, normalize_run_name
             try:
                 normalize_run_name(self.run_name)
             except UnsafeName as e:
@@ -220,7 +220,7 @@ class Config:
             raise ConfigError("ghost_batch_size", f"{self.ghost_batch_size} does not divide --batch_size="
                               f"{self.batch_size}{hint} (or 0 for statistics over the whole batch)")
         if self.wandb_project:
-            from lbbench.wandb_logger import INSTALL_HINT, available
+            from lbbench.runs.wandb_logger import INSTALL_HINT, available
 
             if not available():
                 raise ConfigError("wandb_project", f"{self.wandb_project!r} needs the wandb package, "

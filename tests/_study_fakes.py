@@ -46,7 +46,7 @@ def run_followups(m, results, fab, quick=False):
 
 def load_experiment(name):
     """experiments/<name>.py as a module, through the sweep runner's own loader."""
-    from lbbench import sweep
+    from lbbench.sweep import runner as sweep
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return sweep.load_experiment(os.path.join(root, "experiments", f"{name}.py"))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from _curvature_toys import mlp, per_example_losses  # noqa: F401 (mlp is a fixture)
-from lbbench.curvature import gradient_tests as gt
+from lbbench.curvature import cockpit as gt
 
 
 def test_hand_computed_two_examples():

@@ -81,7 +81,7 @@ def test_finds_adam_state_in_lbbench_optimizers(name, has_adam):
     """lbbench.optim's chains (masked weight decay, trust ratios) hide ScaleByAdamState at
     different depths; the search finds it, shaped like the parameters, and nothing in SGD-family."""
     from lbbench.config import Config
-    from lbbench.optim import make_optimizer
+    from lbbench.training.optim import make_optimizer
 
     params = {"Dense_0": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}
     tx = make_optimizer(Config(optimizer=name, weight_decay=1e-4, learning_rate=1e-3))

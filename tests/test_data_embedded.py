@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lbbench import data
-from lbbench.atomic import atomic_open
+from lbbench.runs.atomic import atomic_open
 from lbbench.data import embedded
 
 

@@ -206,7 +206,7 @@ def test_training_on_cifar_format_with_on_device_augmentation(tmp_path, monkeypa
     """End to end: a CIFAR-10 tarball in data_dir → train.run with crop+flip inside the compiled epoch."""
     import dataclasses
 
-    from lbbench import train
+    from lbbench.training import loop as train
     from lbbench.config import Config
 
     files = {"cifar-10-python.tar.gz": cifar10_file(cifar_arrays(np.random.default_rng(7), 10))}

@@ -153,7 +153,7 @@ def test_tracked_lambda_max_is_that_of_the_full_training_loss(eos, tmp_path):
     from jax.flatten_util import ravel_pytree
 
     from lbbench import data as data_lib
-    from lbbench.train import load_run, run
+    from lbbench.training.loop import load_run, run
 
     cfg = eos.base_config(True).replace(learning_rate=0.5, epochs=20, track_curvature_every=5,
                                         track_curvature_iters=20, save_params=True, workdir=str(tmp_path),

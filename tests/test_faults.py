@@ -13,8 +13,10 @@ import time
 
 import pytest
 
-from lbbench import atomic, main, report
-from lbbench.writer import atomic_write_json
+from lbbench.runs import atomic
+from lbbench.cli import train as main
+from lbbench.report import markdown as report
+from lbbench.runs.writer import atomic_write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dataset=random", "--model=tiny_mlp", "--batch_size=100", "--noise_scale_groups=1",
@@ -194,7 +196,7 @@ def test_unreachable_coordinator_times_out_with_one_line(tmp_path):
 
 
 def test_full_disk_while_logging_leaves_no_damaged_run(tmp_path, monkeypatch, capsys):
-    from lbbench import writer
+    from lbbench.runs import writer
 
     def full(self, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")

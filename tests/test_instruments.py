@@ -150,7 +150,7 @@ def test_instruments_run_inside_training_and_agree_with_the_end_of_run_sharpness
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from lbbench import train
+    from lbbench.training import loop as train
     from lbbench.config import Config
 
     cfg = Config(dataset="random", model="tiny_mlp", batch_size=100, epochs=2, optimizer="momentum",

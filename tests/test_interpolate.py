@@ -5,9 +5,9 @@ import optax
 import pytest
 
 from lbbench import data as data_lib
-from lbbench import train
+from lbbench.training import loop as train
 from lbbench.config import Config
-from lbbench.interpolate import interpolate, interpolate_variables
+from lbbench.training.interpolate import interpolate, interpolate_variables
 
 
 def _reference(run_dir):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lbbench import main
+from lbbench.cli import train as main
 
 TINY = ["--dataset=random", "--model=tiny_mlp", "--batch_size=100", "--epochs=1", "--nosharpness"]
 

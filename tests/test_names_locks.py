@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from lbbench import locks, names
+from lbbench.runs import locks
+from lbbench.runs import names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +44,7 @@ def test_remove_inside_refuses_everything_outside(tmp_path):
 
 HOLDER = """
 import sys, time
-from lbbench import locks
+from lbbench.runs import locks
 locks.acquire(sys.argv[1])
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -96,7 +97,7 @@ def test_lock_is_reentrant_within_a_process(tmp_path):
 
 def test_only_one_of_many_processes_gets_a_free_lock(tmp_path):
     path = tmp_path / ".run.lock"
-    code = ("import sys,time\nfrom lbbench import locks\n"
+    code = ("import sys,time\nfrom lbbench.runs import locks\n"
             "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
             "print(locks.try_acquire(sys.argv[1]), flush=True)\ntime.sleep(2)\n")
     start = time.time() + 1.5

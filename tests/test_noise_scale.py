@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lbbench import noise_scale, steps
+from lbbench.instruments import noise_scale
+from lbbench.training import steps
 from lbbench.config import Config
 from lbbench.models import build_model
 
@@ -73,7 +74,7 @@ def test_train_step_sub_batch_norms_match_direct_computation():
 
 
 def test_run_reports_noise_scale(tmp_path):
-    from lbbench import train
+    from lbbench.training import loop as train
     cfg = Config(dataset="random", model="tiny_bn_mlp", batch_size=200, ghost_batch_size=25, epochs=2,
                  sharpness=False, noise_scale_groups=4, workdir=str(tmp_path), run_name="r")
     ns = train.run(cfg)["noise_scale"]

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from lbbench import results
-from lbbench.train import load_run
+from lbbench.runs import reader as results
+from lbbench.training.loop import load_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V0 = os.path.join(ROOT, "tests", "fixtures", "v0")

@@ -8,7 +8,7 @@ import pytest
 
 from lbbench.config import Config
 from lbbench.models import build_model
-from lbbench.optim import decay_mask, make_optimizer
+from lbbench.training.optim import decay_mask, make_optimizer
 
 PARAMS = {"dense1": {"kernel": np.array([[1.0, -2.0], [0.5, 3.0]], np.float32), "bias": np.array([0.1, -0.2], np.float32)},
           "dense2": {"kernel": np.array([[2.0], [-1.0]], np.float32), "bias": np.array([0.3], np.float32)}}

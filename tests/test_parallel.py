@@ -42,7 +42,7 @@ def test_eight_devices_match_one(tmp_path, extra):
 
 SHARD_CHECK = r"""
 import json, jax, numpy as np
-from lbbench import parallel
+from lbbench.training import parallel
 mesh = parallel.make_mesh()
 x = parallel.put_replicated(np.arange(64 * 3, dtype=np.float32).reshape(64, 3), mesh)
 idx = jax.numpy.arange(32)[::-1]

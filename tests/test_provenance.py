@@ -5,8 +5,8 @@ import os
 import subprocess
 
 import lbbench
-from lbbench import progress
-from lbbench.provenance import command_line, provenance
+from lbbench.training import progress
+from lbbench.runs.provenance import command_line, provenance
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

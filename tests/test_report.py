@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from lbbench import report
+from lbbench.report import markdown as report
 from lbbench.config import Config
 
 
@@ -161,7 +161,7 @@ def test_tb_logdir_inside_the_sweep_is_refused(tmp_path):
 
 
 def test_results_load_gives_a_dataframe_of_every_run(tmp_path):
-    from lbbench import results
+    from lbbench.runs import reader as results
 
     sweep = _goyal_like(tmp_path)
     df = results.load(str(tmp_path))

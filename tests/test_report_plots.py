@@ -2,7 +2,7 @@
 
 from matplotlib.figure import Figure
 
-from lbbench import report_plots as rp
+from lbbench.report import plots as rp
 
 
 def _stat(values):

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from lbbench import main, run_folder, train
+from lbbench.cli import train as main
+from lbbench.runs import folder as run_folder
+from lbbench.training import loop as train
 from lbbench.config import Config, ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,7 +103,7 @@ def test_load_run_checks_status_and_parameters(tmp_path):
 
 def test_second_process_on_the_same_run_folder_is_refused(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys,time\nfrom lbbench import locks\nlocks.acquire(sys.argv[1])\n"
+        [sys.executable, "-c", "import sys,time\nfrom lbbench.runs import locks\nlocks.acquire(sys.argv[1])\n"
          "print('locked', flush=True)\ntime.sleep(60)", str(tmp_path / ".r.lock")],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from lbbench.config import Config
-from lbbench.schedules import make_schedule
+from lbbench.training.schedules import make_schedule
 
 SPE = 10  # steps per epoch
 

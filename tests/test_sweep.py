@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lbbench import sweep
+from lbbench.sweep import runner as sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "critical_batch", "remedies",

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lbbench import sweep
+from lbbench.sweep import runner as sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lbbench import train
+from lbbench.training import loop as train
 from lbbench.config import Config
 
 TINY = dict(dataset="random", model="tiny_mlp", batch_size=100, epochs=2, sharpness=False,

@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from lbbench import main, train
+from lbbench.cli import train as main
+from lbbench.training import loop as train
 from lbbench.config import Config, ConfigError
 
 TINY = dict(dataset="random", model="tiny_mlp", batch_size=100, epochs=2, sharpness=False,
@@ -113,7 +114,7 @@ def test_bad_seeds_exit_2(value, needle, tmp_path, capsys):
 
 def test_epoch_cut_into_segments_equals_one_segment():
     """Instruments get the state every few steps; cutting the epoch there must not change training."""
-    from lbbench import parallel
+    from lbbench.training import parallel
     from lbbench.data import load
 
     ds = load("random", "")
@@ -154,7 +155,7 @@ def test_evals_interval_that_does_not_divide_the_epoch(tmp_path):
 def test_long_epochs_show_a_step_counter_from_inside_the_program(tmp_path, capsys, monkeypatch):
     """Epochs of >= 20 steps call back to the host every tenth of an epoch (printed at most every
     5 s; here every time), without changing training."""
-    from lbbench import progress
+    from lbbench.training import progress
 
     class EveryTime(progress.StepCounter):
         def __init__(self, total, label=""):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _study_fakes import fake_result, load_experiment as load, run_followups
 
-from lbbench import sweep
+from lbbench.sweep import runner as sweep
 from lbbench.config import Config
 from lbbench.study import compare
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from lbbench import main
+from lbbench.cli import train as main
 
 TINY = ["--dataset=random", "--model=tiny_mlp", "--batch_size=100", "--epochs=1", "--noise_scale_groups=1"]
 

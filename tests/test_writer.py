@@ -6,9 +6,10 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from lbbench import hparams, train
+from lbbench.runs import hparams
+from lbbench.training import loop as train
 from lbbench.config import Config
-from lbbench.writer import RunWriter
+from lbbench.runs.writer import RunWriter
 
 
 def _read(run_dir):
@@ -129,7 +130,7 @@ def test_wandb_receives_scalars_when_asked_for(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("installed", [False])
 def test_wandb_asked_for_but_missing_is_bad_input(installed, monkeypatch):
-    from lbbench import wandb_logger
+    from lbbench.runs import wandb_logger
     from lbbench.config import ConfigError
 
     monkeypatch.setattr(wandb_logger, "available", lambda: installed)

@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from lbbench.atomic import atomic_open
+from lbbench.runs.atomic import atomic_open
 from lbbench.data.dataset import DataError, Dataset
 
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42

@@ -6,7 +6,7 @@
 
 from lbbench.curvature.loss import BoundLogits
 from lbbench.instruments.base import Columns, Instrument, TopVectors, TrialView, is_due, run_due
-from lbbench.instruments.curvature import CurvatureTracker
+from lbbench.instruments.curvature_tracker import CurvatureTracker
 from lbbench.instruments.gradient_tests import GradientTests
 
 

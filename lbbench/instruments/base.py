@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import jax
 
-from lbbench.writer import finite_or_none
+from lbbench.runs.writer import finite_or_none
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from lbbench.atomic import atomic_open
+from lbbench.runs.atomic import atomic_open
 
 
 def strict(obj):

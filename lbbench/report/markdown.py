@@ -24,10 +24,10 @@ import os
 import re
 import sys
 
-from lbbench import numfmt
-from lbbench import report_plots as rp
-from lbbench import results as results_lib
-from lbbench.report_data import (  # noqa: F401 - the data half of the report, re-exported for callers
+from lbbench.report import numfmt
+from lbbench.report import plots as rp
+from lbbench.runs import reader as results_lib
+from lbbench.report.data import (  # noqa: F401 - the data half of the report, re-exported for callers
     IGNORED_KEYS, _label_sort, _sort_key, _value, _warn, aggregate, arm_label, check_result, fixed_settings, flatten,
     load_sweep, mean_std, metric_columns, run_state, varying_keys)
 

@@ -24,8 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from lbbench import parallel, steps, train
-from lbbench import trainer as trainer_lib
+from lbbench.training import parallel
+from lbbench.training import steps
+from lbbench.training import loop as train
+from lbbench.training import trainer as trainer_lib
 from lbbench.config import Config
 from lbbench.data.dataset import Dataset
 

@@ -8,7 +8,7 @@ import importlib.util
 import os
 import traceback
 
-from lbbench import names
+from lbbench.runs import names
 from lbbench.config import Config, ConfigError
 
 

@@ -13,7 +13,7 @@ import json
 import os
 
 from lbbench.config import Config, ConfigError
-from lbbench.run_folder import RunLoadError
+from lbbench.runs.folder import RunLoadError
 
 
 def _shapes(tree, prefix=""):

@@ -23,7 +23,7 @@ def initialize_distributed(cfg: Config) -> None:
     """
     import os
 
-    from lbbench import coordinator
+    from lbbench.training import coordinator
 
     if cfg.coordinator_address:
         coordinator.initialize(cfg.coordinator_address, cfg.num_processes, cfg.process_id,

@@ -19,14 +19,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench import hparams, noise_scale, parallel, preflight, progress, run_folder
+from lbbench.runs import hparams
+from lbbench.instruments import noise_scale
+from lbbench.training import parallel
+from lbbench.training import preflight
+from lbbench.training import progress
+from lbbench.runs import folder as run_folder
 from lbbench.config import Config
 from lbbench.models import uses_batch_norm
-from lbbench.periodic import periodic_tasks, segment_steps
-from lbbench.provenance import provenance
-from lbbench.run_info import environment
-from lbbench.trainer import Trainer, check_group, distances_from_init, trial
-from lbbench.writer import RunWriter, finite_or_none
+from lbbench.training.periodic import periodic_tasks, segment_steps
+from lbbench.runs.provenance import provenance
+from lbbench.training.run_info import environment
+from lbbench.training.trainer import Trainer, check_group, distances_from_init, trial
+from lbbench.runs.writer import RunWriter, finite_or_none
 
 
 def log(msg: str) -> None:
@@ -90,7 +95,7 @@ def _log_sharpness(writer: RunWriter, step: int, sharp: dict, epoch: int) -> Non
                  for k in ("lambda_max", "trace")}}
     writer.scalars(step, values, record="sharpness", epoch=epoch)
     if "density" in sharp:
-        from lbbench.plots import density_figure
+        from lbbench.report.tb_plots import density_figure
         writer.figure("sharpness/spectral_density", density_figure(sharp["density"]), step)
 
 
@@ -174,7 +179,7 @@ def load_run(run_dir: str):
     Raises run_folder.RunLoadError saying what is wrong if the run did not complete, has no
     parameters, or its parameters are not the ones its result.json was written with.
     """
-    from lbbench import run_load
+    from lbbench.runs import load as run_load
 
     return run_load.load_run(run_dir)
 

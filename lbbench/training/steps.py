@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lbbench import noise_scale, schedules
-from lbbench.optim import with_learning_rate
+from lbbench.instruments import noise_scale
+from lbbench.training import schedules
+from lbbench.training.optim import with_learning_rate
 
 
 @flax.struct.dataclass

@@ -16,12 +16,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lbbench import parallel, progress, schedules, steps
+from lbbench.training import parallel
+from lbbench.training import progress
+from lbbench.training import schedules
+from lbbench.training import steps
 from lbbench.config import Config, ConfigError
 from lbbench.models import build_model, uses_batch_norm
-from lbbench.noise_scale import init as noise_init
-from lbbench.optim import make_optimizer, with_learning_rate
-from lbbench.run_info import measure_sharpness
+from lbbench.instruments.noise_scale import init as noise_init
+from lbbench.training.optim import make_optimizer, with_learning_rate
+from lbbench.training.run_info import measure_sharpness
 
 PART_NAMES = {"hvp_setup": "Hessian-vector product set-up", "lambda_max": "lambda_max (Lanczos)",
               "trace": "Hessian trace (Hutchinson)", "density": "spectral density (SLQ)",
@@ -154,7 +157,7 @@ class Trainer:
         """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
         from lbbench.curvature.loss import BoundLogits
         from lbbench.instruments import TrialView
-        from lbbench.run_info import sharpness_subset
+        from lbbench.training.run_info import sharpness_subset
 
         cfg, st = self.cfgs[i], trial(state, i)
         if self._measure is None:  # the fixed measurement subset, placed once (only runs with instruments)

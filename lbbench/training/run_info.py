@@ -37,7 +37,7 @@ def measure_sharpness(cfg: Config, model, state, ds, key, report=None) -> dict:
     A Ctrl-C/SIGTERM anywhere in here (imports and set-up included) is raised when the measurement
     ends, not inside XLA or scipy. `report(part, seconds)` is called as each part finishes.
     """
-    from lbbench import signals
+    from lbbench.runs import signals
 
     with signals.deferred():
         from lbbench.curvature.measure import SharpnessOptions, measure

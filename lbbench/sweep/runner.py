@@ -34,11 +34,13 @@ import subprocess
 import sys
 import time
 
-from lbbench import locks, run_folder, signals
+from lbbench.runs import locks
+from lbbench.runs import folder as run_folder
+from lbbench.runs import signals
 from lbbench.config import Config, ConfigError
 # Experiment files (loading, file:line errors, grid → Configs) live in experiment_file.py; env_dataset
 # is re-exported because experiment files import it from here.
-from lbbench.experiment_file import (SweepError, build_configs, call_experiment, configs_for,  # noqa: F401
+from lbbench.sweep.experiment_file import (SweepError, build_configs, call_experiment, configs_for,  # noqa: F401
                                      env_dataset, load_experiment, parse_sets, sweep_dir_for, normalized_points)
 
 FINISHED = run_folder.FINISHED
@@ -61,7 +63,7 @@ def _git_commit() -> str | None:
 def write_sweep_json(sweep_dir: str, module, path: str, quick: bool, points: list[dict], argv: list[str],
                      sets: dict | None = None, followup: list[dict] | None = None, base: Config | None = None):
     """Record what was swept and where (atomically), so the report and a rerun can be traced."""
-    from lbbench.writer import atomic_write_json
+    from lbbench.runs.writer import atomic_write_json
 
     base = base or module.base_config(quick)
     info = {"experiment": module.NAME, "experiment_file": os.path.abspath(path), "quick": quick,
@@ -121,7 +123,7 @@ def _eta(seconds_per_run: list[float], remaining: int) -> str:
 
 def run_group_points(cfgs: list[Config]) -> list[tuple[str, dict | None, str | None]]:
     """Train a packed group (locks already held); [(status, result, error)] per config."""
-    from lbbench import train
+    from lbbench.training import loop as train
 
     try:
         results = train.run_group([c.replace(overwrite=True) for c in cfgs])
@@ -269,7 +271,7 @@ def run_analysis(module, sweep_dir: str, configs: list[Config], quick: bool) -> 
     """Call the experiment's analyze() on the finished results; saved as analysis.json."""
     if not hasattr(module, "analyze"):
         return None
-    from lbbench.writer import atomic_write_json
+    from lbbench.runs.writer import atomic_write_json
 
     results = {c.run_name: load_result(os.path.join(sweep_dir, c.run_name)) for c in configs}
     results = {k: v for k, v in results.items() if v is not None}
@@ -362,7 +364,7 @@ def main(argv: list[str]) -> int:
     except (SweepError, ConfigError) as e:
         print(f"lbbench.sweep: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from lbbench import report
+    from lbbench.report import markdown as report
 
     all_configs = configs + configs_for(base, added, sweep_dir, sets)
     report_lock = os.path.join(sweep_dir, ".report.lock")

@@ -13,9 +13,9 @@ import os
 
 import jax
 
-from lbbench import hparams as hparams_lib
-from lbbench import tags as tags_lib
-from lbbench.atomic import atomic_open
+from lbbench.runs import hparams as hparams_lib
+from lbbench.runs import tags as tags_lib
+from lbbench.runs.atomic import atomic_open
 
 HPARAM_METRICS = hparams_lib.METRICS  # kept for callers of the old name
 
@@ -171,7 +171,7 @@ class RunWriter:
         self.tb.file_writer.add_summary(ssi)
         self.wandb = None
         if wandb_project:
-            from lbbench.wandb_logger import WandbLogger
+            from lbbench.runs.wandb_logger import WandbLogger
 
             self.wandb = WandbLogger(wandb_project, os.path.basename(os.path.normpath(run_dir)), hparams, run_dir)
 

@@ -24,7 +24,8 @@ import os
 import time
 import uuid
 
-from lbbench import locks, names
+from lbbench.runs import locks
+from lbbench.runs import names
 from lbbench.config import Config, ConfigError
 
 FINISHED = ("completed", "diverged")
@@ -147,7 +148,7 @@ class RunFolder:
 
     def save_params(self, data: bytes) -> str:
         """Write params.msgpack into the run (atomically) and remember its checksum for result.json."""
-        from lbbench.writer import atomic_write_bytes
+        from lbbench.runs.writer import atomic_write_bytes
 
         path = os.path.join(self.path, "params.msgpack")
         if self.enabled:
@@ -161,8 +162,8 @@ class RunFolder:
         Returns the final run folder. On an OSError (a full disk) nothing half-written is left:
         the staging folder is removed, an older run is untouched, and the error is re-raised.
         """
-        from lbbench import signals
-        from lbbench.writer import atomic_write_json
+        from lbbench.runs import signals
+        from lbbench.runs.writer import atomic_write_json
 
         if not self.enabled:
             return self.final

@@ -17,7 +17,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lbbench.numfmt import num, whole
+from lbbench.report.numfmt import num, whole
 
 REGION_COLOURS = {"perfect scaling": "#cfe8cf", "diminishing returns": "#f6e7c1",
                   "maximal data parallelism": "#f4cccc"}

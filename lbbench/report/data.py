@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
-from lbbench import numfmt
-from lbbench import results as results_lib
+from lbbench.report import numfmt
+from lbbench.runs import reader as results_lib
 
 # Shown in the "held fixed" header when constant, whatever their value; other constant keys only
 # when they differ from the Config default.

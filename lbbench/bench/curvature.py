@@ -23,7 +23,7 @@ import optax
 
 from lbbench.config import Config
 from lbbench.curvature.batch_sharpness import batch_sharpness, split_batches
-from lbbench.curvature.gradient_tests import gradient_tests
+from lbbench.curvature.cockpit import gradient_tests
 from lbbench.curvature.hvp import flat_matvec
 from lbbench.curvature.lanczos import warm_lambda_max
 from lbbench.curvature.loss import BoundLogits, make_loss

@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench import steps
-from lbbench.train import load_run
-from lbbench.trainer import eval_sets
+from lbbench.training import steps
+from lbbench.training.loop import load_run
+from lbbench.training.trainer import eval_sets
 
 
 def interpolate_variables(sb, lb, alpha):

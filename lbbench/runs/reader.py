@@ -1,6 +1,6 @@
 """Finished runs as rows: `load(folder)` gives a pandas DataFrame of every run under a folder.
 
-    from lbbench import results
+    from lbbench.runs import reader as results
     df = results.load("sweeps/goyal")
     df[~df.never_learned].groupby(["batch_size", "warmup_epochs"]).test_accuracy.agg(["mean", "std", "count"])
 

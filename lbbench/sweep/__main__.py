@@ -1,0 +1,7 @@
+"""`python -m lbbench.sweep`: the same program as `lbbench-sweep` (lbbench.cli.sweep)."""
+
+import sys
+
+from lbbench.cli import sweep
+
+sys.exit(sweep())
