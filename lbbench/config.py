@@ -7,6 +7,7 @@ configures a run. Every field's help text lives in its metadata so the CLI is ge
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 from typing import Any
@@ -17,13 +18,25 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "lars", "lamb", "s
 SCHEDULES = ("constant", "warmup", "warmup_cosine", "warmup_step")
 LR_SCALINGS = ("none", "linear", "sqrt")
 BETA2_SCALINGS = ("none", "half_life")
+WANDB_INSTALL_HINT = "pip install wandb (or drop --wandb_project)"
 
 
 # Fields whose values enter the compiled program as traced numbers (one program serves any values),
 # and fields that only say where a run is written. Everything else decides the program's shape, so
 # configs that agree on all other fields can train side by side as trials of one compiled program.
-TRACED_FIELDS = ("learning_rate", "lr_scaling", "base_batch_size", "momentum", "beta2", "beta2_scaling",
-                 "weight_decay", "warmup_epochs", "sam_rho", "trust_coefficient", "seed")
+TRACED_FIELDS = (
+    "learning_rate",
+    "lr_scaling",
+    "base_batch_size",
+    "momentum",
+    "beta2",
+    "beta2_scaling",
+    "weight_decay",
+    "warmup_epochs",
+    "sam_rho",
+    "trust_coefficient",
+    "seed",
+)
 OUTPUT_FIELDS = ("run_name", "workdir", "overwrite")
 
 
@@ -54,10 +67,16 @@ class Config:
     download: bool = _f(True, "download missing real datasets (mnist, cifar...) from their canonical source")
     augment: bool = _f(True, "apply the dataset's standard augmentation (CIFAR crop+flip) on device")
     train_eval_examples: int = _f(10000, "fixed train subset used for train loss/accuracy each epoch")
-    eval_every_steps: int = _f(0, "also evaluate test loss/accuracy every N steps (0 = once an epoch); "
-                               "steps-to-target studies read these points (result.json `evals`)")
-    train_subset: int = _f(0, "train on a fixed, seeded subset of this many training examples (0 = all); "
-                           "with --batch_size equal to it, training is full-batch gradient descent")
+    eval_every_steps: int = _f(
+        0,
+        "also evaluate test loss/accuracy every N steps (0 = once an epoch); "
+        "steps-to-target studies read these points (result.json `evals`)",
+    )
+    train_subset: int = _f(
+        0,
+        "train on a fixed, seeded subset of this many training examples (0 = all); "
+        "with --batch_size equal to it, training is full-batch gradient descent",
+    )
     # model
     model: str = _f("mlp", f"model: one of {', '.join(MODELS)}")
     ghost_batch_size: int = _f(0, "BatchNorm statistics over groups of this many examples (0 = whole batch)")
@@ -73,8 +92,11 @@ class Config:
     decay_epochs: tuple[int, ...] = _f((), "epochs at which warmup_step divides the LR by 10 (default: 50%, 75%)")
     momentum: float = _f(0.9, "momentum (momentum, nesterov, lars, sam) / beta1 (adam, adamw, lamb)")
     beta2: float = _f(0.999, "second-moment decay beta2 of adam, adamw and lamb (at --base_batch_size)")
-    beta2_scaling: str = _f("none", "scale beta2 with batch size: none, or half_life (Marek et al. 2025: "
-                            "beta2' = beta2^(B/B_base), the second-moment half-life fixed in examples)")
+    beta2_scaling: str = _f(
+        "none",
+        "scale beta2 with batch size: none, or half_life (Marek et al. 2025: "
+        "beta2' = beta2^(B/B_base), the second-moment half-life fixed in examples)",
+    )
     weight_decay: float = _f(0.0, "weight decay; never applied to biases or normalisation parameters")
     trust_coefficient: float = _f(1e-3, "LARS trust coefficient eta (You et al. 2017)")
     sam_rho: float = _f(0.05, "SAM neighbourhood radius rho (Foret et al. 2021)")
@@ -93,36 +115,58 @@ class Config:
     eps_subspace_dim: int = _f(100, "random-subspace dimension p for eps-sharpness (0 = full space only)")
     lbfgs_iters: int = _f(10, "L-BFGS-B iterations maximising the loss in the eps-box")
     noise_scale_groups: int = _f(4, "sub-batches per step for the gradient noise scale (1 = off)")
-    noise_scale_ema: float = _f(0.99, "EMA decay per step of the noise-scale estimates (window ~1/(1-ema) steps, "
-                                "whatever --noise_scale_every; McCandlish et al. 2018)")
-    noise_scale_every: int = _f(10, "measure the gradient noise scale every N steps (its cost is paid on those steps only)")
-    track_curvature_every: int = _f(0, "every N steps: lambda_max (warm-started Lanczos), its stability threshold, "
-                                    "Adam's preconditioned sharpness and batch sharpness (0 = off)")
+    noise_scale_ema: float = _f(
+        0.99,
+        "EMA decay per step of the noise-scale estimates (window ~1/(1-ema) steps, "
+        "whatever --noise_scale_every; McCandlish et al. 2018)",
+    )
+    noise_scale_every: int = _f(
+        10, "measure the gradient noise scale every N steps (its cost is paid on those steps only)"
+    )
+    track_curvature_every: int = _f(
+        0,
+        "every N steps: lambda_max (warm-started Lanczos), its stability threshold, "
+        "Adam's preconditioned sharpness and batch sharpness (0 = off)",
+    )
     track_curvature_iters: int = _f(5, "warm-started Lanczos steps per tracked lambda_max measurement")
-    gradient_tests_every: int = _f(0, "every N steps: Cockpit's gradient norm and inner-product tests, step-size "
-                                   "quality alpha and gradient/top-eigenvector overlap (0 = off)")
+    gradient_tests_every: int = _f(
+        0,
+        "every N steps: Cockpit's gradient norm and inner-product tests, step-size "
+        "quality alpha and gradient/top-eigenvector overlap (0 = off)",
+    )
+    adaptive_sharpness_rho: float = _f(
+        0.0,
+        "adaptive sharpness at the end of the run: the worst loss rise for perturbations with "
+        "||delta / |w| || <= rho (Kwon et al. 2021; Andriushchenko et al. 2023); 0 = off",
+    )
+    adaptive_sharpness_steps: int = _f(10, "projected gradient-ascent steps of the adaptive-sharpness maximisation")
     # output
     workdir: str = _f("runs", "directory under which each run gets its own folder")
     run_name: str = _f("", "run folder name (default: derived from the config)")
     save_params: bool = _f(True, "save final parameters (flax msgpack) in the run folder")
-    overwrite: bool = _f(False, "replace an existing run of the same name, once the new run completes "
-                         "(a failed new run leaves the old one in place)")
+    overwrite: bool = _f(
+        False,
+        "replace an existing run of the same name, once the new run completes "
+        "(a failed new run leaves the old one in place)",
+    )
     wandb_project: str = _f("", "also log to this Weights & Biases project (needs `pip install wandb`)")
     # distribution
     coordinator_address: str = _f("", "multi-host: address:port of process 0 (jax.distributed)")
     num_processes: int = _f(0, "multi-host: total number of processes (0 = single host / auto)")
     process_id: int = _f(-1, "multi-host: this process's id (-1 = auto)")
-    coordinator_timeout_s: int = _f(300, "multi-host: give up (exit 2) if all processes have not connected "
-                                    "to the coordinator within this many seconds")
+    coordinator_timeout_s: int = _f(
+        300,
+        "multi-host: give up (exit 2) if all processes have not connected to the coordinator within this many seconds",
+    )
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(names))
         if unknown:
@@ -152,36 +196,61 @@ class Config:
         return tuple(sorted((k, repr(v)) for k, v in self.to_dict().items() if k not in skip))
 
     def default_run_name(self) -> str:
-        return (f"{self.dataset}_{self.model}_{self.optimizer}_b{self.batch_size}_{self.schedule}"
-                f"_lr{self.learning_rate:g}_{self.lr_scaling}_s{self.seed}")
+        return (
+            f"{self.dataset}_{self.model}_{self.optimizer}_b{self.batch_size}_{self.schedule}"
+            f"_lr{self.learning_rate:g}_{self.lr_scaling}_s{self.seed}"
+        )
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Check every value that can be checked without data or devices; raise ConfigError."""
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             values = v if isinstance(v, tuple) else (v,)
             if any(isinstance(x, float) and not math.isfinite(x) for x in values):
                 raise ConfigError(f.name, f"must be a finite number, got {v}")
-        if self.run_name:
-            from lbbench.runs.names import UnsafeName, normalize_run_name
-            try:
-                normalize_run_name(self.run_name)
-            except UnsafeName as e:
-                raise ConfigError("run_name", str(e)) from None
-        for flag, allowed in (("dataset", DATASETS), ("model", MODELS), ("optimizer", OPTIMIZERS),
-                              ("schedule", SCHEDULES), ("lr_scaling", LR_SCALINGS),
-                              ("beta2_scaling", BETA2_SCALINGS)):
+        for flag, allowed in (
+            ("dataset", DATASETS),
+            ("model", MODELS),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("lr_scaling", LR_SCALINGS),
+            ("beta2_scaling", BETA2_SCALINGS),
+        ):
             value = getattr(self, flag)
             if value not in allowed:
                 raise ConfigError(flag, f"unknown value {value!r}; choose one of {', '.join(allowed)}")
-        for flag in ("batch_size", "base_batch_size", "epochs", "train_eval_examples", "noise_scale_groups",
-                     "noise_scale_every", "track_curvature_iters"):
+        for flag in (
+            "batch_size",
+            "base_batch_size",
+            "epochs",
+            "train_eval_examples",
+            "noise_scale_groups",
+            "noise_scale_every",
+            "track_curvature_iters",
+        ):
             if getattr(self, flag) <= 0:
                 raise ConfigError(flag, f"must be positive, got {getattr(self, flag)}")
-        for flag in ("learning_rate", "warmup_epochs", "weight_decay", "trust_coefficient", "sam_rho",
-                     "grad_clip", "sharpness_every", "lanczos_iters", "hutchinson_probes",
-                     "eps_subspace_dim", "lbfgs_iters", "ghost_batch_size", "sharpness_examples",
-                     "track_curvature_every", "gradient_tests_every", "train_subset", "eval_every_steps"):
+        for flag in (
+            "learning_rate",
+            "warmup_epochs",
+            "weight_decay",
+            "trust_coefficient",
+            "sam_rho",
+            "grad_clip",
+            "sharpness_every",
+            "lanczos_iters",
+            "hutchinson_probes",
+            "eps_subspace_dim",
+            "lbfgs_iters",
+            "ghost_batch_size",
+            "sharpness_examples",
+            "track_curvature_every",
+            "gradient_tests_every",
+            "train_subset",
+            "eval_every_steps",
+            "adaptive_sharpness_rho",
+            "adaptive_sharpness_steps",
+        ):
             if getattr(self, flag) < 0:
                 raise ConfigError(flag, f"must not be negative, got {getattr(self, flag)}")
         if self.learning_rate == 0:
@@ -196,14 +265,16 @@ class Config:
             raise ConfigError("coordinator_timeout_s", f"must be positive, got {self.coordinator_timeout_s}")
         if self.sharpness:  # what the end-of-run measurement needs, checked before training, not after
             if self.lanczos_iters < 1:
-                raise ConfigError("lanczos_iters", "must be at least 1 when --sharpness is on "
-                                  "(or pass --nosharpness)")
+                raise ConfigError("lanczos_iters", "must be at least 1 when --sharpness is on (or pass --nosharpness)")
             if self.sharpness_examples < 1:
-                raise ConfigError("sharpness_examples", "must be at least 1 when --sharpness is on "
-                                  "(or pass --nosharpness)")
+                raise ConfigError(
+                    "sharpness_examples", "must be at least 1 when --sharpness is on (or pass --nosharpness)"
+                )
             if self.epsilons and self.lbfgs_iters < 1:
-                raise ConfigError("lbfgs_iters", "must be at least 1 when --epsilons is set "
-                                  "(or pass --epsilons= to skip eps-sharpness)")
+                raise ConfigError(
+                    "lbfgs_iters",
+                    "must be at least 1 when --epsilons is set (or pass --epsilons= to skip eps-sharpness)",
+                )
         if self.top_k < 1 or self.top_k > max(self.lanczos_iters, 1):
             raise ConfigError("top_k", f"must be in [1, lanczos_iters={self.lanczos_iters}]")
         if any(e <= 0 for e in self.epsilons):
@@ -213,22 +284,29 @@ class Config:
         if self.batch_size % self.noise_scale_groups:
             raise _groups_error(self.batch_size, self.noise_scale_groups)
         if self.ghost_batch_size and self.batch_size % self.ghost_batch_size:
-            fits = [g for g in range(max(1, self.ghost_batch_size // 2), 2 * self.ghost_batch_size + 1)
-                    if self.batch_size % g == 0]
+            fits = [
+                g
+                for g in range(max(1, self.ghost_batch_size // 2), 2 * self.ghost_batch_size + 1)
+                if self.batch_size % g == 0
+            ]
             near = sorted(fits, key=lambda g: abs(g - self.ghost_batch_size))[:2]
             hint = f"; nearby sizes that do: {', '.join(map(str, sorted(near)))}" if near else ""
-            raise ConfigError("ghost_batch_size", f"{self.ghost_batch_size} does not divide --batch_size="
-                              f"{self.batch_size}{hint} (or 0 for statistics over the whole batch)")
-        if self.wandb_project:
-            from lbbench.runs.wandb_logger import INSTALL_HINT, available
-
-            if not available():
-                raise ConfigError("wandb_project", f"{self.wandb_project!r} needs the wandb package, "
-                                  f"which is not installed: {INSTALL_HINT}")
+            raise ConfigError(
+                "ghost_batch_size",
+                f"{self.ghost_batch_size} does not divide --batch_size="
+                f"{self.batch_size}{hint} (or 0 for statistics over the whole batch)",
+            )
+        if self.wandb_project and not wandb_available():
+            raise ConfigError(
+                "wandb_project",
+                f"{self.wandb_project!r} needs the wandb package, which is not installed: {WANDB_INSTALL_HINT}",
+            )
         multi = (bool(self.coordinator_address), self.num_processes > 0, self.process_id >= 0)
         if any(multi) and not all(multi):
-            raise ConfigError("coordinator_address", "multi-host needs --coordinator_address, "
-                              "--num_processes and --process_id together (or none of them)")
+            raise ConfigError(
+                "coordinator_address",
+                "multi-host needs --coordinator_address, --num_processes and --process_id together (or none of them)",
+            )
         if all(multi) and self.process_id >= self.num_processes:
             raise ConfigError("process_id", f"{self.process_id} must be < --num_processes={self.num_processes}")
         return self
@@ -237,9 +315,16 @@ class Config:
         """Legal but probably unintended settings, printed and stored in result.json."""
         out = []
         if self.optimizer == "lars" and self.scaled_learning_rate * self.trust_coefficient < 1e-4:
-            out.append(f"LARS relative step lr*eta = {self.scaled_learning_rate * self.trust_coefficient:.1e} "
-                       "per step is tiny: LARS needs a large base LR (You et al. use 2-30 with eta=1e-3)")
+            out.append(
+                f"LARS relative step lr*eta = {self.scaled_learning_rate * self.trust_coefficient:.1e} "
+                "per step is tiny: LARS needs a large base LR (You et al. use 2-30 with eta=1e-3)"
+            )
         return out
+
+
+def wandb_available() -> bool:
+    """Whether the optional wandb package is installed (--wandb_project needs it)."""
+    return importlib.util.find_spec("wandb") is not None
 
 
 def _groups_error(batch_size: int, groups: int) -> ConfigError:
@@ -247,25 +332,64 @@ def _groups_error(batch_size: int, groups: int) -> ConfigError:
     fixes = [f"--noise_scale_groups={g}" for g in range(2, groups) if batch_size % g == 0]
     fixes.append("--noise_scale_groups=1 (noise scale off)")
     if groups == Config.__dataclass_fields__["noise_scale_groups"].default:
-        return ConfigError("batch_size", f"{batch_size} is not divisible by {groups}, the default "
-                           f"--noise_scale_groups (the gradient noise scale splits each batch into {groups} "
-                           f"sub-batches); set {' or '.join(fixes)}, or use a batch size divisible by {groups}")
-    return ConfigError("noise_scale_groups", f"{groups} does not divide --batch_size={batch_size}; use "
-                       f"{' or '.join(fixes)}, or a batch size divisible by {groups}")
+        return ConfigError(
+            "batch_size",
+            f"{batch_size} is not divisible by {groups}, the default "
+            f"--noise_scale_groups (the gradient noise scale splits each batch into {groups} "
+            f"sub-batches); set {' or '.join(fixes)}, or use a batch size divisible by {groups}",
+        )
+    return ConfigError(
+        "noise_scale_groups",
+        f"{groups} does not divide --batch_size={batch_size}; use "
+        f"{' or '.join(fixes)}, or a batch size divisible by {groups}",
+    )
 
 
 # Sections of `--help`, in order. Every Config field is in exactly one (tests/test_config.py checks).
 SECTIONS = {
     "data": ("dataset", "data_dir", "download", "augment", "train_eval_examples", "train_subset"),
     "model": ("model", "ghost_batch_size"),
-    "optimisation": ("optimizer", "learning_rate", "lr_scaling", "base_batch_size", "batch_size", "epochs",
-                     "schedule", "warmup_epochs", "decay_epochs", "momentum", "beta2", "beta2_scaling",
-                     "weight_decay", "trust_coefficient", "sam_rho", "grad_clip", "seed"),
-    "measurement": ("sharpness", "sharpness_every", "sharpness_examples", "lanczos_iters", "top_k",
-                    "hutchinson_probes", "spectral_density", "sharpness_per_layer", "epsilons",
-                    "eps_subspace_dim", "lbfgs_iters", "noise_scale_groups", "noise_scale_ema",
-                    "noise_scale_every", "track_curvature_every", "track_curvature_iters",
-                    "gradient_tests_every", "eval_every_steps"),
+    "optimisation": (
+        "optimizer",
+        "learning_rate",
+        "lr_scaling",
+        "base_batch_size",
+        "batch_size",
+        "epochs",
+        "schedule",
+        "warmup_epochs",
+        "decay_epochs",
+        "momentum",
+        "beta2",
+        "beta2_scaling",
+        "weight_decay",
+        "trust_coefficient",
+        "sam_rho",
+        "grad_clip",
+        "seed",
+    ),
+    "measurement": (
+        "sharpness",
+        "sharpness_every",
+        "sharpness_examples",
+        "lanczos_iters",
+        "top_k",
+        "hutchinson_probes",
+        "spectral_density",
+        "sharpness_per_layer",
+        "epsilons",
+        "eps_subspace_dim",
+        "lbfgs_iters",
+        "noise_scale_groups",
+        "noise_scale_ema",
+        "noise_scale_every",
+        "track_curvature_every",
+        "track_curvature_iters",
+        "gradient_tests_every",
+        "adaptive_sharpness_rho",
+        "adaptive_sharpness_steps",
+        "eval_every_steps",
+    ),
     "output": ("workdir", "run_name", "overwrite", "save_params", "wandb_project"),
     "distribution": ("coordinator_address", "num_processes", "process_id", "coordinator_timeout_s"),
 }

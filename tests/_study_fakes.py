@@ -1,24 +1,57 @@
 """Fabricated result.json dicts for the study-layer tests (no training), and their helpers."""
 
 import math
-import os
+
+from lbbench.sweep import experiment_file
 
 N_TRAIN = 60000
 
 
-def fake_result(batch, acc, *, seed=0, lr=0.1, status="completed", momentum=0.9, optimizer="momentum",
-                noise=None, gap=0.02, lam=10.0, eps=5.0, b_simple=None, n_train=N_TRAIN, **cfg):
+def fake_result(
+    batch,
+    acc,
+    *,
+    seed=0,
+    lr=0.1,
+    status="completed",
+    momentum=0.9,
+    optimizer="momentum",
+    noise=None,
+    gap=0.02,
+    lam=10.0,
+    eps=5.0,
+    b_simple=None,
+    n_train=N_TRAIN,
+    **cfg,
+):
     """A result.json-shaped dict whose test accuracy per epoch is `acc` (a list)."""
     spe = n_train // batch
     n = len(acc)
-    config = {"batch_size": batch, "learning_rate": lr, "momentum": momentum, "optimizer": optimizer,
-              "seed": seed, "epochs": n, "run_name": "", "workdir": "w", **cfg}
-    return {"status": status, "config": config, "dataset": {"num_classes": 10, "num_train": n_train},
-            "final": {"test_accuracy": acc[-1], "generalization_gap": gap},
-            "sharpness": {"lambda_max": lam, "epsilon_sharpness": {"full_0.001": eps, "full_0.0005": eps / 2}},
-            "noise_scale": {"b_simple": b_simple},
-            "history": {"epoch": list(range(1, n + 1)), "step": [spe * e for e in range(1, n + 1)],
-                        "test_accuracy": list(acc), "noise_b_simple": noise or [None] * n}}
+    config = {
+        "batch_size": batch,
+        "learning_rate": lr,
+        "momentum": momentum,
+        "optimizer": optimizer,
+        "seed": seed,
+        "epochs": n,
+        "run_name": "",
+        "workdir": "w",
+        **cfg,
+    }
+    return {
+        "status": status,
+        "config": config,
+        "dataset": {"num_classes": 10, "num_train": n_train},
+        "final": {"test_accuracy": acc[-1], "generalization_gap": gap},
+        "sharpness": {"lambda_max": lam, "epsilon_sharpness": {"full_0.001": eps, "full_0.0005": eps / 2}},
+        "noise_scale": {"b_simple": b_simple},
+        "history": {
+            "epoch": list(range(1, n + 1)),
+            "step": [spe * e for e in range(1, n + 1)],
+            "test_accuracy": list(acc),
+            "noise_b_simple": noise or [None] * n,
+        },
+    }
 
 
 def model_curve(batch, epochs, s_min=300.0, b_crit=1000.0, target=0.7, a_max=0.9, scale=1.0, n_train=N_TRAIN):
@@ -45,8 +78,5 @@ def run_followups(m, results, fab, quick=False):
 
 
 def load_experiment(name):
-    """experiments/<name>.py as a module, through the sweep runner's own loader."""
-    from lbbench.sweep import runner as sweep
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return sweep.load_experiment(os.path.join(root, "experiments", f"{name}.py"))
+    """The shipped experiment `name` as a module, through the sweep's own loader."""
+    return experiment_file.load_experiment(name)

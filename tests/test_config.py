@@ -7,17 +7,25 @@ def test_defaults_validate():
     assert Config().validate() == Config()
 
 
-@pytest.mark.parametrize("change, flag", [
-    ({"batch_size": 0}, "batch_size"), ({"batch_size": -4}, "batch_size"),
-    ({"epochs": -1}, "epochs"), ({"learning_rate": -0.1}, "learning_rate"),
-    ({"learning_rate": 0.0}, "learning_rate"), ({"dataset": "imagenet"}, "dataset"),
-    ({"model": "vit"}, "model"), ({"optimizer": "rmsprop"}, "optimizer"),
-    ({"schedule": "cyclic"}, "schedule"), ({"lr_scaling": "cubic"}, "lr_scaling"),
-    ({"batch_size": 100, "ghost_batch_size": 33}, "ghost_batch_size"),
-    ({"batch_size": 100, "noise_scale_groups": 3}, "noise_scale_groups"),
-    ({"coordinator_address": "h:1234"}, "coordinator_address"),
-    ({"epochs": 10, "decay_epochs": (11,)}, "decay_epochs"),
-])
+@pytest.mark.parametrize(
+    "change, flag",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": -4}, "batch_size"),
+        ({"epochs": -1}, "epochs"),
+        ({"learning_rate": -0.1}, "learning_rate"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"dataset": "imagenet"}, "dataset"),
+        ({"model": "vit"}, "model"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"schedule": "cyclic"}, "schedule"),
+        ({"lr_scaling": "cubic"}, "lr_scaling"),
+        ({"batch_size": 100, "ghost_batch_size": 33}, "ghost_batch_size"),
+        ({"batch_size": 100, "noise_scale_groups": 3}, "noise_scale_groups"),
+        ({"coordinator_address": "h:1234"}, "coordinator_address"),
+        ({"epochs": 10, "decay_epochs": (11,)}, "decay_epochs"),
+    ],
+)
 def test_bad_values_name_their_flag(change, flag):
     with pytest.raises(ConfigError) as e:
         Config(**change).validate()

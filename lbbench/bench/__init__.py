@@ -1,0 +1,1 @@
+"""Benchmarks (scripts, not tests): throughput, sharpness and curvature-instrument cost."""

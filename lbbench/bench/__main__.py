@@ -2,6 +2,6 @@
 
 import sys
 
-from lbbench.cli import bench
+from lbbench.cli.bench import main
 
-sys.exit(bench())
+sys.exit(main(sys.argv))

@@ -1,4 +1,4 @@
-"""Cost of one measurement of each training-time instrument: `python -m lbbench.bench_curvature`.
+"""Cost of one measurement of each training-time instrument: `lbbench-bench --what=curvature`.
 
 Default MLP (40 -> 256 -> 256 -> 10), Adam, a 2048-example measurement subset, against one plain
 jitted Adam train step at B = 256 (value_and_grad + optax update; lbbench's real step also vmaps
@@ -12,8 +12,6 @@ this; report the load with them.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
@@ -27,10 +25,11 @@ from lbbench.curvature.cockpit import gradient_tests
 from lbbench.curvature.hvp import flat_matvec
 from lbbench.curvature.lanczos import warm_lambda_max
 from lbbench.curvature.loss import BoundLogits, make_loss
-from lbbench.curvature.preconditioned import (adam_preconditioner, find_adam_state,
-                                              preconditioned_sharpness)
+from lbbench.curvature.preconditioned import adam_preconditioner, find_adam_state, preconditioned_sharpness
 from lbbench.curvature.step_quality import step_alpha
-from lbbench.instruments import CurvatureTracker, GradientTests, TopVectors, TrialView
+from lbbench.instruments import TopVectors, TrialView
+from lbbench.instruments.curvature_tracker import CurvatureTracker
+from lbbench.instruments.gradient_tests import GradientTests
 from lbbench.models import build_model
 
 
@@ -67,13 +66,12 @@ def _setup(num_examples: int, batch_size: int, seed: int):
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     step = _train_step(model, tx)
     opt_state = tx.init(params)
-    for i in range(3):  # real Adam steps, so nu and count are not trivial
+    for _ in range(3):  # real Adam steps, so nu and count are not trivial
         params, opt_state, _ = step(params, opt_state, x[:batch_size], y[:batch_size])
     return model, tx, step, params, opt_state, x, y
 
 
-def run(num_examples: int = 2048, batch_size: int = 256, iters: int = 5, reps: int = 5,
-        seed: int = 0) -> dict:
+def run(num_examples: int = 2048, batch_size: int = 256, iters: int = 5, reps: int = 5, seed: int = 0) -> dict:
     model, tx, step, params, opt_state, x, y = _setup(num_examples, batch_size, seed)
     xb, yb = x[:batch_size], y[:batch_size]
     train_s = _seconds(lambda: step(params, opt_state, xb, yb), reps * 4)
@@ -87,14 +85,38 @@ def run(num_examples: int = 2048, batch_size: int = 256, iters: int = 5, reps: i
 
     logits_fn = BoundLogits(apply_fn, {})
     view = lambda i, fn=logits_fn: TrialView(  # noqa: E731
-        trial=0, step=i, cfg=None, params=params, batch_stats={}, opt_state=opt_state,
-        learning_rate=1e-3, logits_fn=fn, measure_x=x, measure_y=y, batch_x=xb, batch_y=yb,
-        key=jax.random.PRNGKey(i), update_fn=lambda g, s, p: tx.update(g, s, p)[0])
-    cfg = Config(batch_size=batch_size, sharpness_examples=num_examples, track_curvature_every=1,
-                 gradient_tests_every=1, track_curvature_iters=iters)
-    out = {"device": str(jax.devices()[0]), "num_examples": num_examples, "batch_size": batch_size,
-           "iters": iters, "reps": reps, "train_step_s": train_s, "train_step_min_s": train_min_s,
-           "instruments": {}}
+        trial=0,
+        step=i,
+        cfg=None,
+        params=params,
+        batch_stats={},
+        opt_state=opt_state,
+        learning_rate=1e-3,
+        logits_fn=fn,
+        measure_x=x,
+        measure_y=y,
+        batch_x=xb,
+        batch_y=yb,
+        key=jax.random.PRNGKey(i),
+        update_fn=lambda g, s, p: tx.update(g, s, p)[0],
+    )
+    cfg = Config(
+        batch_size=batch_size,
+        sharpness_examples=num_examples,
+        track_curvature_every=1,
+        gradient_tests_every=1,
+        track_curvature_iters=iters,
+    )
+    out = {
+        "device": str(jax.devices()[0]),
+        "num_examples": num_examples,
+        "batch_size": batch_size,
+        "iters": iters,
+        "reps": reps,
+        "train_step_s": train_s,
+        "train_step_min_s": train_min_s,
+        "instruments": {},
+    }
     counter = iter(range(10**6))
     for inst in (CurvatureTracker.from_config(cfg), GradientTests.from_config(cfg, TopVectors())):
         run_once = lambda fn=logits_fn, inst=inst: dict(inst.run(view(next(counter), fn)))  # noqa: E731
@@ -103,15 +125,20 @@ def run(num_examples: int = 2048, batch_size: int = 256, iters: int = 5, reps: i
         cold = time.perf_counter() - start
         warm, steps = [], []
         for _ in range(reps):  # interleaved with train steps, so load drift hits both alike
-            warm.append(_seconds(lambda: run_once(BoundLogits(apply_fn, {})), 1))
+            warm.append(_seconds(lambda run=run_once: run(BoundLogits(apply_fn, {})), 1))
             steps.append(_seconds(lambda: step(params, opt_state, xb, yb), 20))
-        fresh = _seconds(lambda: run_once(make_logits_fn()), 2)
+        fresh = _seconds(lambda run=run_once: run(make_logits_fn()), 2)
         out["instruments"][inst.name] = {
-            "cold_s": cold, "warm_s": statistics.median(warm), "warm_min_s": min(warm),
+            "cold_s": cold,
+            "warm_s": statistics.median(warm),
+            "warm_min_s": min(warm),
             "fresh_closure_s": fresh,
             "warm_over_train_step": statistics.median(w / s for w, s in zip(warm, steps)),
-            "min_over_min_train_step": min(warm) / min(steps), "estimate": inst.cost(),
-            "values": values}
+            "min_over_min_train_step": min(warm) / min(steps),
+            "estimate": inst.describe_cost(),
+            "declared_cost_steps": inst.cost_steps(),
+            "values": values,
+        }
     out["components_s"] = _components(logits_fn, params, opt_state, x, y, xb, yb, iters, reps)
     return out
 
@@ -129,10 +156,10 @@ def _components(logits_fn, params, opt_state, x, y, xb, yb, iters: int, reps: in
         "linearize_and_one_cached_hvp": lambda: flat_matvec(loss, params, 1 << 30)[0](vec),
         "one_hvp (forward-over-reverse)": lambda: matvec(vec),
         "gradient_of_subset": lambda: _grad(loss, params),
-        "warm_lambda_max": lambda: warm_lambda_max(matvec, n, dtype, vec, iters,
-                                                   jax.random.PRNGKey(1))[0],
+        "warm_lambda_max": lambda: warm_lambda_max(matvec, n, dtype, vec, iters, jax.random.PRNGKey(1))[0],
         "preconditioned_sharpness": lambda: preconditioned_sharpness(
-            matvec, diag_p, None, iters, jax.random.PRNGKey(2))[0],
+            matvec, diag_p, None, iters, jax.random.PRNGKey(2)
+        )[0],
         "batch_sharpness": lambda: batch_sharpness(logits_fn, params, xs, ys)[0],
         "per_example_gradient_tests": lambda: gradient_tests(logits_fn, params, xb, yb),
         "step_alpha": lambda: step_alpha(logits_fn, params, grads, xb, yb),
@@ -148,35 +175,20 @@ def _grad(loss, params):
 
 
 def format_table(r: dict) -> str:
-    lines = [f"device {r['device']}; {r['num_examples']} measurement examples; B = {r['batch_size']};"
-             f" {r['iters']} warm Lanczos steps",
-             f"train step (Adam, B = {r['batch_size']}): median {r['train_step_s'] * 1e3:.2f} ms, "
-             f"fastest {r['train_step_min_s'] * 1e3:.2f} ms"]
+    lines = [
+        f"device {r['device']}; {r['num_examples']} measurement examples; B = {r['batch_size']};"
+        f" {r['iters']} warm Lanczos steps",
+        f"train step (Adam, B = {r['batch_size']}): median {r['train_step_s'] * 1e3:.2f} ms, "
+        f"fastest {r['train_step_min_s'] * 1e3:.2f} ms",
+    ]
     for name, m in r["instruments"].items():
-        lines.append(f"{name}: warm {m['warm_s'] * 1e3:.1f} ms = {m['warm_over_train_step']:.1f} "
-                     f"train steps (fastest {m['warm_min_s'] * 1e3:.1f} ms = "
-                     f"{m['min_over_min_train_step']:.1f} fastest train steps); cold (compiles) {m['cold_s']:.2f} s; new logits_fn closure "
-                     f"{m['fresh_closure_s']:.2f} s; estimate {m['estimate']}")
+        lines.append(
+            f"{name}: warm {m['warm_s'] * 1e3:.1f} ms = {m['warm_over_train_step']:.1f} "
+            f"train steps (fastest {m['warm_min_s'] * 1e3:.1f} ms = "
+            f"{m['min_over_min_train_step']:.1f} fastest train steps); cold (compiles) {m['cold_s']:.2f} s; "
+            "new logits_fn closure "
+            f"{m['fresh_closure_s']:.2f} s; estimate {m['estimate']}"
+        )
     for name, sec in r["components_s"].items():
-        lines.append(f"  {name} (fastest): {sec * 1e3:.1f} ms = {sec / r['train_step_min_s']:.1f} "
-                     "fastest train steps")
+        lines.append(f"  {name} (fastest): {sec * 1e3:.1f} ms = {sec / r['train_step_min_s']:.1f} fastest train steps")
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=2048)
-    parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = parser.parse_args()
-    result = run(args.examples, args.batch_size, args.iters, args.reps)
-    print(format_table(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2, default=float)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """Benchmark (a script, not a test): throughput of vmapped trials vs sequential runs, noise-scale cost.
 
-    python -m lbbench.bench [--batch_sizes=32,256,4096] [--trials=1,4,8,16] [--json=bench.json]
+    lbbench-bench --what=throughput [--batch_sizes=32,256,4096] [--trials=1,4,8,16] [--json=bench.json]
 
 Everything is measured in one process, one program after another, so the ratios share the
 machine's state. Per batch size:
@@ -15,32 +15,19 @@ Epoch time = median of `--repeats` warm epochs, after one untimed epoch.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import flags
 
-from lbbench.training import parallel
-from lbbench.training import steps
-from lbbench.training import loop as train
-from lbbench.training import trainer as trainer_lib
 from lbbench.config import Config
 from lbbench.data.dataset import Dataset
-
-
-def define_flags(fv):
-    flags.DEFINE_list("batch_sizes", ["32", "256", "4096"], "global batch sizes to measure", flag_values=fv)
-    flags.DEFINE_list("trials", ["1", "4", "8", "16"], "numbers of vmapped trials", flag_values=fv)
-    flags.DEFINE_string("model", "mlp", "model to measure", flag_values=fv)
-    flags.DEFINE_string("optimizer", "adam", "optimizer", flag_values=fv)
-    flags.DEFINE_integer("examples", 60000, "synthetic training examples (MNIST-1D shaped)", flag_values=fv)
-    flags.DEFINE_integer("matmul_n", 4096, "size of the square matmul measuring the peak", flag_values=fv)
-    flags.DEFINE_integer("repeats", 3, "timed warm epochs per program (median reported)", flag_values=fv)
-    flags.DEFINE_string("json", "", "also write the results here", flag_values=fv)
+from lbbench.runs.provenance import environment
+from lbbench.training import parallel
+from lbbench.training import trainer as trainer_lib
+from lbbench.training.state import init_state
+from lbbench.training.step import make_train_step
 
 
 def matmul_peak(n: int, repeats: int = 5) -> float:
@@ -49,7 +36,7 @@ def matmul_peak(n: int, repeats: int = 5) -> float:
     f = jax.jit(lambda a: a @ a)
     f(a).block_until_ready()
     best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -60,17 +47,26 @@ def _timed(fn) -> float:
 
 def synthetic_dataset(n: int) -> Dataset:
     rng = np.random.default_rng(0)
-    return Dataset("bench", rng.normal(size=(n, 40)).astype(np.float32), rng.integers(0, 10, n).astype(np.int32),
-                   rng.normal(size=(1000, 40)).astype(np.float32), rng.integers(0, 10, 1000).astype(np.int32), 10)
+    return Dataset(
+        "bench",
+        rng.normal(size=(n, 40)).astype(np.float32),
+        rng.integers(0, 10, n).astype(np.int32),
+        rng.normal(size=(1000, 40)).astype(np.float32),
+        rng.integers(0, 10, 1000).astype(np.int32),
+        10,
+    )
 
 
 def step_flops(trainer: trainer_lib.Trainer) -> float:
     """FLOPs of one train step of one trial, from XLA's cost analysis of the compiled step."""
-    state = trainer_lib.init_state(trainer.cfg, trainer.model, trainer.ds, trainer.steps_per_epoch)
-    step = steps.make_train_step(trainer.model, trainer.tx, trainer.spec)
+    state = init_state(trainer.cfg, trainer.model, trainer.ds, trainer.steps_per_epoch)
+    step = make_train_step(trainer.model, trainer.tx, trainer.spec)
     b = trainer.cfg.batch_size
-    compiled = jax.jit(step).lower(state, trainer.ds.x_train[:b], trainer.ds.y_train[:b],
-                                   jax.random.PRNGKey(0), True).compile()
+    compiled = (
+        jax.jit(step)
+        .lower(state, trainer.ds.x_train[:b], trainer.ds.y_train[:b], jax.random.PRNGKey(0), True)
+        .compile()
+    )
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return float(analysis.get("flops", float("nan")))
@@ -95,8 +91,10 @@ def epoch_seconds(cfgs: list[Config], ds: Dataset, repeats: int) -> tuple[float,
 def trial_configs(base: Config, n: int, distinct_seeds: bool) -> list[Config]:
     """n trials of `base` with log-spaced learning rates (and seeds 0..n-1 if `distinct_seeds`)."""
     lrs = base.learning_rate * np.logspace(-0.5, 0.5, n) if n > 1 else [base.learning_rate]
-    return [base.replace(learning_rate=float(lr), seed=i if distinct_seeds else 0, run_name=f"t{i}")
-            for i, lr in enumerate(lrs)]
+    return [
+        base.replace(learning_rate=float(lr), seed=i if distinct_seeds else 0, run_name=f"t{i}")
+        for i, lr in enumerate(lrs)
+    ]
 
 
 def bench_trials(base: Config, ds: Dataset, counts: list[int], repeats: int) -> list[dict]:
@@ -106,10 +104,19 @@ def bench_trials(base: Config, ds: Dataset, counts: list[int], repeats: int) -> 
     variants = [(n, False) for n in counts if n > 1] + ([(8, True)] if 8 in counts else [])
     for n, distinct in variants:
         s, compile_s, _ = epoch_seconds(trial_configs(base, n, distinct), ds, repeats)
-        rows.append({"batch_size": base.batch_size, "trials": n, "data": "per-trial" if distinct else "shared",
-                     "epoch_s": s, "compile_s": compile_s, "trial_examples_per_s": n * examples / s,
-                     "sequential_s": n * solo_s, "sequential_trial_examples_per_s": examples / solo_s,
-                     "speedup": n * solo_s / s})
+        rows.append(
+            {
+                "batch_size": base.batch_size,
+                "trials": n,
+                "data": "per-trial" if distinct else "shared",
+                "epoch_s": s,
+                "compile_s": compile_s,
+                "trial_examples_per_s": n * examples / s,
+                "sequential_s": n * solo_s,
+                "sequential_trial_examples_per_s": examples / solo_s,
+                "speedup": n * solo_s / s,
+            }
+        )
     return rows
 
 
@@ -117,7 +124,11 @@ def bench_noise(base: Config, ds: Dataset, repeats: int) -> dict:
     """examples/s with the noise scale off, at its default interval, and measured every step."""
     examples = (ds.num_train // base.batch_size) * base.batch_size
     out = {"batch_size": base.batch_size, "groups": base.noise_scale_groups, "every": base.noise_scale_every}
-    variants = {"off": base.replace(noise_scale_groups=1), "default": base, "every_step": base.replace(noise_scale_every=1)}
+    variants = {
+        "off": base.replace(noise_scale_groups=1),
+        "default": base,
+        "every_step": base.replace(noise_scale_every=1),
+    }
     for name, cfg in variants.items():
         s, _, trainer = epoch_seconds([cfg], ds, repeats)
         out[f"{name}_examples_per_s"] = examples / s
@@ -127,48 +138,49 @@ def bench_noise(base: Config, ds: Dataset, repeats: int) -> dict:
     return out
 
 
-def main(argv):
-    fv = flags.FlagValues()
-    define_flags(fv)
-    if any(a in ("-h", "--help") for a in argv[1:]):
-        print("usage: lbbench-bench [--batch_sizes=32,256,4096] [--model=mlp] [--json=FILE]   "
-              "(or: python -m lbbench.bench ...)\n\n" + __doc__.split("\n\n")[0] + "\n\nflags:\n" +
-              "\n".join(f"  --{n}={fv[n].default_as_str.strip(chr(39))}".ljust(34) + fv[n].help for n in fv))
-        return 0
-    try:
-        fv(argv)
-    except flags.Error as e:
-        print(f"lbbench.bench: error: {e}", file=sys.stderr)
-        return 2
-    ds = synthetic_dataset(fv.examples)
-    peak = matmul_peak(fv.matmul_n)
-    counts = [int(x) for x in fv.trials]
-    print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; matmul peak {peak:.1f} GFLOP/s "
-          f"({fv.matmul_n}x{fv.matmul_n} float32); {fv.model}, {fv.optimizer}, {fv.examples} examples", flush=True)
+def run(
+    batch_sizes=(32, 256, 4096),
+    trials=(1, 4, 8, 16),
+    model: str = "mlp",
+    optimizer: str = "adam",
+    examples: int = 60000,
+    matmul_n: int = 4096,
+    repeats: int = 3,
+    log=print,
+) -> dict:
+    """Every measurement of the module docstring, one program after another in this process."""
+    ds = synthetic_dataset(examples)
+    peak = matmul_peak(matmul_n)
+    log(
+        f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}; matmul peak {peak:.1f} GFLOP/s "
+        f"({matmul_n}x{matmul_n} float32); {model}, {optimizer}, {examples} examples"
+    )
     noise_rows, trial_rows = [], []
-    for b in (int(x) for x in fv.batch_sizes):
+    for b in batch_sizes:
         groups = 4 if b % 4 == 0 else 1
-        base = Config(model=fv.model, optimizer=fv.optimizer, batch_size=b, sharpness=False, noise_scale_groups=groups)
-        row = bench_noise(base, ds, fv.repeats)
+        base = Config(model=model, optimizer=optimizer, batch_size=b, sharpness=False, noise_scale_groups=groups)
+        row = bench_noise(base, ds, repeats)
         row["gflops_per_s_off"] = row["flops_per_step"] * row["off_examples_per_s"] / b / 1e9
         row["percent_of_peak_off"] = 100 * row["gflops_per_s_off"] / peak
         noise_rows.append(row)
-        print(f"B={b:>5} noise scale: off {row['off_examples_per_s']:>10,.0f} ex/s | default (every "
-              f"{row['every']} steps) {row['default_examples_per_s']:>10,.0f} = {row['default_vs_off']:.3f}x | "
-              f"every step {row['every_step_examples_per_s']:>10,.0f} = {row['every_step_vs_off']:.3f}x | "
-              f"{row['gflops_per_s_off']:.1f} GFLOP/s ({row['percent_of_peak_off']:.1f}% of peak)", flush=True)
-        for r in bench_trials(base, ds, counts, fv.repeats):
+        log(
+            f"B={b:>5} noise scale: off {row['off_examples_per_s']:>10,.0f} ex/s | default (every "
+            f"{row['every']} steps) {row['default_examples_per_s']:>10,.0f} = {row['default_vs_off']:.3f}x | "
+            f"every step {row['every_step_examples_per_s']:>10,.0f} = {row['every_step_vs_off']:.3f}x | "
+            f"{row['gflops_per_s_off']:.1f} GFLOP/s ({row['percent_of_peak_off']:.1f}% of peak)"
+        )
+        for r in bench_trials(base, ds, list(trials), repeats):
             trial_rows.append(r)
-            print(f"B={b:>5} {r['trials']:>2} trials ({r['data']:>9} data): {r['trial_examples_per_s']:>11,.0f} "
-                  f"trial-ex/s vs sequential {r['sequential_trial_examples_per_s']:>10,.0f} -> "
-                  f"speedup {r['speedup']:.2f}x (compile {r['compile_s']:.1f} s)", flush=True)
-    out = {"matmul_peak_gflops": peak, "model": fv.model, "optimizer": fv.optimizer, "noise_scale": noise_rows,
-           "trials": trial_rows, "environment": train.environment()}
-    if fv.json:
-        with open(fv.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+            log(
+                f"B={b:>5} {r['trials']:>2} trials ({r['data']:>9} data): {r['trial_examples_per_s']:>11,.0f} "
+                f"trial-ex/s vs sequential {r['sequential_trial_examples_per_s']:>10,.0f} -> "
+                f"speedup {r['speedup']:.2f}x (compile {r['compile_s']:.1f} s)"
+            )
+    return {
+        "matmul_peak_gflops": peak,
+        "model": model,
+        "optimizer": optimizer,
+        "noise_scale": noise_rows,
+        "trials": trial_rows,
+        "environment": environment(),
+    }

@@ -1,37 +1,41 @@
-"""Console-script entry points (pyproject.toml `[project.scripts]`): each calls a module's `main(argv)`.
+"""Every command: argv → one library call → exit status. Console-script entry points live here.
 
-Kept here, not in the modules, so `python -m lbbench.X` and the installed `lbbench-X` commands run
-exactly the same code and exit with the same status.
+    lbbench              (python -m lbbench.main)     cli/train.py        train one configuration
+    lbbench-sweep        (python -m lbbench.sweep)    cli/sweep.py        run an experiment's grid
+    lbbench-report       (python -m lbbench.report)   cli/report.py       report.md, runs.csv, plots
+    lbbench-bench        (python -m lbbench.bench)    cli/bench.py        the benchmarks, one flag picks
+    lbbench-interpolate                               cli/interpolate.py  Keskar's 1-D interpolation
+
+Entry points are named after their commands (`lbbench_sweep`), never after a submodule, which
+would shadow it. Each entry point imports only its own command's module (importlib, by name), so one command's
+start-up does not pay for the others' imports.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 
+def _main(command: str) -> None:
+    sys.exit(importlib.import_module(f"lbbench.cli.{command}").main(sys.argv))
+
+
 def lbbench() -> None:
-    """`lbbench`: train one configuration (lbbench.main)."""
-    from lbbench.cli import train as main
-
-    sys.exit(main.main(sys.argv))
+    _main("train")
 
 
-def sweep() -> None:
-    """`lbbench-sweep`: run an experiment file's grid (lbbench.sweep)."""
-    from lbbench.sweep import runner as sweep_mod
-
-    sys.exit(sweep_mod.main(sys.argv))
+def lbbench_sweep() -> None:
+    _main("sweep")
 
 
-def report() -> None:
-    """`lbbench-report`: report.md, runs.csv and plots for a sweep folder (lbbench.report)."""
-    from lbbench.report import markdown as report_mod
-
-    sys.exit(report_mod.main(sys.argv))
+def lbbench_report() -> None:
+    _main("report")
 
 
-def bench() -> None:
-    """`lbbench-bench`: throughput benchmark (lbbench.bench)."""
-    from lbbench.bench import throughput as bench_mod
+def lbbench_bench() -> None:
+    _main("bench")
 
-    sys.exit(bench_mod.main(sys.argv))
+
+def lbbench_interpolate() -> None:
+    _main("interpolate")

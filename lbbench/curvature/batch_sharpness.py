@@ -10,7 +10,7 @@ full-data Hessian stays below 2/eta.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,9 +38,10 @@ def gradient_curvature(loss_fn: Callable, params: Params) -> jax.Array:
 @functools.partial(jit_with_logits, static_argnames="map_batches")
 def _per_batch(logits_fn, params, xs, ys, map_batches: int):
     """g_B^T H_B g_B / |g_B|^2 for every batch (xs[i], ys[i]), `map_batches` at a time."""
+
     def one(batch):
-        return gradient_curvature(functools.partial(batch_loss, logits_fn, xb=batch[0], yb=batch[1]),
-                                  params)
+        return gradient_curvature(functools.partial(batch_loss, logits_fn, xb=batch[0], yb=batch[1]), params)
+
     return jax.lax.map(one, (xs, ys), batch_size=map_batches)
 
 
@@ -53,8 +54,7 @@ def split_batches(x, y, batch_size: int, max_batches: int = 0):
     return xs, jnp.asarray(y[: k * batch_size]).reshape((k, batch_size))
 
 
-def batch_sharpness(logits_fn: Callable, params: Params, xs, ys, chunk_examples: int = 2048
-                    ) -> tuple[float, float]:
+def batch_sharpness(logits_fn: Callable, params: Params, xs, ys, chunk_examples: int = 2048) -> tuple[float, float]:
     """(mean, standard error) over the k minibatches (xs, ys) of shape (k, B, ...) of
     g_B^T H_B g_B / |g_B|^2 (Andreyev & Beneventano 2024). Batches are processed
     max(1, chunk_examples // B) at a time (memory). Cost: one linearised HVP per batch, about

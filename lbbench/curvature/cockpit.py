@@ -20,7 +20,7 @@ about 1 + 3 train steps by operation count (measured on the default MLP on CPU: 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -69,9 +69,10 @@ def orthogonality_test(sq_norms, dots, grad_sq) -> jax.Array:
 
 def gradient_tests(logits_fn: Callable, params: Params, x, y, chunk: int = 64) -> dict[str, float]:
     """{"norm_test", "inner_product_test", "orthogonality_test", "grad_norm"} on batch (x, y)."""
-    s = batch_gradient_stats(logits_fn, params, jnp.asarray(x), jnp.asarray(y),
-                             chunk=min(int(chunk), x.shape[0]))
-    return {"norm_test": float(norm_test(s["sq_norms"], s["grad_sq"])),
-            "inner_product_test": float(inner_product_test(s["dots"], s["grad_sq"])),
-            "orthogonality_test": float(orthogonality_test(s["sq_norms"], s["dots"], s["grad_sq"])),
-            "grad_norm": float(jnp.sqrt(s["grad_sq"]))}
+    s = batch_gradient_stats(logits_fn, params, jnp.asarray(x), jnp.asarray(y), chunk=min(int(chunk), x.shape[0]))
+    return {
+        "norm_test": float(norm_test(s["sq_norms"], s["grad_sq"])),
+        "inner_product_test": float(inner_product_test(s["dots"], s["grad_sq"])),
+        "orthogonality_test": float(orthogonality_test(s["sq_norms"], s["dots"], s["grad_sq"])),
+        "grad_norm": float(jnp.sqrt(s["grad_sq"])),
+    }

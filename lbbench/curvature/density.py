@@ -33,7 +33,12 @@ def slq_mv(matvec, n, dtype, num_runs, num_iters, key, grid_size, sigma):
 
 
 def spectral_density(
-    loss_fn: LossFn, params: Params, num_runs: int, num_iters: int, key, grid_size: int = 1000,
+    loss_fn: LossFn,
+    params: Params,
+    num_runs: int,
+    num_iters: int,
+    key,
+    grid_size: int = 1000,
     sigma: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hessian eigenvalue density by stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019).

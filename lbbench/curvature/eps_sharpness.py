@@ -66,8 +66,12 @@ def _maximise_in_box(objective, half_width: np.ndarray, maxiter: int) -> tuple[f
 
     f0 = -objective(np.zeros_like(half_width))[0]
     scipy.optimize.minimize(
-        tracked, np.zeros_like(half_width), jac=True, method="L-BFGS-B",
-        bounds=scipy.optimize.Bounds(-half_width, half_width), options={"maxiter": int(maxiter)},
+        tracked,
+        np.zeros_like(half_width),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=scipy.optimize.Bounds(-half_width, half_width),
+        options={"maxiter": int(maxiter)},
     )
     return f0, max(best[0], f0)
 
@@ -123,6 +127,5 @@ def all_epsilon_sharpness(loss_fn, params, options, key) -> dict[str, float]:
         objective, coords = _sharpness_setup(x, offset_vg, key, p)
         for eps in options.epsilons:
             box = _box_half_width(eps, coords)
-            out[f"{name}_{eps:g}"] = _sharpness_value(
-                *_maximise_in_box(objective, box, options.lbfgs_iters))
+            out[f"{name}_{eps:g}"] = _sharpness_value(*_maximise_in_box(objective, box, options.lbfgs_iters))
     return out

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +43,7 @@ def pad_to_chunks(a: jax.Array, chunk: int) -> jax.Array:
     return a.reshape((a.shape[0] // chunk, chunk) + a.shape[1:])
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=("batch_stats",),
-                   meta_fields=("apply_fn",))
+@functools.partial(jax.tree_util.register_dataclass, data_fields=("batch_stats",), meta_fields=("apply_fn",))
 @dataclasses.dataclass(frozen=True, eq=False)
 class BoundLogits:
     """(params, x) -> apply_fn(params, batch_stats, x): a logits_fn whose state is pytree data.
@@ -117,8 +117,7 @@ def _flatten_loss(loss: ChunkedLoss):
 def _unflatten_loss(aux, children) -> ChunkedLoss:
     static_fn, num_examples, remat = aux
     xs, ys, ws, bound_fn = children
-    return ChunkedLoss(static_fn if static_fn is not None else bound_fn, xs, ys, ws, num_examples,
-                       remat)
+    return ChunkedLoss(static_fn if static_fn is not None else bound_fn, xs, ys, ws, num_examples, remat)
 
 
 jax.tree_util.register_pytree_node(ChunkedLoss, _flatten_loss, _unflatten_loss)
@@ -135,8 +134,7 @@ def make_loss(logits_fn: Callable, x, y, chunk_size: int) -> ChunkedLoss:
     n = x.shape[0]
     chunk = max(1, min(int(chunk_size), n))
     weights = (jnp.arange(-(-n // chunk) * chunk) < n).astype(jnp.float32)
-    return ChunkedLoss(logits_fn, pad_to_chunks(x, chunk), pad_to_chunks(y, chunk),
-                       weights.reshape(-1, chunk), n)
+    return ChunkedLoss(logits_fn, pad_to_chunks(x, chunk), pad_to_chunks(y, chunk), weights.reshape(-1, chunk), n)
 
 
 def is_array_tree(obj) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 from jax.flatten_util import ravel_pytree
@@ -63,29 +63,62 @@ class _Clock:
 def _hessian_metrics(matvec, n, dtype, params, options: SharpnessOptions, key, clock: _Clock) -> dict:
     """lambda_max / top-k, optional power iteration, trace and SLQ density from one matvec."""
     keys = dict(zip(["lanczos", "power", "trace", "density", "layers"], jax.random.split(key, 5)))
-    top = clock("lambda_max", top_eigenvalues_mv, matvec, n, dtype, options.top_k, options.lanczos_iters,
-                keys["lanczos"])
-    out = {"lambda_max": float(top[0]), "top_eigenvalues": [float(t) for t in top],
-           "hessian_trace": None, "hessian_trace_stderr": None}
+    top = clock(
+        "lambda_max", top_eigenvalues_mv, matvec, n, dtype, options.top_k, options.lanczos_iters, keys["lanczos"]
+    )
+    out = {
+        "lambda_max": float(top[0]),
+        "top_eigenvalues": [float(t) for t in top],
+        "hessian_trace": None,
+        "hessian_trace_stderr": None,
+    }
     if options.power_iters:
         out["power_iteration_lambda_max"] = clock(
-            "power_iteration", power_iteration_mv, matvec, n, dtype, options.power_iters, keys["power"])
+            "power_iteration", power_iteration_mv, matvec, n, dtype, options.power_iters, keys["power"]
+        )
     clock.seconds["trace"] = clock.seconds["density"] = 0.0
     if options.hutchinson_probes:
         out["hessian_trace"], out["hessian_trace_stderr"] = clock(
-            "trace", hutchinson_mv, matvec, n, dtype, options.hutchinson_probes, keys["trace"])
+            "trace", hutchinson_mv, matvec, n, dtype, options.hutchinson_probes, keys["trace"]
+        )
     if options.density:
-        grid, values = clock("density", slq_mv, matvec, n, dtype, options.density_runs, options.density_iters,
-                             keys["density"], 1000, None)
+        grid, values = clock(
+            "density",
+            slq_mv,
+            matvec,
+            n,
+            dtype,
+            options.density_runs,
+            options.density_iters,
+            keys["density"],
+            1000,
+            None,
+        )
         out["density"] = {"grid": grid.tolist(), "values": values.tolist()}
     if options.per_layer:
-        out["per_layer"] = clock("per_layer", per_layer, matvec, params, n, dtype, options.lanczos_iters,
-                                 options.hutchinson_probes, keys["layers"])
+        out["per_layer"] = clock(
+            "per_layer",
+            per_layer,
+            matvec,
+            params,
+            n,
+            dtype,
+            options.lanczos_iters,
+            options.hutchinson_probes,
+            keys["layers"],
+        )
     return out
 
 
-def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions, key,
-            report: Callable[[str, float], None] | None = None) -> dict:
+def measure(
+    logits_fn: Callable,
+    params: Params,
+    x,
+    y,
+    options: SharpnessOptions,
+    key,
+    report: Callable[[str, float], None] | None = None,
+) -> dict:
     """All sharpness metrics of the mean cross-entropy of `logits_fn` on (x, y) at `params`.
 
     Returns a JSON-serialisable dict of Python floats/lists: "loss", "num_params", "num_examples",
@@ -102,9 +135,11 @@ def measure(logits_fn: Callable, params: Params, x, y, options: SharpnessOptions
     t_start = time.perf_counter()
     hessian_key, epsilon_key = jax.random.split(key)
     loss_fn = make_loss(logits_fn, x, y, options.chunk_size)
-    out = {"loss": loss_value(loss_fn, params),
-           "num_params": int(ravel_pytree(params)[0].size),
-           "num_examples": int(loss_fn.num_examples)}
+    out = {
+        "loss": loss_value(loss_fn, params),
+        "num_params": int(ravel_pytree(params)[0].size),
+        "num_examples": int(loss_fn.num_examples),
+    }
     clock = _Clock(report)
     matvec, n, dtype = clock("hvp_setup", flat_matvec, loss_fn, params, options.hvp_cache_bytes)
     out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, clock))

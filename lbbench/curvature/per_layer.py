@@ -20,7 +20,8 @@ def layer_indices(params) -> dict[str, np.ndarray]:
     """Flat indices (in `ravel_pytree` order) of each top-level parameter group."""
     names = sorted({jax.tree_util.keystr(path[:1]) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]})
     ids = jax.tree_util.tree_map_with_path(
-        lambda path, x: np.full(np.shape(x), names.index(jax.tree_util.keystr(path[:1])), np.float32), params)
+        lambda path, x: np.full(np.shape(x), names.index(jax.tree_util.keystr(path[:1])), np.float32), params
+    )
     flat_ids = np.asarray(ravel_pytree(ids)[0])
     return {name.strip("[]'\""): np.nonzero(flat_ids == i)[0] for i, name in enumerate(names)}
 
@@ -40,8 +41,10 @@ def per_layer(matvec, params, n: int, dtype, lanczos_iters: int, probes: int, ke
         mv = block_matvec(matvec, idx, n, dtype)
         k = jax.random.fold_in(key, i)
         iters = min(lanczos_iters, len(idx))
-        row = {"num_params": int(len(idx)),
-               "lambda_max": float(top_eigenvalues_mv(mv, len(idx), dtype, 1, iters, k)[0])}
+        row = {
+            "num_params": int(len(idx)),
+            "lambda_max": float(top_eigenvalues_mv(mv, len(idx), dtype, 1, iters, k)[0]),
+        }
         if probes:
             row["trace"], row["trace_stderr"] = hutchinson_mv(mv, len(idx), dtype, probes, jax.random.fold_in(k, 1))
         out[name] = row

@@ -44,8 +44,14 @@ def find_adam_state(opt_state) -> optax.ScaleByAdamState | None:
 
 def find_hyperparams(opt_state) -> dict:
     """The hyperparams dict of the first inject_hyperparams state in `opt_state` ({} if none)."""
-    return next((dict(n.hyperparams) for n in _walk(opt_state)
-                 if hasattr(n, "hyperparams") and isinstance(n.hyperparams, dict)), {})
+    return next(
+        (
+            dict(n.hyperparams)
+            for n in _walk(opt_state)
+            if hasattr(n, "hyperparams") and isinstance(n.hyperparams, dict)
+        ),
+        {},
+    )
 
 
 def adam_preconditioner(adam_state, b1: float, b2: float, eps: float) -> jax.Array:
@@ -61,8 +67,7 @@ def preconditioned_matvec(matvec: MatVec, diag_p: jax.Array) -> MatVec:
     return lambda v: scale * matvec(scale * v)
 
 
-def preconditioned_sharpness(matvec: MatVec, diag_p: jax.Array, previous, num_iters: int, key
-                             ) -> tuple[float, Any]:
+def preconditioned_sharpness(matvec: MatVec, diag_p: jax.Array, previous, num_iters: int, key) -> tuple[float, Any]:
     """(lambda_max(P^-1 H), top eigenvector of P^-1/2 H P^-1/2), warm-started from `previous`.
 
     Cost: `num_iters` HVPs as in `warm_lambda_max` (~2.4 num_iters n/B train steps) plus
@@ -80,5 +85,8 @@ def adam_hyperparams(opt_state, optimizer: str, momentum: float, beta2: float) -
     def get(names, default):
         return next((float(hp[k]) for k in names if k in hp), default)
 
-    return {"b1": get(("b1", "momentum"), momentum), "b2": get(("b2", "beta2"), beta2),
-            "eps": get(("eps",), DEFAULT_EPS.get(optimizer, 1e-8))}
+    return {
+        "b1": get(("b1", "momentum"), momentum),
+        "b2": get(("b2", "beta2"), beta2),
+        "eps": get(("eps",), DEFAULT_EPS.get(optimizer, 1e-8)),
+    }

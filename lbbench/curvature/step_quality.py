@@ -12,7 +12,7 @@ points here use the same minibatch, so for a quadratic loss the fit is exact.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +32,7 @@ def fit_quadratic(t: float, fs, dfs, var_fs, var_dfs) -> np.ndarray | None:
     variances = np.maximum(np.asarray(list(var_fs) + list(var_dfs), np.float64), VARIANCE_FLOOR)
     weights = np.diag(1.0 / variances)
     try:
-        return np.linalg.solve(phi @ weights @ phi.T,
-                               phi @ weights @ np.asarray(list(fs) + list(dfs), np.float64))
+        return np.linalg.solve(phi @ weights @ phi.T, phi @ weights @ np.asarray(list(fs) + list(dfs), np.float64))
     except np.linalg.LinAlgError:
         return None
 
@@ -46,8 +45,7 @@ def alpha_from_fit(mu, t: float) -> float:
 
 
 def _per_example_losses(logits_fn, params, x, y):
-    return optax.softmax_cross_entropy_with_integer_labels(
-        logits_fn(params, x).astype(jnp.float32), y)
+    return optax.softmax_cross_entropy_with_integer_labels(logits_fn(params, x).astype(jnp.float32), y)
 
 
 @jit_with_logits
@@ -69,8 +67,13 @@ def step_alpha(logits_fn: Callable, params: Params, step: Params, x, y) -> float
     end = jax.tree.map(jnp.add, params, step)
     points = [_losses_and_slopes(logits_fn, p, unit, x, y) for p in (params, end)]
     points = [(np.asarray(f, np.float64), np.asarray(df, np.float64)) for f, df in points]
-    mu = fit_quadratic(t, [f.mean() for f, _ in points], [df.mean() for _, df in points],
-                       [f.var(ddof=1) for f, _ in points], [df.var(ddof=1) for _, df in points])
+    mu = fit_quadratic(
+        t,
+        [f.mean() for f, _ in points],
+        [df.mean() for _, df in points],
+        [f.var(ddof=1) for f, _ in points],
+        [df.var(ddof=1) for _, df in points],
+    )
     return alpha_from_fit(mu, t)
 
 

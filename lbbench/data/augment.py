@@ -20,8 +20,7 @@ def crop_flip(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
     """
     n, h, w, c = images.shape
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    return jax.vmap(functools.partial(_crop_flip_one, size=(h, w, c), pad=pad))(
-        jax.random.split(key, n), padded)
+    return jax.vmap(functools.partial(_crop_flip_one, size=(h, w, c), pad=pad))(jax.random.split(key, n), padded)
 
 
 def _crop_flip_one(key: jax.Array, padded: jax.Array, size: tuple[int, int, int], pad: int) -> jax.Array:

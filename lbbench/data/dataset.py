@@ -35,14 +35,14 @@ class Dataset:
     def num_train(self) -> int:
         return int(self.x_train.shape[0])
 
-    def subset(self, n: int, seed: int = 20190214) -> "Dataset":
+    def subset(self, n: int, seed: int = 20190214) -> Dataset:
         """The same dataset trained on a fixed, seeded subset of n training examples (test set whole)."""
         if not n or n >= self.num_train:
             return self
         idx = np.sort(np.random.default_rng(seed).permutation(self.num_train)[:n])
         return dataclasses.replace(self, x_train=self.x_train[idx], y_train=self.y_train[idx])
 
-    def validate(self) -> "Dataset":
+    def validate(self) -> Dataset:
         """Check shapes, dtypes and label ranges; raise DataError naming what is wrong."""
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if x.shape[0] != y.shape[0]:

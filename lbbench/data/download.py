@@ -63,14 +63,26 @@ def file_digest(path: Path, algo: str) -> str:
 def place_by_hand(name: str, url: str, dest: Path, checksum: str, hint: str = "") -> str:
     """The how-to-fix sentence every error ends with: where to get the file and where to put it."""
     algo, digest = parse_checksum(checksum)
-    text = (f"To place it by hand, download {url} on a machine with internet access and copy it to "
-            f"{dest} (directory {dest.parent}, file name {name!r}; its {algo} must be {digest}).")
+    text = (
+        f"To place it by hand, download {url} on a machine with internet access and copy it to "
+        f"{dest} (directory {dest.parent}, file name {name!r}; its {algo} must be {digest})."
+    )
     return f"{text} {hint}".rstrip()
 
 
-def fetch(name: str, base_url: str, dest_dir: str | os.PathLike, checksum: str, *, download: bool = True,
-          retries: int = 3, backoff_s: float = 1.0, timeout_s: float = 60.0, hint: str = "",
-          progress: bool = True) -> Path:
+def fetch(
+    name: str,
+    base_url: str,
+    dest_dir: str | os.PathLike,
+    checksum: str,
+    *,
+    download: bool = True,
+    retries: int = 3,
+    backoff_s: float = 1.0,
+    timeout_s: float = 60.0,
+    hint: str = "",
+    progress: bool = True,
+) -> Path:
     """Return the path of `dest_dir/name`, downloading `base_url + name` first if it is missing.
 
     `checksum` is "md5:<hex>" or "sha256:<hex>" (whatever the source publishes). A cached file is
@@ -89,8 +101,10 @@ def fetch(name: str, base_url: str, dest_dir: str | os.PathLike, checksum: str, 
         if got == digest:
             return final
         if not download:
-            raise DataError(f"{final} is corrupt: its {algo} is {got}, expected {digest}. "
-                            f"Delete it, or replace it with a good copy. {how}")
+            raise DataError(
+                f"{final} is corrupt: its {algo} is {got}, expected {digest}. "
+                f"Delete it, or replace it with a good copy. {how}"
+            )
         print(f"lbbench: {final} has {algo} {got}, expected {digest}; downloading it again", file=sys.stderr)
         final.unlink()
     if not download:
@@ -106,14 +120,17 @@ def fetch(name: str, base_url: str, dest_dir: str | os.PathLike, checksum: str, 
         got = file_digest(part, algo)
     if got != digest:
         part.unlink(missing_ok=True)
-        raise DataError(f"checksum mismatch for {name} downloaded from {url}: expected {algo} {digest}, "
-                        f"got {got}. The bad download was deleted; try again or use another mirror. {how}")
+        raise DataError(
+            f"checksum mismatch for {name} downloaded from {url}: expected {algo} {digest}, "
+            f"got {got}. The bad download was deleted; try again or use another mirror. {how}"
+        )
     os.replace(part, final)
     return final
 
 
-def _download_with_retries(url: str, part: Path, name: str, retries: int, backoff_s: float,
-                           timeout_s: float, progress: bool, how: str) -> None:
+def _download_with_retries(
+    url: str, part: Path, name: str, retries: int, backoff_s: float, timeout_s: float, progress: bool, how: str
+) -> None:
     """Fill `part` with the whole body of `url`, retrying transient failures; DataError otherwise."""
     last: Exception | None = None
     for attempt in range(retries + 1):
@@ -132,8 +149,10 @@ def _download_with_retries(url: str, part: Path, name: str, retries: int, backof
         except ValueError as e:  # urllib's "unknown url type" and friends
             raise DataError(f"cannot download {name}: {url!r} is not a usable URL ({e}). {how}") from e
     kept = f" The partial download {part} was kept; the next try resumes it." if part.exists() else ""
-    raise DataError(f"could not download {name} from {url} after {retries + 1} attempts "
-                    f"(last error: {_describe(last)}).{kept} {how}") from last
+    raise DataError(
+        f"could not download {name} from {url} after {retries + 1} attempts "
+        f"(last error: {_describe(last)}).{kept} {how}"
+    ) from last
 
 
 def _describe(error: Exception | None) -> str:
@@ -192,8 +211,12 @@ def _copy(response, f, done: int, total: int | None, name: str, show: bool) -> i
         now = time.monotonic()
         if show and total and now - last_print >= PROGRESS_INTERVAL_S:
             last_print = now
-            print(f"\rdownloading {name}: {100 * done / total:5.1f}% of {total / 2**20:.1f} MiB",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\rdownloading {name}: {100 * done / total:5.1f}% of {total / 2**20:.1f} MiB",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     if show and total:
         print(f"\rdownloading {name}: {100 * done / total:5.1f}% of {total / 2**20:.1f} MiB", file=sys.stderr)
     return done

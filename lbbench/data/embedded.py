@@ -13,16 +13,17 @@ import zipfile
 
 import numpy as np
 
-from lbbench.runs.atomic import atomic_open
 from lbbench.data.dataset import DataError, Dataset
+from lbbench.runs.atomic import atomic_open
 
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42
 
 
-def generate_mnist1d(num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TEST,
-                     seed: int = MNIST1D_SEED) -> dict[str, np.ndarray]:
+def generate_mnist1d(
+    num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TEST, seed: int = MNIST1D_SEED
+) -> dict[str, np.ndarray]:
     """Generate MNIST-1D with the package's default transforms (its own normalisation included)."""
-    from mnist1d.data import get_dataset_args, make_dataset
+    from mnist1d.data import get_dataset_args, make_dataset  # only when the cache is missing
 
     args = get_dataset_args()
     args.num_samples = num_train + num_test
@@ -33,8 +34,12 @@ def generate_mnist1d(num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TES
         d = make_dataset(args)
     finally:
         np.random.set_state(state)
-    return {"x_train": d["x"].astype(np.float32), "y_train": d["y"].astype(np.int32),
-            "x_test": d["x_test"].astype(np.float32), "y_test": d["y_test"].astype(np.int32)}
+    return {
+        "x_train": d["x"].astype(np.float32),
+        "y_train": d["y"].astype(np.int32),
+        "x_test": d["x_test"].astype(np.float32),
+        "y_test": d["y_test"].astype(np.int32),
+    }
 
 
 def _read_cache(path: str) -> dict[str, np.ndarray] | None:
@@ -57,8 +62,9 @@ def load_mnist1d(cache_dir: str, num_train: int = MNIST1D_TRAIN, num_test: int =
             with atomic_open(path, "wb") as f:
                 np.savez(f, **arrays)
         except OSError as e:
-            raise DataError(f"cannot write the MNIST-1D cache {path}: {e}; set --data_dir or "
-                            "$LBBENCH_CACHE to a writable directory") from e
+            raise DataError(
+                f"cannot write the MNIST-1D cache {path}: {e}; set --data_dir or $LBBENCH_CACHE to a writable directory"
+            ) from e
     return Dataset("mnist1d", num_classes=10, **arrays).validate()
 
 
@@ -71,7 +77,9 @@ def load_random_toy(seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     return Dataset(
         "random",
-        x_train=rng.random((1000, 20), dtype=np.float32), y_train=rng.integers(0, 2, 1000).astype(np.int32),
-        x_test=rng.random((200, 20), dtype=np.float32), y_test=rng.integers(0, 2, 200).astype(np.int32),
+        x_train=rng.random((1000, 20), dtype=np.float32),
+        y_train=rng.integers(0, 2, 1000).astype(np.int32),
+        x_test=rng.random((200, 20), dtype=np.float32),
+        y_test=rng.integers(0, 2, 200).astype(np.int32),
         num_classes=2,
     ).validate()

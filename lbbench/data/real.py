@@ -34,8 +34,12 @@ from lbbench.data.download import fetch, resolve_base_url
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions (LeCun et al., "THE MNIST DATABASE")
 IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,25 +54,44 @@ class DatasetSpec:
 
 
 SPECS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec("mnist", MNIST_FILES, "https://ossci-datasets.s3.amazonaws.com/mnist/",
-                         "LBBENCH_MNIST_URL", {
-                             "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                             "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
-                             "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
-                             "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c"}),
-    "fashion_mnist": DatasetSpec("fashion_mnist", MNIST_FILES,
-                                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                                 "LBBENCH_FASHION_MNIST_URL", {
-                                     "train-images-idx3-ubyte.gz": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                                     "train-labels-idx1-ubyte.gz": "md5:25c81989df183df01b3e8a0aad5dffbe",
-                                     "t10k-images-idx3-ubyte.gz": "md5:bef4ecab320f06d8554ea6380940ec79",
-                                     "t10k-labels-idx1-ubyte.gz": "md5:bb300cfdad3c16e7a12a480ee83cd310"}),
-    "cifar10": DatasetSpec("cifar10", ("cifar-10-python.tar.gz",), "https://www.cs.toronto.edu/~kriz/",
-                           "LBBENCH_CIFAR_URL",
-                           {"cifar-10-python.tar.gz": "md5:c58f30108f718f92721af3b95e74349a"}),
-    "cifar100": DatasetSpec("cifar100", ("cifar-100-python.tar.gz",), "https://www.cs.toronto.edu/~kriz/",
-                            "LBBENCH_CIFAR_URL",
-                            {"cifar-100-python.tar.gz": "md5:eb9058c3a382ffc7106e4002c42a8d85"}),
+    "mnist": DatasetSpec(
+        "mnist",
+        MNIST_FILES,
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "LBBENCH_MNIST_URL",
+        {
+            "train-images-idx3-ubyte.gz": "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "md5:d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "md5:9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "md5:ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+    "fashion_mnist": DatasetSpec(
+        "fashion_mnist",
+        MNIST_FILES,
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "LBBENCH_FASHION_MNIST_URL",
+        {
+            "train-images-idx3-ubyte.gz": "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "md5:25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "md5:bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "md5:bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    ),
+    "cifar10": DatasetSpec(
+        "cifar10",
+        ("cifar-10-python.tar.gz",),
+        "https://www.cs.toronto.edu/~kriz/",
+        "LBBENCH_CIFAR_URL",
+        {"cifar-10-python.tar.gz": "md5:c58f30108f718f92721af3b95e74349a"},
+    ),
+    "cifar100": DatasetSpec(
+        "cifar100",
+        ("cifar-100-python.tar.gz",),
+        "https://www.cs.toronto.edu/~kriz/",
+        "LBBENCH_CIFAR_URL",
+        {"cifar-100-python.tar.gz": "md5:eb9058c3a382ffc7106e4002c42a8d85"},
+    ),
 }
 
 
@@ -77,8 +100,13 @@ def dataset_dir(data_dir: str | Path, name: str) -> Path:
     return Path(data_dir) / name
 
 
-def fetch_files(name: str, data_dir: str | Path, base_url: str | None = None, download: bool = True,
-                checksums: Mapping[str, str] | None = None) -> dict[str, Path]:
+def fetch_files(
+    name: str,
+    data_dir: str | Path,
+    base_url: str | None = None,
+    download: bool = True,
+    checksums: Mapping[str, str] | None = None,
+) -> dict[str, Path]:
     """Verified local paths of every file of dataset `name`, downloading what is missing."""
     spec = SPECS[name]
     url = resolve_base_url(spec.default_base_url, spec.env_var, base_url)
@@ -95,26 +123,31 @@ def _require_present(spec: DatasetSpec, folder: Path, url: str, sums: Mapping[st
     missing = [f for f in spec.files if not (folder / f).exists()]
     if missing:
         lines = "".join(f"\n  {url}{f}  ({sums[f]})" for f in missing)
-        raise DataError(f"{spec.name}: downloading is off (download=False) and {folder} lacks "
-                        f"{', '.join(missing)}. To place them by hand, download on a machine with internet "
-                        f"access:{lines}\nand copy them into {folder} under exactly those file names. "
-                        f"Or allow downloading, pointing ${spec.env_var} (or base_url) at a reachable mirror.")
+        raise DataError(
+            f"{spec.name}: downloading is off (download=False) and {folder} lacks "
+            f"{', '.join(missing)}. To place them by hand, download on a machine with internet "
+            f"access:{lines}\nand copy them into {folder} under exactly those file names. "
+            f"Or allow downloading, pointing ${spec.env_var} (or base_url) at a reachable mirror."
+        )
 
 
-def load_mnist(data_dir: str | Path, base_url: str | None = None, download: bool = True,
-               checksums: Mapping[str, str] | None = None) -> Dataset:
+def load_mnist(
+    data_dir: str | Path, base_url: str | None = None, download: bool = True, checksums: Mapping[str, str] | None = None
+) -> Dataset:
     """MNIST (LeCun et al. 1998): 60k/10k 28x28 grey digits → (N, 28, 28, 1), 10 classes."""
     return _load_idx_dataset("mnist", data_dir, base_url, download, checksums)
 
 
-def load_fashion_mnist(data_dir: str | Path, base_url: str | None = None, download: bool = True,
-                       checksums: Mapping[str, str] | None = None) -> Dataset:
+def load_fashion_mnist(
+    data_dir: str | Path, base_url: str | None = None, download: bool = True, checksums: Mapping[str, str] | None = None
+) -> Dataset:
     """Fashion-MNIST (Xiao et al. 2017): MNIST's format and sizes, clothing images, 10 classes."""
     return _load_idx_dataset("fashion_mnist", data_dir, base_url, download, checksums)
 
 
-def load_cifar10(data_dir: str | Path, base_url: str | None = None, download: bool = True,
-                 checksums: Mapping[str, str] | None = None) -> Dataset:
+def load_cifar10(
+    data_dir: str | Path, base_url: str | None = None, download: bool = True, checksums: Mapping[str, str] | None = None
+) -> Dataset:
     """CIFAR-10 (Krizhevsky 2009): 50k/10k 32x32 colour images → (N, 32, 32, 3), 10 classes."""
     paths = fetch_files("cifar10", data_dir, base_url, download, checksums)
     names = tuple(f"cifar-10-batches-py/{b}" for b in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"))
@@ -125,8 +158,9 @@ def load_cifar10(data_dir: str | Path, base_url: str | None = None, download: bo
     return _build("cifar10", x_train, y_train, *test, num_classes=10, augment="crop_flip")
 
 
-def load_cifar100(data_dir: str | Path, base_url: str | None = None, download: bool = True,
-                  checksums: Mapping[str, str] | None = None) -> Dataset:
+def load_cifar100(
+    data_dir: str | Path, base_url: str | None = None, download: bool = True, checksums: Mapping[str, str] | None = None
+) -> Dataset:
     """CIFAR-100 (Krizhevsky 2009) with the 100 fine labels → (N, 32, 32, 3)."""
     paths = fetch_files("cifar100", data_dir, base_url, download, checksums)
     names = ("cifar-100-python/train", "cifar-100-python/test")
@@ -143,8 +177,10 @@ def _load_idx_dataset(name, data_dir, base_url, download, checksums) -> Dataset:
         images = read_idx(paths[f"{prefix}-images-idx3-ubyte.gz"], IDX_IMAGES_MAGIC)
         labels = read_idx(paths[f"{prefix}-labels-idx1-ubyte.gz"], IDX_LABELS_MAGIC)
         if images.shape[0] != labels.shape[0]:
-            raise DataError(f"{name}: {prefix} has {images.shape[0]} images but {labels.shape[0]} labels "
-                            f"in {dataset_dir(data_dir, name)}; delete those files to download them again")
+            raise DataError(
+                f"{name}: {prefix} has {images.shape[0]} images but {labels.shape[0]} labels "
+                f"in {dataset_dir(data_dir, name)}; delete those files to download them again"
+            )
         splits += [images[..., None], labels]
     return _build(name, *splits, num_classes=10, augment="none")
 
@@ -163,13 +199,17 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
         found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-        raise DataError(f"{path}: not an IDX file with magic {magic:#010x} (found "
-                        f"{'nothing' if found is None else f'{found:#010x}'}); delete it and fetch it again")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        raise DataError(
+            f"{path}: not an IDX file with magic {magic:#010x} (found "
+            f"{'nothing' if found is None else f'{found:#010x}'}); delete it and fetch it again"
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     size = int(np.prod(dims, dtype=np.int64))
     if len(raw) - header != size:
-        raise DataError(f"{path}: header says {dims} = {size} bytes of data, the file holds "
-                        f"{len(raw) - header} (truncated or corrupt); delete it and fetch it again")
+        raise DataError(
+            f"{path}: header says {dims} = {size} bytes of data, the file holds "
+            f"{len(raw) - header} (truncated or corrupt); delete it and fetch it again"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -202,8 +242,7 @@ def _cifar_batch(batch: object, member: str, label_key: bytes) -> tuple[np.ndarr
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"CIFAR member {member!r} lacks b'data' or {label_key!r}: {e}") from e
     if data.ndim != 2 or data.shape[1] != 3072 or labels.shape != (data.shape[0],):
-        raise DataError(f"CIFAR member {member!r}: data {data.shape}, labels {labels.shape}; "
-                        "want (N, 3072) and (N,)")
+        raise DataError(f"CIFAR member {member!r}: data {data.shape}, labels {labels.shape}; want (N, 3072) and (N,)")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -235,5 +274,12 @@ def _build(name, x_train, y_train, x_test, y_test, num_classes: int, augment: st
         out /= std.astype(np.float32)
         return out
 
-    return Dataset(name, norm(x_train), y_train.astype(np.int32), norm(x_test), y_test.astype(np.int32),
-                   num_classes=num_classes, augment=augment).validate()
+    return Dataset(
+        name,
+        norm(x_train),
+        y_train.astype(np.int32),
+        norm(x_test),
+        y_test.astype(np.int32),
+        num_classes=num_classes,
+        augment=augment,
+    ).validate()

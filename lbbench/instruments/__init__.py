@@ -1,27 +1,10 @@
-"""Instruments: measurements the training loop runs every N steps or at the end (DESIGN.md).
+"""Instruments: measurements the training loop runs every N steps, every epoch or at the end.
 
-`build(cfg)` returns the configured instruments; each has `name`, `every`, `run(view)` yielding
-(name, value) pairs and `cost()`. `run_due` and `Columns` collect their output per step.
+One module per instrument (sharpness, noise_scale, curvature_tracker, gradient_tests, ...), each
+with NAME and `build(cfg, ctx)`; `registry` finds them, `scheduler` runs them, `base` is the
+interface (DESIGN.md). Importing this package imports no instrument.
 """
 
-from lbbench.curvature.loss import BoundLogits
-from lbbench.instruments.base import Columns, Instrument, TopVectors, TrialView, is_due, run_due
-from lbbench.instruments.curvature_tracker import CurvatureTracker
-from lbbench.instruments.gradient_tests import GradientTests
+from lbbench.instruments.base import BuildContext, Columns, Instrument, TopVectors, TrialView
 
-
-def build(cfg) -> list[Instrument]:
-    """CurvatureTracker (if cfg.track_curvature_every) and GradientTests (if
-    cfg.gradient_tests_every), sharing one per-trial top-eigenvector store (tracker first, so a
-    vector it finds is reused by the overlap at the same step)."""
-    vectors = TopVectors()
-    out: list[Instrument] = []
-    if cfg.track_curvature_every:
-        out.append(CurvatureTracker.from_config(cfg, vectors))
-    if cfg.gradient_tests_every:
-        out.append(GradientTests.from_config(cfg, vectors))
-    return out
-
-
-__all__ = ["BoundLogits", "Columns", "CurvatureTracker", "GradientTests", "Instrument", "TopVectors",
-           "TrialView", "build", "is_due", "run_due"]
+__all__ = ["BuildContext", "Columns", "Instrument", "TopVectors", "TrialView"]

@@ -27,18 +27,25 @@ from lbbench.curvature.batch_sharpness import batch_sharpness, split_batches
 from lbbench.curvature.hvp import flat_matvec
 from lbbench.curvature.lanczos import warm_lambda_max
 from lbbench.curvature.loss import make_loss
-from lbbench.curvature.preconditioned import (adam_hyperparams, adam_preconditioner,
-                                              find_adam_state, find_hyperparams,
-                                              preconditioned_sharpness)
+from lbbench.curvature.preconditioned import (
+    adam_hyperparams,
+    adam_preconditioner,
+    find_adam_state,
+    find_hyperparams,
+    preconditioned_sharpness,
+)
 from lbbench.curvature.thresholds import ADAM_LIKE, adam_threshold, gd_threshold, stability_threshold
-from lbbench.instruments.base import TopVectors, TrialView
+from lbbench.instruments.base import HVP_IN_GRADIENTS, Instrument, TopVectors, TrialView
 
-HVP_IN_GRADIENTS = 2.4  # one forward-over-reverse HVP ~ 2.4 gradients (BUILD_NOTES, F1)
+NAME = "curvature"
+ORDER = 10
+# Config overrides that switch it on, at a size the contract test can afford (tests/instruments)
+ENABLE = {"track_curvature_every": 4, "track_curvature_iters": 3}
 BATCH_HVP_IN_GRADIENTS = 3.0  # linearize (primal gradient) + tangent, per minibatch
 
 
 @dataclasses.dataclass
-class CurvatureTracker:
+class CurvatureTracker(Instrument):
     every: int
     iters: int = 5  # warm-started Lanczos steps (HVPs) per lambda_max and per P^-1 H
     optimizer: str = "adam"
@@ -52,34 +59,59 @@ class CurvatureTracker:
     # ~50 HVPs, not 5-10: its setup and a fresh compile of the cached product cost more here.
     hvp_cache_bytes: int = 0
     vectors: TopVectors = dataclasses.field(default_factory=TopVectors)
-    name: str = "curvature"
+    name: str = NAME
+    at_end: bool = True
+    columns_key: str = NAME
+    charts = {
+        NAME: {
+            "lambda_max and its stability threshold": ["curvature/lambda_max", "curvature/threshold"],
+            "Adam preconditioned sharpness and 38/eta": [
+                "curvature/preconditioned_sharpness",
+                "curvature/preconditioned_threshold",
+            ],
+            "batch sharpness, lambda_max and 2/eta": [
+                "curvature/batch_sharpness",
+                "curvature/lambda_max",
+                "curvature/threshold",
+            ],
+        }
+    }
 
     def __post_init__(self):
         self._preconditioned = TopVectors()  # warm starts for P^-1/2 H P^-1/2
 
     @classmethod
-    def from_config(cls, cfg, vectors: TopVectors | None = None) -> "CurvatureTracker":
-        return cls(every=cfg.track_curvature_every, iters=cfg.track_curvature_iters,
-                   optimizer=cfg.optimizer, momentum=cfg.momentum, beta2=cfg.scaled_beta2,
-                   batch_size=cfg.batch_size, measure_examples=cfg.sharpness_examples,
-                   vectors=vectors or TopVectors())
+    def from_config(cls, cfg, vectors: TopVectors | None = None) -> CurvatureTracker:
+        return cls(
+            every=cfg.track_curvature_every,
+            iters=cfg.track_curvature_iters,
+            optimizer=cfg.optimizer,
+            momentum=cfg.momentum,
+            beta2=cfg.scaled_beta2,
+            batch_size=cfg.batch_size,
+            measure_examples=cfg.sharpness_examples,
+            vectors=vectors or TopVectors(),
+        )
 
     def _adam_family(self) -> bool:
         return self.optimizer in ADAM_LIKE + ("lamb",)
 
-    def cost(self) -> str:
+    def cost_steps(self) -> float:
         hvps = self.iters * (2 if self._adam_family() else 1)
-        scale = self.measure_examples / self.batch_size
-        steps = (HVP_IN_GRADIENTS * hvps + BATCH_HVP_IN_GRADIENTS) * scale
-        return (f"≈ {steps:.1f} train steps ({hvps} HVPs on {self.measure_examples} examples "
-                f"+ one HVP per minibatch for batch sharpness, at B = {self.batch_size})")
+        return (HVP_IN_GRADIENTS * hvps + BATCH_HVP_IN_GRADIENTS) * self.measure_examples / self.batch_size
+
+    def describe_cost(self) -> str:
+        hvps = self.iters * (2 if self._adam_family() else 1)
+        return (
+            f"≈ {self.cost_steps():.1f} train steps ({hvps} HVPs on {self.measure_examples} examples "
+            f"+ one HVP per minibatch for batch sharpness, at B = {self.batch_size})"
+        )
 
     def run(self, view: TrialView):
         k_lambda, k_pre = jax.random.split(view.key)
         loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size)
         matvec, n, dtype = flat_matvec(loss, view.params, self.hvp_cache_bytes)
-        lam, vec = warm_lambda_max(matvec, n, dtype, self.vectors.get(view.trial)[1], self.iters,
-                                   k_lambda)
+        lam, vec = warm_lambda_max(matvec, n, dtype, self.vectors.get(view.trial)[1], self.iters, k_lambda)
         self.vectors.put(view.trial, view.step, vec)
         yield "lambda_max", lam
         lr = float(view.learning_rate)
@@ -109,10 +141,11 @@ class CurvatureTracker:
         hp = adam_hyperparams(view.opt_state, optimizer, momentum, beta2)
         diag_p = adam_preconditioner(adam, hp["b1"], hp["b2"], hp["eps"])
         if diag_p.size != ravel_pytree(view.params)[0].size:
-            raise ValueError(f"Adam's second moment has {diag_p.size} entries, the parameters "
-                             f"{ravel_pytree(view.params)[0].size}: not one optimizer's state")
-        lam, vec = preconditioned_sharpness(matvec, diag_p, self._preconditioned.get(view.trial)[1],
-                                            self.iters, key)
+            raise ValueError(
+                f"Adam's second moment has {diag_p.size} entries, the parameters "
+                f"{ravel_pytree(view.params)[0].size}: not one optimizer's state"
+            )
+        lam, vec = preconditioned_sharpness(matvec, diag_p, self._preconditioned.get(view.trial)[1], self.iters, key)
         self._preconditioned.put(view.trial, view.step, vec)
         yield "preconditioned_sharpness", lam
         if optimizer in ADAM_LIKE:
@@ -121,11 +154,15 @@ class CurvatureTracker:
             yield "preconditioned_ratio", lam / threshold
 
     def _batch_pairs(self, view: TrialView, lr: float):
-        b = int(view.batch_x.shape[0])
+        b = int(view.batch()[0].shape[0])
         xs, ys = split_batches(view.measure_x, view.measure_y, b, self.batch_sharpness_batches)
         if xs.shape[0] == 0:  # the batch is larger than the measurement subset
-            xs, ys = split_batches(view.batch_x, view.batch_y, b)
+            xs, ys = split_batches(*view.batch(), b)
         mean, stderr = batch_sharpness(view.logits_fn, view.params, xs, ys)
         yield "batch_sharpness", mean
         yield "batch_sharpness_stderr", stderr
         yield "batch_sharpness_ratio", mean / gd_threshold(lr)
+
+
+def build(cfg, ctx) -> CurvatureTracker | None:
+    return CurvatureTracker.from_config(cfg, ctx.vectors) if cfg.track_curvature_every else None

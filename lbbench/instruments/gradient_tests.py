@@ -21,9 +21,12 @@ from lbbench.curvature.hvp import flat_matvec
 from lbbench.curvature.lanczos import warm_lambda_max
 from lbbench.curvature.loss import make_loss
 from lbbench.curvature.step_quality import step_alpha, top_overlap
-from lbbench.instruments.base import TopVectors, TrialView
+from lbbench.instruments.base import HVP_IN_GRADIENTS, Instrument, TopVectors, TrialView
 
-HVP_IN_GRADIENTS = 2.4  # forward-over-reverse (BUILD_NOTES)
+NAME = "gradient_tests"
+ORDER = 20
+# Config overrides that switch it on, at a size the contract test can afford (tests/instruments)
+ENABLE = {"gradient_tests_every": 4, "track_curvature_iters": 3}
 PER_EXAMPLE_IN_GRADIENTS = 3.0  # vmapped per-example gradients, reduced chunk by chunk
 
 
@@ -34,7 +37,7 @@ def _loss_grad(loss_fn, params):
 
 
 @dataclasses.dataclass
-class GradientTests:
+class GradientTests(Instrument):
     every: int
     iters: int = 5  # warm Lanczos steps refreshing the top eigenvector (0 if found at this step)
     batch_size: int = 256
@@ -42,29 +45,37 @@ class GradientTests:
     chunk: int = 64  # examples whose per-example gradients are held at once
     chunk_size: int = 512
     vectors: TopVectors = dataclasses.field(default_factory=TopVectors)
-    name: str = "gradient_tests"
+    name: str = NAME
+    at_end: bool = True
+    columns_key: str = NAME
 
     @classmethod
-    def from_config(cls, cfg, vectors: TopVectors | None = None) -> "GradientTests":
-        return cls(every=cfg.gradient_tests_every, iters=cfg.track_curvature_iters,
-                   batch_size=cfg.batch_size, measure_examples=cfg.sharpness_examples,
-                   vectors=vectors or TopVectors())
+    def from_config(cls, cfg, vectors: TopVectors | None = None) -> GradientTests:
+        return cls(
+            every=cfg.gradient_tests_every,
+            iters=cfg.track_curvature_iters,
+            batch_size=cfg.batch_size,
+            measure_examples=cfg.sharpness_examples,
+            vectors=vectors or TopVectors(),
+        )
 
-    def cost(self) -> str:
+    def cost_steps(self) -> float:
         scale = self.measure_examples / self.batch_size
-        steps = 1 + PER_EXAMPLE_IN_GRADIENTS + 1 + (1 + HVP_IN_GRADIENTS * self.iters) * scale
-        return (f"≈ {steps:.1f} train steps (batch and per-example gradients, 2 jvps for alpha; "
-                f"gradient + {self.iters} HVPs on {self.measure_examples} examples for the overlap, "
-                f"none of the HVPs if the curvature tracker ran at this step; B = {self.batch_size})")
+        return 1 + PER_EXAMPLE_IN_GRADIENTS + 1 + (1 + HVP_IN_GRADIENTS * self.iters) * scale
+
+    def describe_cost(self) -> str:
+        return (
+            f"≈ {self.cost_steps():.1f} train steps (batch and per-example gradients, 2 jvps for alpha; "
+            f"gradient + {self.iters} HVPs on {self.measure_examples} examples for the overlap, "
+            f"none of the HVPs if the curvature tracker ran at this step; B = {self.batch_size})"
+        )
 
     def run(self, view: TrialView):
-        x, y = jnp.asarray(view.batch_x), jnp.asarray(view.batch_y)
-        stats = gt.batch_gradient_stats(view.logits_fn, view.params, x, y,
-                                        chunk=min(self.chunk, x.shape[0]))
+        x, y = (jnp.asarray(a) for a in view.batch())
+        stats = gt.batch_gradient_stats(view.logits_fn, view.params, x, y, chunk=min(self.chunk, x.shape[0]))
         yield "norm_test", float(gt.norm_test(stats["sq_norms"], stats["grad_sq"]))
         yield "inner_product_test", float(gt.inner_product_test(stats["dots"], stats["grad_sq"]))
-        yield "orthogonality_test", float(
-            gt.orthogonality_test(stats["sq_norms"], stats["dots"], stats["grad_sq"]))
+        yield "orthogonality_test", float(gt.orthogonality_test(stats["sq_norms"], stats["dots"], stats["grad_sq"]))
         yield "grad_norm", float(jnp.sqrt(stats["grad_sq"]))
         unravel = ravel_pytree(view.params)[1]
         grads = unravel(stats["grad"])
@@ -88,3 +99,7 @@ class GradientTests:
             _, vector = warm_lambda_max(matvec, n, dtype, vector, self.iters, view.key)
             self.vectors.put(view.trial, view.step, vector)
         return vector, full_grad
+
+
+def build(cfg, ctx) -> GradientTests | None:
+    return GradientTests.from_config(cfg, ctx.vectors) if cfg.gradient_tests_every else None

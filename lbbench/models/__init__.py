@@ -6,16 +6,18 @@ import flax.linen as nn
 
 from lbbench.models.convnet import C1
 from lbbench.models.mlp import MLP
+from lbbench.models.resnet import ResNet20
+from lbbench.models.vgg import C2
 
 
 def build_model(name: str, num_classes: int, ghost_batch_size: int = 0) -> nn.Module:
     """Instantiate model `name` (see config.MODELS); tiny_* variants are for tests."""
     g = ghost_batch_size
     if name in ("c2", "tiny_c2"):
-        from lbbench.models.vgg import C2
-        return C2(num_classes=num_classes, ghost_batch_size=g, **({"width_multiplier": 0.0625} if name == "tiny_c2" else {}))
+        return C2(
+            num_classes=num_classes, ghost_batch_size=g, **({"width_multiplier": 0.0625} if name == "tiny_c2" else {})
+        )
     if name in ("resnet20", "tiny_resnet"):
-        from lbbench.models.resnet import ResNet20
         return ResNet20(num_classes=num_classes, ghost_batch_size=g, **(_TINY_RESNET if name == "tiny_resnet" else {}))
     builders = {
         "mlp": lambda: MLP(num_classes, hidden=(256, 256)),

@@ -17,8 +17,9 @@ _he_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")  # He et al
 
 def _conv(features: int, strides: int = 1, kernel: int = 3) -> nn.Conv:
     """Bias-free conv (the BN after it has the bias), He-initialised, SAME padding."""
-    return nn.Conv(features, (kernel, kernel), strides=(strides, strides), padding="SAME",
-                   use_bias=False, kernel_init=_he_init)
+    return nn.Conv(
+        features, (kernel, kernel), strides=(strides, strides), padding="SAME", use_bias=False, kernel_init=_he_init
+    )
 
 
 class BasicBlock(nn.Module):
@@ -49,7 +50,7 @@ class BasicBlock(nn.Module):
             return GhostBatchNorm(self.ghost_batch_size)(_conv(self.features, self.strides, 1)(x), train=train)
         if self.shortcut != "A":
             raise ValueError(f"shortcut must be 'A' or 'B', got {self.shortcut!r}")
-        x = x[:, ::self.strides, ::self.strides, :]
+        x = x[:, :: self.strides, :: self.strides, :]
         extra = self.features - x.shape[-1]
         return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
 
@@ -74,7 +75,7 @@ class ResNet20(nn.Module):
         for stage in range(3):
             for block in range(self.blocks_per_stage):
                 strides = 2 if stage > 0 and block == 0 else 1
-                h = BasicBlock(self.width * 2 ** stage, strides, self.shortcut, self.ghost_batch_size)(h, train=train)
+                h = BasicBlock(self.width * 2**stage, strides, self.shortcut, self.ghost_batch_size)(h, train=train)
         h = jnp.mean(h, axis=(1, 2))
         return nn.Dense(self.num_classes)(h)
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from lbbench.cli import report
+from lbbench.cli.report import main
 
-sys.exit(report())
+sys.exit(main(sys.argv))

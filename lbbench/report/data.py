@@ -5,22 +5,45 @@ completed and learned). The report (lbbench.report) formats what this module com
 from __future__ import annotations
 
 import glob
-import json
 import os
 import sys
 
 import numpy as np
 
+from lbbench.config import Config
 from lbbench.report import numfmt
 from lbbench.runs import reader as results_lib
+from lbbench.runs.reader import read_checked, read_json
 
 # Shown in the "held fixed" header when constant, whatever their value; other constant keys only
 # when they differ from the Config default.
-HEADER_KEYS = ("dataset", "model", "optimizer", "batch_size", "learning_rate", "lr_scaling", "base_batch_size",
-               "schedule", "warmup_epochs", "epochs", "momentum", "weight_decay", "ghost_batch_size")
+HEADER_KEYS = (
+    "dataset",
+    "model",
+    "optimizer",
+    "batch_size",
+    "learning_rate",
+    "lr_scaling",
+    "base_batch_size",
+    "schedule",
+    "warmup_epochs",
+    "epochs",
+    "momentum",
+    "weight_decay",
+    "ghost_batch_size",
+)
 IGNORED_KEYS = ("seed", "run_name", "workdir", "data_dir", "overwrite")
-NOT_SETTINGS = ("run_name", "workdir", "data_dir", "seed", "coordinator_address", "num_processes", "process_id",
-                "wandb_project", "save_params")
+NOT_SETTINGS = (
+    "run_name",
+    "workdir",
+    "data_dir",
+    "seed",
+    "coordinator_address",
+    "num_processes",
+    "process_id",
+    "wandb_project",
+    "save_params",
+)
 ACCURACY_METRICS = ("test_accuracy", "train_accuracy", "generalization_gap", "test_loss", "total_s")
 SHARPNESS_METRICS = ("lambda_max", "hessian_trace")  # + every eps_sharpness_* column, + b_simple
 
@@ -35,23 +58,9 @@ def _value(v) -> str:
 
 # ---------------------------------------------------------------------------- loading
 
+
 def _warn(msg: str) -> None:
     print(f"lbbench.report: warning: {msg}", file=sys.stderr)
-
-
-def check_result(result) -> str | None:
-    """Why `result` (parsed result.json) cannot be reported, or None if it can."""
-    if not isinstance(result, dict):
-        return f"expected a JSON object, got {type(result).__name__}"
-    if not isinstance(result.get("status"), str):
-        return "no 'status'"
-    cfg = result.get("config")
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("run_name"), str):
-        return "no 'config' with a run_name"
-    for key in ("final", "timing", "sharpness", "noise_scale", "history"):
-        if result.get(key) is not None and not isinstance(result[key], dict):
-            return f"'{key}' is not an object"
-    return None
 
 
 def load_sweep(sweep_dir: str) -> tuple[dict, list[dict], list[str]]:
@@ -60,17 +69,11 @@ def load_sweep(sweep_dir: str) -> tuple[dict, list[dict], list[str]]:
     A truncated or malformed sweep.json, and result.json files that cannot be parsed or lack
     what the report needs, are skipped with a warning naming the file; they never stop the report.
     """
-    info = {}
     path = os.path.join(sweep_dir, "sweep.json")
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                info = json.load(f)
-            if not isinstance(info, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            _warn(f"ignoring {path}: {e}")
-            info = {}
+    info, problem = read_json(path)
+    if problem and problem != "missing":
+        _warn(f"ignoring {path}: {problem}")
+    info = info or {}
     try:
         points = list(info.get("grid") or []) + list(info.get("followup") or [])
         names = list(dict.fromkeys(str(p["run_name"]) for p in points))
@@ -78,25 +81,18 @@ def load_sweep(sweep_dir: str) -> tuple[dict, list[dict], list[str]]:
         _warn(f"ignoring the grid in {path}: malformed")
         names = []
     if not names:
-        names = sorted(os.path.basename(os.path.dirname(p)) for p in
-                       glob.glob(os.path.join(sweep_dir, "*", "result.json")))
+        names = sorted(
+            os.path.basename(os.path.dirname(p)) for p in glob.glob(os.path.join(sweep_dir, "*", "result.json"))
+        )
     results, missing = [], []
     for name in names:
         if os.path.basename(name) != name or name in (".", ".."):
             _warn(f"skipping run name {name!r} from {path}: not a folder name")
             continue
-        rpath = os.path.join(sweep_dir, name, "result.json")
-        if not os.path.exists(rpath):
-            missing.append(name)
-            continue
-        try:
-            with open(rpath) as f:
-                result = json.load(f)
-            problem = check_result(result)
-        except (OSError, ValueError) as e:
-            problem = str(e)
-        if problem:
-            _warn(f"skipping {rpath}: {problem}")
+        result, problem = read_checked(os.path.join(sweep_dir, name))
+        if problem and problem != "no result.json":
+            _warn(f"skipping {os.path.join(sweep_dir, name, 'result.json')}: {problem}")
+        if result is None:
             missing.append(name)
         else:
             results.append(result)
@@ -110,6 +106,7 @@ def flatten(result: dict, margin: float = results_lib.CHANCE_MARGIN) -> dict:
 
 # ---------------------------------------------------------------------------- aggregation
 
+
 def _hashable(v):
     return tuple(v) if isinstance(v, list) else v
 
@@ -122,8 +119,6 @@ def varying_keys(results: list[dict]) -> list[str]:
 
 def fixed_settings(results: list[dict]) -> dict:
     """The settings every run shares: HEADER_KEYS always, other keys when not at their default."""
-    from lbbench.config import Config
-
     if not results:
         return {}
     defaults = Config().to_dict()
@@ -135,8 +130,12 @@ def fixed_settings(results: list[dict]) -> dict:
             continue
         if k in HEADER_KEYS or (k in defaults and _hashable(defaults[k]) != _hashable(v)):
             out[k] = v
-    return dict(sorted(out.items(), key=lambda kv: (kv[0] not in HEADER_KEYS,
-                                                    HEADER_KEYS.index(kv[0]) if kv[0] in HEADER_KEYS else 0, kv[0])))
+    return dict(
+        sorted(
+            out.items(),
+            key=lambda kv: (kv[0] not in HEADER_KEYS, HEADER_KEYS.index(kv[0]) if kv[0] in HEADER_KEYS else 0, kv[0]),
+        )
+    )
 
 
 def mean_std(values) -> dict:
@@ -145,8 +144,7 @@ def mean_std(values) -> dict:
     if not xs:
         return {"mean": None, "std": None, "n": 0, "values": []}
     a = np.asarray(xs)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size),
-            "values": xs}
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size), "values": xs}
 
 
 def metric_columns(rows: list[dict]) -> tuple[list[str], list[str]]:

@@ -18,11 +18,13 @@ def summarise(results: list[dict]) -> dict:
     """Per metric {mean, std (ddof=1; None for one seed), n} over the *completed* seeds, plus per-seed values."""
     done = [r for r in results if r["status"] == "completed"]
     sharp = lambda r, k: (r.get("sharpness") or {}).get(k)
-    out = {"seeds": [r["config"]["seed"] for r in results],
-           "status": {r["config"]["run_name"]: r["status"] for r in results},
-           "runs": [r["run_dir"] for r in results],
-           "per_seed": {m: [r["final"].get(m) for r in results] for m in METRICS},
-           "stats": {m: _stat([r["final"].get(m) for r in done]) for m in METRICS}}
+    out = {
+        "seeds": [r["config"]["seed"] for r in results],
+        "status": {r["config"]["run_name"]: r["status"] for r in results},
+        "runs": [r["run_dir"] for r in results],
+        "per_seed": {m: [r["final"].get(m) for r in results] for m in METRICS},
+        "stats": {m: _stat([r["final"].get(m) for r in done]) for m in METRICS},
+    }
     for k in ("lambda_max", "hessian_trace"):
         out["stats"][k] = _stat([sharp(r, k) for r in done])
     return out

@@ -24,15 +24,27 @@ import os
 import time
 import uuid
 
-from lbbench.runs import locks
-from lbbench.runs import names
+import jax
+
 from lbbench.config import Config, ConfigError
+from lbbench.runs import atomic, locks, names, signals
+from lbbench.runs.reader import read_result
 
 FINISHED = ("completed", "diverged")
 # Fields that say where or how a run is stored or started, not what it computes: two configs that
 # differ only here produce the same result, so they share a fingerprint.
-NON_RESULT_FIELDS = ("run_name", "workdir", "overwrite", "data_dir", "download", "save_params",
-                     "coordinator_address", "num_processes", "process_id", "coordinator_timeout_s")
+NON_RESULT_FIELDS = (
+    "run_name",
+    "workdir",
+    "overwrite",
+    "data_dir",
+    "download",
+    "save_params",
+    "coordinator_address",
+    "num_processes",
+    "process_id",
+    "coordinator_timeout_s",
+)
 
 
 class RunExists(ConfigError):
@@ -40,10 +52,6 @@ class RunExists(ConfigError):
 
     def __init__(self, problem: str):
         super().__init__("run_name", problem)
-
-
-class RunLoadError(ValueError):
-    """A run folder cannot be loaded as a finished run; the message says why."""
 
 
 def fingerprint(config: Config | dict) -> str:
@@ -75,16 +83,6 @@ def lock_path(final_dir: str) -> str:
     return os.path.join(parent, f".{base}.lock")
 
 
-def read_result(folder: str) -> dict | None:
-    """result.json of `folder` as a dict, or None if absent or unreadable."""
-    try:
-        with open(os.path.join(folder, "result.json")) as f:
-            r = json.load(f)
-        return r if isinstance(r, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
 def _entries(parent: str, base: str, kind: str) -> list[str]:
     prefix = f".{base}.{kind}-"
     try:
@@ -109,11 +107,10 @@ class RunFolder:
         return self.staging if self.enabled else self.final
 
     @classmethod
-    def open(cls, cfg: Config, enabled: bool | None = None) -> "RunFolder":
+    def open(cls, cfg: Config, enabled: bool | None = None) -> RunFolder:
         """Check the name, lock the folder, refuse to reuse a folder that holds a run unless
         cfg.overwrite, and create the staging folder. Raises ConfigError (exit 2)."""
         if enabled is None:
-            import jax
             enabled = jax.process_index() == 0
         try:
             final = os.path.join(cfg.workdir, run_name(cfg))
@@ -129,8 +126,9 @@ class RunFolder:
         try:
             locks.acquire(lock)
         except locks.LockBusy as e:
-            raise ConfigError("run_name", f"{final} is in use: {e}; wait for that run or choose another "
-                              "--run_name") from None
+            raise ConfigError(
+                "run_name", f"{final} is in use: {e}; wait for that run or choose another --run_name"
+            ) from None
         except OSError as e:
             raise ConfigError("workdir", f"cannot write to {cfg.workdir}: {e.strerror or e}") from e
         try:
@@ -148,11 +146,9 @@ class RunFolder:
 
     def save_params(self, data: bytes) -> str:
         """Write params.msgpack into the run (atomically) and remember its checksum for result.json."""
-        from lbbench.runs.writer import atomic_write_bytes
-
         path = os.path.join(self.path, "params.msgpack")
         if self.enabled:
-            atomic_write_bytes(path, data)
+            atomic.write_bytes(path, data)
             self.params_sha256 = hashlib.sha256(data).hexdigest()
         return path
 
@@ -162,9 +158,6 @@ class RunFolder:
         Returns the final run folder. On an OSError (a full disk) nothing half-written is left:
         the staging folder is removed, an older run is untouched, and the error is re-raised.
         """
-        from lbbench.runs import signals
-        from lbbench.runs.writer import atomic_write_json
-
         if not self.enabled:
             return self.final
         if _disk_full(result):  # its logs may end mid-line: keep nothing rather than a damaged run
@@ -176,7 +169,7 @@ class RunFolder:
             result["params_sha256"] = self.params_sha256
         with signals.deferred():
             try:
-                atomic_write_json(os.path.join(self.staging, "result.json"), result)
+                atomic.write_json(os.path.join(self.staging, "result.json"), result)
                 self._commit(result.get("status"))
             except BaseException:
                 self.discard()
@@ -188,7 +181,9 @@ class RunFolder:
         old = read_result(self.final) if os.path.lexists(self.final) else None
         if old and old.get("status") in FINISHED and status not in FINISHED:
             stamp = time.strftime("%Y%m%dT%H%M%S")
-            self.attempt_dir = os.path.join(self.workdir, f".{os.path.basename(self.final)}.failed-{stamp}-{os.getpid()}")
+            self.attempt_dir = os.path.join(
+                self.workdir, f".{os.path.basename(self.final)}.failed-{stamp}-{os.getpid()}"
+            )
             os.rename(self.staging, self.attempt_dir)
             return
         if os.path.lexists(self.final):
@@ -242,5 +237,7 @@ def _check_free(final: str, overwrite: bool) -> None:
         return
     old = read_result(final)
     what = f"a {old.get('status')} run" if old else "files from an earlier run"
-    raise RunExists(f"{final} already holds {what}; pass --overwrite to replace it once the new run "
-                    "completes (the old run is kept if the new one fails), or choose another --run_name")
+    raise RunExists(
+        f"{final} already holds {what}; pass --overwrite to replace it once the new run "
+        "completes (the old run is kept if the new one fails), or choose another --run_name"
+    )

@@ -14,16 +14,24 @@ discrete domain, so the filter is a list of checkboxes `64, 128, …, 8192`. Flo
 
 from __future__ import annotations
 
-import json
 import os
+
+from lbbench.runs.reader import read_json
 
 CORE_KEYS = ("batch_size", "optimizer", "learning_rate", "schedule", "epochs")
 NOT_HPARAMS = ("run_name", "workdir", "data_dir")
 
 # The tab shows the first 5 metrics: accuracy, gap, the two sharpness measures (λ_max, then Keskar's
 # ε-sharpness is inserted 4th by metric_tags) and the noise scale; the rest can be ticked.
-METRICS = ("final/test_accuracy", "final/generalization_gap", "sharpness/lambda_max", "noise_scale/b_simple",
-           "final/train_accuracy", "final/test_loss", "sharpness/hessian_trace")
+METRICS = (
+    "final/test_accuracy",
+    "final/generalization_gap",
+    "sharpness/lambda_max",
+    "noise_scale/b_simple",
+    "final/train_accuracy",
+    "final/test_loss",
+    "sharpness/hessian_trace",
+)
 
 
 def experiment_keys(varying=()) -> list[str]:
@@ -33,12 +41,8 @@ def experiment_keys(varying=()) -> list[str]:
 
 def sweep_grid(sweep_dir: str) -> dict | None:
     """{"grid": [override dicts], "base": base config dict} from `<sweep_dir>/sweep.json`, or None."""
-    try:
-        with open(os.path.join(sweep_dir, "sweep.json")) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not info.get("grid"):
+    info = read_json(os.path.join(sweep_dir, "sweep.json"))[0]
+    if not info or not info.get("grid"):
         return None
     return {"grid": info["grid"], "base": info.get("base_config") or {}}
 
@@ -58,7 +62,9 @@ def grid_domains(grid: dict | None, keys) -> dict:
         values = {_hashable(p.get(k, grid["base"].get(k))) for p in grid["grid"]}
         values.discard(None)
         if values:
-            out[k] = sorted(values, key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v)))
+            out[k] = sorted(
+                values, key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v))
+            )
     return out
 
 

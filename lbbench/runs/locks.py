@@ -115,8 +115,13 @@ def acquire(path: str, stale_after_s: float = STALE_AFTER_S) -> None:
             _held[key][0] += 1
             return
     token = uuid.uuid4().hex
-    info = {"host": socket.gethostname(), "pid": os.getpid(), "token": token, "time": time.time(),
-            "time_text": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    info = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "token": token,
+        "time": time.time(),
+        "time_text": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     for _ in range(5):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -128,7 +133,7 @@ def acquire(path: str, stale_after_s: float = STALE_AFTER_S) -> None:
             if is_stale(path, owner, stale_after_s):
                 _break(path, owner)
                 continue
-            raise LockBusy(path, owner or {})
+            raise LockBusy(path, owner or {}) from None
         with os.fdopen(fd, "w") as f:
             json.dump(info, f)
             f.flush()

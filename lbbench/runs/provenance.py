@@ -1,4 +1,5 @@
-"""Where a result came from: code version, command line, start time, host. Stored in result.json.
+"""Where a result came from: code version, command line, start time, host, and the software and
+devices it ran on. Stored in result.json (`provenance`, `environment`).
 
 A result is only reproducible if it says which code made it and how it was started. The git commit
 is that of the repository lbbench's source lives in (None when installed from a wheel or when git
@@ -13,6 +14,11 @@ import platform
 import shlex
 import subprocess
 import sys
+
+import flax
+import jax
+import numpy as np
+import optax
 
 import lbbench
 
@@ -48,6 +54,30 @@ def provenance(argv: list[str] | None = None) -> dict:
     if commit:
         status = _git("status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
-    return {"git_commit": commit, "git_dirty": dirty, "command": command_line(argv), "argv": argv[1:],
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "host": platform.node(), "lbbench_version": lbbench.__version__}
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "command": command_line(argv),
+        "argv": argv[1:],
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "lbbench_version": lbbench.__version__,
+    }
+
+
+def environment() -> dict:
+    """Library versions, Python, devices and host CPUs of this process."""
+    devices = jax.devices()
+    return {
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "host_cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }

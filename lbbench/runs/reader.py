@@ -1,23 +1,157 @@
-"""Finished runs as rows: `load(folder)` gives a pandas DataFrame of every run under a folder.
+"""The one reader of result.json: one run's result, a finished run's model, every run as a row.
 
-    from lbbench.runs import reader as results
-    df = results.load("sweeps/goyal")
-    df[~df.never_learned].groupby(["batch_size", "warmup_epochs"]).test_accuracy.agg(["mean", "std", "count"])
+    read_result(folder)      the parsed result.json, or None (absent, unreadable, being written)
+    read_checked(folder)     (result, None) or (None, why it cannot be used)
+    read_json(path)          any other JSON object lbbench writes (sweep.json, analysis.json)
+    load_run(folder)         (Config, model, variables) of a completed run, verified
+    find(root) / load(root)  every result below a folder, as (folder, result) pairs or a DataFrame
 
-One row per result.json found anywhere below the folder (a sweep, a workdir of single runs, or a
-folder of sweeps): every config key as its own column, then status, `never_learned`, final
-metrics, sharpness (λ_max, trace ± stderr, each ε-sharpness), noise scale, timing and provenance.
+`load_run` refuses anything that is not exactly what its result.json describes: the status must be
+`completed` (a diverged or failed run has no trustworthy parameters), params.msgpack must exist,
+its sha256 must equal result.json's `params_sha256` (a params file from another run cannot pass as
+this one's; without a recorded checksum it refuses unless `trust=True`), and its tree of arrays
+must have exactly the names and shapes of the config's model on the dataset's inputs.
 pandas is imported only inside `load`, so the rest of lbbench never needs it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
-FINAL = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "generalization_gap", "loss_gap")
+import flax
+import jax
+import jax.numpy as jnp
+
+from lbbench.config import Config, ConfigError
+from lbbench.models import build_model
+from lbbench.runs.tags import FINAL
+
 TIMING = ("steps", "total_s", "compile_s", "train_s", "examples_per_s")
 CHANCE_MARGIN = 0.05  # a run "never learned" if its final test accuracy is ≤ 1/num_classes + this
+OBJECT_KEYS = ("final", "timing", "sharpness", "noise_scale", "history")
+
+
+class RunLoadError(ValueError):
+    """A run folder cannot be loaded as a finished run; the message says why."""
+
+
+def result_problem(result) -> str | None:
+    """Why a parsed result.json cannot be used (not an object, no status or config...), or None."""
+    if not isinstance(result, dict):
+        return f"expected a JSON object, got {type(result).__name__}"
+    if not isinstance(result.get("status"), str):
+        return "no 'status'"
+    cfg = result.get("config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("run_name"), str):
+        return "no 'config' with a run_name"
+    for key in OBJECT_KEYS:
+        if result.get(key) is not None and not isinstance(result[key], dict):
+            return f"'{key}' is not an object"
+    return None
+
+
+def read_json(path: str) -> tuple[dict | None, str | None]:
+    """(object, None) if `path` holds a JSON object; else (None, the reason): "missing", or what is wrong."""
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, ValueError) as e:
+        return None, str(e)
+    return (obj, None) if isinstance(obj, dict) else (None, f"expected a JSON object, got {type(obj).__name__}")
+
+
+def read_checked(folder: str) -> tuple[dict | None, str | None]:
+    """(result, None) if `folder`/result.json is a usable result, else (None, the reason)."""
+    result, problem = read_json(os.path.join(folder, "result.json"))
+    if problem == "missing":
+        return None, "no result.json"
+    if problem:
+        return None, problem
+    problem = result_problem(result)
+    return (None, problem) if problem else (result, None)
+
+
+def read_result(folder: str) -> dict | None:
+    """`folder`/result.json as a dict, or None if absent, unreadable or not a result."""
+    return read_checked(folder)[0]
+
+
+def _shapes(tree, prefix=""):
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_shapes(v, f"{prefix}/{k}"))
+        return out
+    return {prefix: tuple(getattr(tree, "shape", ()))}
+
+
+def _checked_params(run_dir: str, result: dict, trust: bool) -> bytes:
+    ppath = os.path.join(run_dir, "params.msgpack")
+    try:
+        with open(ppath, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise RunLoadError(f"{run_dir} has no params.msgpack (the run had save_params off)") from None
+    want = result.get("params_sha256")
+    if not want and not trust:
+        raise RunLoadError(
+            f"{run_dir}/result.json records no params_sha256, so nothing shows that {ppath} is "
+            "this run's; load it anyway with load_run(..., trust=True)"
+        )
+    if want and hashlib.sha256(data).hexdigest() != want:
+        raise RunLoadError(
+            f"{ppath} is not the file this run wrote (checksum differs from result.json's "
+            "params_sha256): it belongs to another run or was modified"
+        )
+    return data
+
+
+def load_run(run_dir: str, trust: bool = False):
+    """(Config, model, variables) of a completed run — `model.apply(variables, x, train=False)`.
+
+    Raises RunLoadError saying what is wrong otherwise (see the module docstring).
+    """
+    path = os.path.join(run_dir, "result.json")
+    result, problem = read_checked(run_dir)
+    if problem == "no result.json":
+        raise RunLoadError(f"{run_dir} has no result.json: the run never finished")
+    try:
+        if problem:
+            raise ValueError(problem)
+        cfg = Config.from_dict(result["config"])
+        num_classes = result["dataset"]["num_classes"]
+        input_shape = tuple(result["dataset"]["input_shape"])
+    except (ValueError, KeyError, TypeError, ConfigError) as e:
+        raise RunLoadError(f"{path} is unreadable or incomplete ({type(e).__name__}: {e})") from None
+    status = result.get("status")
+    if status != "completed":
+        why = f": {result['error']}" if result.get("error") else ""
+        raise RunLoadError(f"{run_dir} did not complete (status {status}{why}); its parameters are not a trained model")
+    data = _checked_params(run_dir, result, trust)
+    try:
+        variables = flax.serialization.msgpack_restore(data)
+    except Exception as e:  # noqa: BLE001 - any decoding error means a damaged file
+        raise RunLoadError(f"{run_dir}/params.msgpack is damaged ({type(e).__name__}: {e})") from None
+    model = build_model(cfg.model, num_classes, cfg.ghost_batch_size)
+    keys = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    expected = jax.eval_shape(
+        lambda x: model.init(keys, x, train=False), jax.ShapeDtypeStruct((2,) + input_shape, jnp.float32)
+    )
+    exp = _shapes({"params": expected["params"], "batch_stats": expected.get("batch_stats", {})})
+    got = _shapes({"params": variables.get("params", {}), "batch_stats": variables.get("batch_stats", {})})
+    if exp != got:
+        diff = sorted(set(exp.items()) ^ set(got.items()))[:3]
+        raise RunLoadError(
+            f"{run_dir}/params.msgpack does not match the config's model {cfg.model} (first differences: {diff})"
+        )
+    return cfg, model, variables
+
+
+# ---------------------------------------------------------------------------- rows
 
 
 def chance_accuracy(result: dict) -> float | None:
@@ -46,8 +180,12 @@ def eps_column(key: str) -> str:
 def flatten(result: dict, margin: float = CHANCE_MARGIN) -> dict:
     """One row: run_name, status, never_learned, every config key, final metrics, sharpness, noise, timing."""
     cfg, sharp = result.get("config") or {}, result.get("sharpness") or {}
-    row = {"run_name": cfg.get("run_name"), "status": result.get("status"),
-           "never_learned": never_learned(result, margin), "chance_accuracy": chance_accuracy(result)}
+    row = {
+        "run_name": cfg.get("run_name"),
+        "status": result.get("status"),
+        "never_learned": never_learned(result, margin),
+        "chance_accuracy": chance_accuracy(result),
+    }
     row.update({k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k != "run_name"})
     final = result.get("final") or {}
     row.update({k: final.get(k) for k in FINAL})
@@ -66,16 +204,14 @@ def flatten(result: dict, margin: float = CHANCE_MARGIN) -> dict:
 
 
 def find(folder: str) -> list[tuple[str, dict]]:
-    """(run folder relative to `folder`, parsed result.json) for every readable result below `folder`."""
+    """(run folder relative to `folder`, parsed result.json) for every usable result below `folder`."""
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # staging and failed attempts are hidden
         if "result.json" in files:
-            try:
-                with open(os.path.join(root, "result.json")) as f:
-                    found.append((os.path.relpath(root, folder), json.load(f)))
-            except (OSError, ValueError):
-                continue  # being written, or killed before the atomic write: not a result yet
+            result = read_result(root)
+            if result is not None:  # being written, or killed before the atomic write: not a result yet
+                found.append((os.path.relpath(root, folder), result))
     return found
 
 

@@ -36,8 +36,12 @@ def _raise(signum: int):
 def _handler(signum, frame):
     if _state["depth"] > 0 and _state["pending"] is None:
         _state["pending"] = signum
-        print(f"lbbench: {signal.Signals(signum).name} received; stopping when the current measurement "
-              "ends (send it again to stop now)", file=sys.stderr, flush=True)
+        print(
+            f"lbbench: {signal.Signals(signum).name} received; stopping when the current measurement "
+            "ends (send it again to stop now)",
+            file=sys.stderr,
+            flush=True,
+        )
         return
     _state["pending"] = None
     _raise(signum)

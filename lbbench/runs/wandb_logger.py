@@ -1,18 +1,11 @@
 """Optional Weights & Biases logging (`--wandb_project`): never a hard dependency.
 
-`wandb` is imported only when a project is asked for. `available()` lets validation fail early
-(exit 2, with the install command) instead of after compilation.
+`wandb` is imported only when a project is asked for (it is not a dependency);
+`config.wandb_available()` lets validation fail early (exit 2, with the install command) instead
+of after compilation.
 """
 
 from __future__ import annotations
-
-import importlib.util
-
-INSTALL_HINT = "pip install wandb (or drop --wandb_project)"
-
-
-def available() -> bool:
-    return importlib.util.find_spec("wandb") is not None
 
 
 class WandbLogger:

@@ -12,79 +12,31 @@ import math
 import os
 
 import jax
+import numpy as np
+from tensorboard.compat.proto import summary_pb2 as tbs
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2 as pd
+from tensorboardX import SummaryWriter
+from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 
+from lbbench.config import help_texts
 from lbbench.runs import hparams as hparams_lib
 from lbbench.runs import tags as tags_lib
-from lbbench.runs.atomic import atomic_open
+from lbbench.runs.atomic import finite_or_none
+from lbbench.runs.wandb_logger import WandbLogger
 
-HPARAM_METRICS = hparams_lib.METRICS  # kept for callers of the old name
-
-
-def strict_json(obj, path: str = ""):
-    """(copy of `obj` with every NaN/inf float replaced by None, key paths of those replacements).
-
-    JSON has no NaN or Infinity; Python's json module writes them anyway, and strict parsers
-    (browsers, jq, pandas with some engines) then reject the whole file.
-    """
-    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:
-        obj = obj.item()
-    elif hasattr(obj, "tolist"):
-        obj = obj.tolist()
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj, []
-    if isinstance(obj, float):
-        return (obj, []) if math.isfinite(obj) else (None, [path or "$"])
-    if isinstance(obj, dict):
-        out, bad = {}, []
-        for k, v in obj.items():
-            out[k], b = strict_json(v, f"{path}.{k}" if path else str(k))
-            bad += b
-        return out, bad
-    if isinstance(obj, (list, tuple)):
-        out, bad = [], []
-        for i, v in enumerate(obj):
-            c, b = strict_json(v, f"{path}[{i}]")
-            out.append(c)
-            bad += b
-        return out, bad
-    raise TypeError(f"not JSON serialisable: {type(obj)} at {path or '$'}")
-
-
-def atomic_write_json(path: str, obj) -> None:
-    """Strict JSON, written atomically. Non-finite numbers become null; for a dict their key paths
-    are listed under "non_finite" (the reason they are null)."""
-    clean, bad = strict_json(obj)
-    if bad and isinstance(clean, dict):
-        clean["non_finite"] = sorted(set(clean.get("non_finite") or []) | set(bad))
-    text = json.dumps(clean, indent=2, sort_keys=True, allow_nan=False)
-    with atomic_open(path, "w") as f:
-        f.write(text)
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-
-
-def finite_or_none(x):
-    """JSON has no NaN/inf: store them as null (a diverged run's losses); None stays None."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-_STATUS = {"completed": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE", "failed": "STATUS_FAILURE",
-           "running": "STATUS_RUNNING"}
+_STATUS = {
+    "completed": "STATUS_SUCCESS",
+    "diverged": "STATUS_FAILURE",
+    "failed": "STATUS_FAILURE",
+    "running": "STATUS_RUNNING",
+}
 
 
 def _hparams_summaries(hparams: dict, metrics, descriptions: dict, domains: dict):
     """HParams `experiment` and `session_start_info` summaries, built with TensorBoard's own protos
     (they have `differs`, which decides which columns the tab shows) and written by tensorboardX.
     Keys whose sweep domain has several values are marked `differs`."""
-    from tensorboard.plugins.hparams import api_pb2
-    from tensorboard.plugins.hparams import plugin_data_pb2 as pd
-
     ssi, infos = pd.SessionStartInfo(), []
     for k, v in hparams.items():
         info = api_pb2.HParamInfo(name=k, description=descriptions.get(k, ""))
@@ -101,25 +53,27 @@ def _hparams_summaries(hparams: dict, metrics, descriptions: dict, domains: dict
                 info.domain_discrete.extend(str(x) for x in domain)
         info.differs = len(domain) > 1
         infos.append(info)
-    exp = api_pb2.Experiment(hparam_infos=infos, metric_infos=[
-        api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m), description=tags_lib.describe(m)) for m in metrics])
-    return (_plugin_summary("_hparams_/experiment", pd.HParamsPluginData(version=0, experiment=exp)),
-            _plugin_summary("_hparams_/session_start_info", pd.HParamsPluginData(version=0, session_start_info=ssi)))
+    exp = api_pb2.Experiment(
+        hparam_infos=infos,
+        metric_infos=[
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m), description=tags_lib.describe(m)) for m in metrics
+        ],
+    )
+    return (
+        _plugin_summary("_hparams_/experiment", pd.HParamsPluginData(version=0, experiment=exp)),
+        _plugin_summary("_hparams_/session_start_info", pd.HParamsPluginData(version=0, session_start_info=ssi)),
+    )
 
 
 def _session_end(status: str):
-    from tensorboard.plugins.hparams import api_pb2
-    from tensorboard.plugins.hparams import plugin_data_pb2 as pd
-
     sei = pd.SessionEndInfo(status=api_pb2.Status.Value(_STATUS.get(status, "STATUS_UNKNOWN")))
     return _plugin_summary("_hparams_/session_end_info", pd.HParamsPluginData(version=0, session_end_info=sei))
 
 
 def _plugin_summary(tag: str, data):
-    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
-
-    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams",
-                                                                  content=data.SerializeToString()))
+    meta = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=data.SerializeToString())
+    )
     return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
 
 
@@ -128,11 +82,11 @@ def _first_scalar(tag: str, value: float, description: str):
     the description. TensorBoard's fast (Rust) loader keeps a simple_value's metadata only when its
     data class is set, a field tensorboardX's protos lack: so the summary is built with TensorBoard's
     proto and re-read as tensorboardX's (protobuf keeps the unknown field when re-serialising)."""
-    from tensorboard.compat.proto import summary_pb2 as tbs
-    from tensorboardX.proto.summary_pb2 import Summary
-
-    meta = tbs.SummaryMetadata(plugin_data=tbs.SummaryMetadata.PluginData(plugin_name="scalars"),
-                               summary_description=description, data_class=tbs.DATA_CLASS_SCALAR)
+    meta = tbs.SummaryMetadata(
+        plugin_data=tbs.SummaryMetadata.PluginData(plugin_name="scalars"),
+        summary_description=description,
+        data_class=tbs.DATA_CLASS_SCALAR,
+    )
     summary = tbs.Summary(value=[tbs.Summary.Value(tag=tag, simple_value=value, metadata=meta)])
     return Summary.FromString(summary.SerializeToString())
 
@@ -149,13 +103,12 @@ class RunWriter:
     the run's status as the HParams session status: a diverged or failed run shows as a failure.
     """
 
-    def __init__(self, run_dir: str, hparams: dict, hparam_keys=None, grid: dict | None = None,
-                 wandb_project: str = ""):
+    def __init__(
+        self, run_dir: str, hparams: dict, hparam_keys=None, grid: dict | None = None, wandb_project: str = ""
+    ):
         self.enabled = jax.process_index() == 0
         if not self.enabled:
             return
-        from tensorboardX import SummaryWriter
-
         self.tb = SummaryWriter(logdir=run_dir, flush_secs=10)
         self.jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")
         self._last_step: dict[str, int] = {}
@@ -163,16 +116,16 @@ class RunWriter:
         self._closed = False
         if hparam_keys is None:
             hparam_keys = hparams_lib.experiment_keys(sorted({k for p in (grid or {}).get("grid", []) for k in p}))
-        from lbbench.config import help_texts
-
-        exp, ssi = _hparams_summaries(hparams_lib.select(hparams, hparam_keys), hparams_lib.metric_tags(hparams),
-                                      help_texts(), hparams_lib.grid_domains(grid, hparam_keys))
+        exp, ssi = _hparams_summaries(
+            hparams_lib.select(hparams, hparam_keys),
+            hparams_lib.metric_tags(hparams),
+            help_texts(),
+            hparams_lib.grid_domains(grid, hparam_keys),
+        )
         self.tb.file_writer.add_summary(exp)
         self.tb.file_writer.add_summary(ssi)
         self.wandb = None
         if wandb_project:
-            from lbbench.runs.wandb_logger import WandbLogger
-
             self.wandb = WandbLogger(wandb_project, os.path.basename(os.path.normpath(run_dir)), hparams, run_dir)
 
     def _add(self, tag: str, value: float, step: int) -> None:
@@ -201,8 +154,12 @@ class RunWriter:
         if self.wandb is not None:
             self.wandb.log({k: finite_or_none(v) for k, v in values.items() if v is not None}, step, epoch)
         if record:
-            line = {"record": record, "step": step, "epoch": self._epoch,
-                    **{k: finite_or_none(v) for k, v in values.items()}}
+            line = {
+                "record": record,
+                "step": step,
+                "epoch": self._epoch,
+                **{k: finite_or_none(v) for k, v in values.items()},
+            }
             self.jsonl.write(json.dumps(line) + "\n")
             self.jsonl.flush()
 
@@ -218,12 +175,28 @@ class RunWriter:
         """TensorBoard custom-scalars layout: {category: {title: [tags]}}, several tags on one chart
         (e.g. lambda_max with its stability threshold)."""
         if self.enabled:
-            self.tb.add_custom_scalars({c: {t: ["Multiline", tags] for t, tags in charts.items()}
-                                        for c, charts in layout.items()})
+            self.tb.add_custom_scalars(
+                {c: {t: ["Multiline", tags] for t, tags in charts.items()} for c, charts in layout.items()}
+            )
 
-    def figure(self, tag: str, fig, step: int) -> None:
-        if self.enabled:
-            self.tb.add_figure(tag, fig, step, close=False)
+    def histogram(self, tag: str, grid, density, step: int) -> None:
+        """A density on a grid (e.g. the Hessian's spectral density) as a TensorBoard histogram."""
+        if not self.enabled:
+            return
+        edges, weights = np.asarray(grid, np.float64), np.asarray(density, np.float64)
+        counts = weights * np.gradient(edges)  # density × bin width: the mass of each bin
+        total = float(counts.sum())
+        self.tb.add_histogram_raw(
+            tag,
+            min=float(edges[0]),
+            max=float(edges[-1]),
+            num=total,
+            sum=float((counts * edges).sum()),
+            sum_squares=float((counts * edges**2).sum()),
+            bucket_limits=edges.tolist(),
+            bucket_counts=counts.tolist(),
+            global_step=step,
+        )
 
     def close(self, status: str = "completed") -> None:
         """Record the HParams session status (completed = success; diverged/failed = failure) and close."""

@@ -30,9 +30,23 @@ from lbbench.study.bootstrap import mean_ci
 
 # Fields that do not change a trial's training trajectory: its seed, where it is written and what is
 # measured after training. Re-runs of a winner may switch measurements on and stay the same trial.
-RUN_ONLY = ("seed", "run_name", "workdir", "save_params", "sharpness", "sharpness_every", "sharpness_examples",
-            "lanczos_iters", "top_k", "hutchinson_probes", "spectral_density", "sharpness_per_layer",
-            "epsilons", "eps_subspace_dim", "lbfgs_iters")
+RUN_ONLY = (
+    "seed",
+    "run_name",
+    "workdir",
+    "save_params",
+    "sharpness",
+    "sharpness_every",
+    "sharpness_examples",
+    "lanczos_iters",
+    "top_k",
+    "hutchinson_probes",
+    "spectral_density",
+    "sharpness_per_layer",
+    "epsilons",
+    "eps_subspace_dim",
+    "lbfgs_iters",
+)
 
 
 def hparams_key(cfg: dict) -> tuple:
@@ -73,8 +87,9 @@ def rerun_results(runs: list, tuning_seed: int = 0) -> tuple[list[dict], bool]:
     return [tuning_run(runs, tuning_seed)[1]], True
 
 
-def best_trial(trials: dict, score: Callable[[dict], float | None], tuning_seed: int = 0,
-               higher_is_better: bool = True):
+def best_trial(
+    trials: dict, score: Callable[[dict], float | None], tuning_seed: int = 0, higher_is_better: bool = True
+):
     """The hparams key whose tuning run scores best (None scores never win); None if none scored."""
     scored = []
     for key, runs in trials.items():
@@ -92,8 +107,10 @@ def common_budgets(results: dict) -> dict:
     done = [r for r in results.values() if r and r.get("status") == "completed" and r.get("history")]
     if not done:
         return {"epochs": None, "steps": None}
-    return {"epochs": min(max(e for e in r["history"]["epoch"] if e is not None) for r in done),
-            "steps": min(max(s for s in r["history"]["step"] if s is not None) for r in done)}
+    return {
+        "epochs": min(max(e for e in r["history"]["epoch"] if e is not None) for r in done),
+        "steps": min(max(s for s in r["history"]["step"] if s is not None) for r in done),
+    }
 
 
 def _chance(r: dict) -> float:
@@ -106,14 +123,27 @@ def _mean(vals) -> float | None:
 
 
 def _eps_key(results: list[dict]) -> str | None:
-    keys = sorted({k for r in results for k in ((r.get("sharpness") or {}).get("epsilon_sharpness") or {})
-                   if k.startswith("full_")}, key=lambda k: float(k.split("_", 1)[1]))
+    keys = sorted(
+        {
+            k
+            for r in results
+            for k in ((r.get("sharpness") or {}).get("epsilon_sharpness") or {})
+            if k.startswith("full_")
+        },
+        key=lambda k: float(k.split("_", 1)[1]),
+    )
     return keys[0] if keys else None
 
 
-def answer_rows(results: dict, *, epoch_budget: float | None = None, step_budget: int | None = None,
-                arm: Callable[[dict], object] = by_batch, tuning_seed: int = 0,
-                confidence: float = 0.95) -> list[dict]:
+def answer_rows(
+    results: dict,
+    *,
+    epoch_budget: float | None = None,
+    step_budget: int | None = None,
+    arm: Callable[[dict], object] = by_batch,
+    tuning_seed: int = 0,
+    confidence: float = 0.95,
+) -> list[dict]:
     """One dict per arm (see the module docstring). Budgets default to common_budgets(results)."""
     budgets = common_budgets(results)
     epoch_budget = budgets["epochs"] if epoch_budget is None else epoch_budget
@@ -121,16 +151,21 @@ def answer_rows(results: dict, *, epoch_budget: float | None = None, step_budget
     rows = []
     for a, trials in sorted(group(results, arm).items(), key=_arm_order):
         tuning = [tuning_run(runs, tuning_seed)[1] for runs in trials.values()]
-        row = {"arm": a, "trials": len(trials),
-               "diverged": sum(r.get("status") == "diverged" for r in tuning),
-               "failed": sum(r.get("status") not in ("completed", "diverged") for r in tuning),
-               "no_learn": sum(r.get("status") == "completed" and
-                               (targets.best_within(r, epochs=math.inf) or 0) < _chance(r) + 0.05 for r in tuning)}
+        row = {
+            "arm": a,
+            "trials": len(trials),
+            "diverged": sum(r.get("status") == "diverged" for r in tuning),
+            "failed": sum(r.get("status") not in ("completed", "diverged") for r in tuning),
+            "no_learn": sum(
+                r.get("status") == "completed" and (targets.best_within(r, epochs=math.inf) or 0) < _chance(r) + 0.05
+                for r in tuning
+            ),
+        }
         for kind, budget in (("epochs", epoch_budget), ("steps", step_budget)):
             if budget is None:
                 row[kind] = None
                 continue
-            score = (lambda r, b=budget, k=kind: targets.best_within(r, **{k: b}))
+            score = lambda r, b=budget, k=kind: targets.best_within(r, **{k: b})
             key = best_trial(trials, score, tuning_seed)
             if key is None:
                 row[kind] = {"budget": budget, "best": None}
@@ -139,17 +174,35 @@ def answer_rows(results: dict, *, epoch_budget: float | None = None, step_budget
             values = [score(r) for r in reruns]
             ci = mean_ci(values, confidence)
             best_run = tuning_run(trials[key], tuning_seed)
-            row[kind] = {"budget": budget, "best": best_run[0], "config": {
-                k: best_run[1]["config"].get(k) for k in ("learning_rate", "momentum", "beta2", "weight_decay",
-                                                           "warmup_epochs", "lr_scaling", "beta2_scaling")},
-                "accuracy": ci, "values": values, "selection_only": biased}
+            row[kind] = {
+                "budget": budget,
+                "best": best_run[0],
+                "config": {
+                    k: best_run[1]["config"].get(k)
+                    for k in (
+                        "learning_rate",
+                        "momentum",
+                        "beta2",
+                        "weight_decay",
+                        "warmup_epochs",
+                        "lr_scaling",
+                        "beta2_scaling",
+                    )
+                },
+                "accuracy": ci,
+                "values": values,
+                "selection_only": biased,
+            }
             if kind == "epochs":
                 row["generalization_gap"] = _mean([(r.get("final") or {}).get("generalization_gap") for r in reruns])
                 row["lambda_max"] = _mean([(r.get("sharpness") or {}).get("lambda_max") for r in reruns])
                 ek = _eps_key(reruns)
                 row["epsilon_key"] = ek
-                row["epsilon_sharpness"] = _mean([((r.get("sharpness") or {}).get("epsilon_sharpness") or {}).get(ek)
-                                                  for r in reruns]) if ek else None
+                row["epsilon_sharpness"] = (
+                    _mean([((r.get("sharpness") or {}).get("epsilon_sharpness") or {}).get(ek) for r in reruns])
+                    if ek
+                    else None
+                )
         rows.append(row)
     return rows
 
@@ -175,25 +228,32 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
     s = next((r["steps"]["budget"] for r in rows if r.get("steps")), None)
     ek = next((r.get("epsilon_key") for r in rows if r.get("epsilon_key")), None)
     pct = f"{confidence:.0%}"
-    lines = ["### Does accuracy degrade with larger batch sizes?", "",
-             f"Each row: the best of its trials (chosen on the tuning seed) re-run over fresh seeds; "
-             f"test accuracy mean [{pct} CI over seeds, Student t] (n seeds). Gap and sharpness: the "
-             f"epoch-budget winner, mean over its re-runs.", "",
-             f"| {arm_name} | trials (diverged / no-learn) | best test acc @ {_fmt(e, 'g')} epochs "
-             f"| best test acc @ {_fmt(s, 'g')} steps | lr of epoch winner | generalization gap | λ_max "
-             f"| ε-sharpness ({ek or '—'}) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "### Does accuracy degrade with larger batch sizes?",
+        "",
+        f"Each row: the best of its trials (chosen on the tuning seed) re-run over fresh seeds; "
+        f"test accuracy mean [{pct} CI over seeds, Student t] (n seeds). Gap and sharpness: the "
+        f"epoch-budget winner, mean over its re-runs.",
+        "",
+        f"| {arm_name} | trials (diverged / no-learn) | best test acc @ {_fmt(e, 'g')} epochs "
+        f"| best test acc @ {_fmt(s, 'g')} steps | lr of epoch winner | generalization gap | λ_max "
+        f"| ε-sharpness ({ek or '—'}) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         lr = ((r.get("epochs") or {}).get("config") or {}).get("learning_rate")
-        lines.append(f"| {r['arm']} | {r['trials']} ({r['diverged'] + r['failed']} / {r['no_learn']}) "
-                     f"| {_acc_cell(r.get('epochs'))} | {_acc_cell(r.get('steps'))} | {_fmt(lr, '.3g')} "
-                     f"| {_fmt(r.get('generalization_gap'))} | {_fmt(r.get('lambda_max'), '.3g')} "
-                     f"| {_fmt(r.get('epsilon_sharpness'), '.3g')} |")
+        lines.append(
+            f"| {r['arm']} | {r['trials']} ({r['diverged'] + r['failed']} / {r['no_learn']}) "
+            f"| {_acc_cell(r.get('epochs'))} | {_acc_cell(r.get('steps'))} | {_fmt(lr, '.3g')} "
+            f"| {_fmt(r.get('generalization_gap'))} | {_fmt(r.get('lambda_max'), '.3g')} "
+            f"| {_fmt(r.get('epsilon_sharpness'), '.3g')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def steps_summary(results: dict, target: float, arm: Callable[[dict], object] = by_batch,
-                  tuning_seed: int = 0) -> list[dict]:
+def steps_summary(
+    results: dict, target: float, arm: Callable[[dict], object] = by_batch, tuning_seed: int = 0
+) -> list[dict]:
     """Per arm: steps to `target` of every tuning trial, the best trial (fewest steps; ties go to
     the higher best accuracy), its re-runs' steps, and B_simple (final and at the crossing)."""
     out = []
@@ -201,19 +261,30 @@ def steps_summary(results: dict, target: float, arm: Callable[[dict], object] = 
         tuning = [tuning_run(runs, tuning_seed) for runs in trials.values()]
         tuning_steps = {name: targets.steps_to_target(r, target) for name, r in tuning}
         key = best_trial(trials, targets.steps_score(target), tuning_seed)
-        row = {"arm": a, "tuning_steps": tuning_steps, "best": None, "seed_steps": [], "selection_only": None,
-               "b_simple_final": None, "b_simple_at_target": None}
+        row = {
+            "arm": a,
+            "tuning_steps": tuning_steps,
+            "best": None,
+            "seed_steps": [],
+            "selection_only": None,
+            "b_simple_final": None,
+            "b_simple_at_target": None,
+        }
         if key is not None:
             reruns, biased = rerun_results(trials[key], tuning_seed)
             hits = [targets.first_crossing(r, target) for r in reruns]
             best_name, best = tuning_run(trials[key], tuning_seed)
-            row.update(best=best_name, selection_only=biased,
-                       seed_steps=[None if h is None else h["step"] for h in hits],
-                       best_config={k: best["config"].get(k) for k in
-                                    ("learning_rate", "momentum", "weight_decay", "warmup_epochs", "epochs")},
-                       b_simple_final=_mean([(r.get("noise_scale") or {}).get("b_simple") for r in reruns]),
-                       b_simple_at_target=_mean([targets.b_simple_at(r, h and h["index"])
-                                                 for r, h in zip(reruns, hits)]))
+            row.update(
+                best=best_name,
+                selection_only=biased,
+                seed_steps=[None if h is None else h["step"] for h in hits],
+                best_config={
+                    k: best["config"].get(k)
+                    for k in ("learning_rate", "momentum", "weight_decay", "warmup_epochs", "epochs")
+                },
+                b_simple_final=_mean([(r.get("noise_scale") or {}).get("b_simple") for r in reruns]),
+                b_simple_at_target=_mean([targets.b_simple_at(r, h and h["index"]) for r, h in zip(reruns, hits)]),
+            )
         out.append(row)
     return out
 
@@ -240,8 +311,12 @@ def no_effect(results: dict, fields=("test_accuracy", "train_loss")) -> list[tup
 def no_effect_markdown(pairs: list[tuple[str, str]], results: dict) -> str:
     if not pairs:
         return ""
-    lines = ["", "**Warning: runs with different settings trained identically** (the differing setting had "
-             "no effect — check that the optimizer reads it):", ""]
+    lines = [
+        "",
+        "**Warning: runs with different settings trained identically** (the differing setting had "
+        "no effect — check that the optimizer reads it):",
+        "",
+    ]
     for a, b in pairs:
         ca, cb = results[a]["config"], results[b]["config"]
         diff = sorted(k for k in set(ca) | set(cb) if k not in RUN_ONLY and ca.get(k) != cb.get(k))

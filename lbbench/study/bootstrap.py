@@ -4,26 +4,23 @@
 Studies here have 3–5 seeds; a bootstrap of 3 values has only 10 distinct resamples and its
 percentile interval of the mean covers well under 95 % (the resampled variance is biased by
 (n−1)/n and the t quantile's heavy tail is missing), so for a mean over few seeds the t interval is
-the honest one. Measured (400 repeats of 3 normal draws, 999 resamples): percentile bootstrap
-covers the true mean 76 % of the time, BCa 76 %, the t interval 94.5 %. `method="bca"` / `"percentile"` call scipy.stats.bootstrap for larger samples or
-for skewed statistics.
+the honest one (BUILD_NOTES has the measured coverages). `method="bca"` / `"percentile"` call
+scipy.stats.bootstrap for larger samples or for skewed statistics.
 
 **Critical batch size** (`fit_ci`): a stratified bootstrap (Efron & Tibshirani 1993, §8): within
-each batch size, resample that batch size's values (seeds of its best trial, or its K tuning
-trials) with replacement, reduce them to one steps-to-target per B (geometric mean over seeds, or
-the minimum over trials = "best trial", as in Shallue et al. 2019), refit S(B) = S_min(1 + B_crit/B)
-(critical_batch.fit_many, vectorised over resamples) and report percentile intervals of B_crit, S_min
-and the 20 %-overhead critical batch (order statistics of the resamples, not interpolated, so a
-bound that falls among "never crossed" resamples reads as unbounded). With few values per batch size the plain bootstrap
-underestimates the spread by √((n−1)/n); for the geometric-mean reduction we resample
-deviations from each group's log-mean inflated by √(n/(n−1)) (the variance-corrected bootstrap
-of Efron & Tibshirani §9 / Davison & Hinkley 1997 Eq. 6.9, so the resampled group mean has the
-unbiased variance s²/n). Measured on synthetic studies (10 batch sizes × 3 seeds, 10 %
-multiplicative noise, 300 repeats): the plain stratified bootstrap's 95 % interval covered the
-true B_crit 87 % of the time, the variance-corrected one 93 %. Batch sizes where a resample never reached the target drop out of that
-refit; resamples whose fit hits the searched range's edge (B_crit unidentified) are counted and
-kept at the edge, so an unbounded interval shows as such instead of being hidden.
-"""
+each batch size, resample that batch size's values (seeds of its best trial, or its K tuning trials)
+with replacement, reduce them to one steps-to-target per B (geometric mean over seeds, or the
+minimum over trials = "best trial", as in Shallue et al. 2019), refit S(B) = S_min(1 + B_crit/B)
+(critical_batch.fit_many, vectorised over resamples) and report percentile intervals of B_crit,
+S_min and the 20 %-overhead critical batch (order statistics of the resamples, not interpolated, so
+a bound that falls among "never crossed" resamples reads as unbounded). With few values per batch
+size the plain bootstrap underestimates the spread by √((n−1)/n); for the geometric-mean reduction
+we resample deviations from each group's log-mean inflated by √(n/(n−1)) (the variance-corrected
+bootstrap of Efron & Tibshirani §9 / Davison & Hinkley 1997 Eq. 6.9, so the resampled group mean has
+the unbiased variance s²/n; its coverage on synthetic studies is in BUILD_NOTES). Batch sizes where
+a resample never reached the target drop out of that refit; resamples whose fit hits the searched
+range's edge (B_crit unidentified) are counted and kept at the edge, so an unbounded interval shows
+as such instead of being hidden."""
 
 from __future__ import annotations
 
@@ -35,8 +32,7 @@ from scipy import stats
 from lbbench.study import critical_batch as cb
 
 
-def mean_ci(values, confidence: float = 0.95, method: str = "t", n_resamples: int = 9999,
-            seed: int = 0) -> dict:
+def mean_ci(values, confidence: float = 0.95, method: str = "t", n_resamples: int = 9999, seed: int = 0) -> dict:
     """{"mean", "low", "high", "n", "method"} of the finite values; low/high None when n < 2."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(x)
@@ -50,8 +46,14 @@ def mean_ci(values, confidence: float = 0.95, method: str = "t", n_resamples: in
         half = stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
         out.update(low=float(x.mean() - half), high=float(x.mean() + half))
     elif method in ("bca", "percentile", "basic"):
-        res = stats.bootstrap((x,), np.mean, confidence_level=confidence, method=method,
-                              n_resamples=n_resamples, random_state=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (x,),
+            np.mean,
+            confidence_level=confidence,
+            method=method,
+            n_resamples=n_resamples,
+            random_state=np.random.default_rng(seed),
+        )
         out.update(low=float(res.confidence_interval.low), high=float(res.confidence_interval.high))
     else:
         raise ValueError(f"unknown method {method!r}; choose t, bca, percentile or basic")
@@ -69,7 +71,7 @@ def difference_ci(a, b, confidence: float = 0.95) -> dict:
     if va + vb == 0:
         out.update(low=out["diff"], high=out["diff"])
         return out
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(va + vb)
     out.update(low=out["diff"] - half, high=out["diff"] + half)
     return out
@@ -92,8 +94,15 @@ def _draw(groups: list[np.ndarray], reduce: str, n_resamples: int, rng, inflate:
     return out
 
 
-def fit_ci(groups: dict, reduce: str = "geomean", n_resamples: int = 2000, confidence: float = 0.95,
-           seed: int = 0, inflate: bool = True, overhead: float = cb.OVERHEAD) -> dict:
+def fit_ci(
+    groups: dict,
+    reduce: str = "geomean",
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    inflate: bool = True,
+    overhead: float = cb.OVERHEAD,
+) -> dict:
     """Stratified bootstrap of the S(B) fit. `groups`: {batch size: steps-to-target values}, where a
     value of None/inf means "never reached". Returns point estimates (fit of the reduced data) and
     percentile intervals: {"b_crit": {...}, "s_min": {...}, "b_overhead_fit": {...},
@@ -132,16 +141,25 @@ def fit_ci(groups: dict, reduce: str = "geomean", n_resamples: int = 2000, confi
         i_lo = int(math.floor(lo / 100 * (len(s) - 1)))
         i_hi = int(math.ceil(hi / 100 * (len(s) - 1)))
         q = [float(s[i_lo]), float(s[i_hi])]
-        return {"estimate": est, "low": q[0] if math.isfinite(q[0]) else None,
-                "high": q[1] if math.isfinite(q[1]) else None, "unbounded": not math.isfinite(q[1])}
+        return {
+            "estimate": est,
+            "low": q[0] if math.isfinite(q[0]) else None,
+            "high": q[1] if math.isfinite(q[1]) else None,
+            "unbounded": not math.isfinite(q[1]),
+        }
 
-    return {"b_crit": interval(point.b_crit, np.exp(log_bc)),
-            "s_min": interval(point.s_min, np.exp(log_smin)),
-            "b_overhead_fit": interval(cb.overhead_critical_batch_from_fit(point, b0, overhead), b_fit_overhead),
-            "b_overhead_measured": interval(cb.overhead_critical_batch(b, point_steps, overhead), measured),
-            "fit": point.to_dict(), "point_steps": dict(zip([int(x) for x in b], map(float, point_steps))),
-            "unidentified_fraction": unidentified, "n_resamples": int(ok.sum()), "reduce": reduce,
-            "confidence": confidence}
+    return {
+        "b_crit": interval(point.b_crit, np.exp(log_bc)),
+        "s_min": interval(point.s_min, np.exp(log_smin)),
+        "b_overhead_fit": interval(cb.overhead_critical_batch_from_fit(point, b0, overhead), b_fit_overhead),
+        "b_overhead_measured": interval(cb.overhead_critical_batch(b, point_steps, overhead), measured),
+        "fit": point.to_dict(),
+        "point_steps": dict(zip([int(x) for x in b], map(float, point_steps))),
+        "unidentified_fraction": unidentified,
+        "n_resamples": int(ok.sum()),
+        "reduce": reduce,
+        "confidence": confidence,
+    }
 
 
 def _overhead_many(b, draws, w, overhead) -> np.ndarray:

@@ -11,6 +11,7 @@ difference has no interval and no verdict.
 
 from __future__ import annotations
 
+from lbbench.config import Config
 from lbbench.study import bootstrap, protocol
 
 
@@ -72,8 +73,11 @@ def closes_gap(d: dict | None, margin: float = GAP_MARGIN) -> bool | None:
 
 def difference_markdown(title: str, items: list[tuple[str, dict | None]], note: str = "") -> str:
     """A table of labelled differences: mean, Welch 95 % CI, seeds on each side, what the CI says."""
-    lines = [f"### {title}", ""] + ([note, ""] if note else []) + [
-        "| comparison | difference (test acc) [95% CI, Welch] | seeds | CI says |", "| --- | --- | --- | --- |"]
+    lines = (
+        [f"### {title}", ""]
+        + ([note, ""] if note else [])
+        + ["| comparison | difference (test acc) [95% CI, Welch] | seeds | CI says |", "| --- | --- | --- | --- |"]
+    )
     words = {None: "— (needs ≥ 2 seeds each)", "below": "negative", "above": "positive", "none": "no difference"}
     for label, d in items:
         if d is None:
@@ -88,8 +92,6 @@ def winner_settings(rows: list[dict], results: dict) -> dict:
     """{arm: the epoch-budget winner's settings}, with the learning rate it actually trained at
     (Config.scaled_learning_rate: the base rate × the scaling rule's factor at its batch size) —
     the answer table's lr column is the base rate, which hides what a scaling rule did."""
-    from lbbench.config import Config
-
     out = {}
     for r in rows:
         cell = r.get("epochs") or {}
@@ -102,11 +104,19 @@ def winner_settings(rows: list[dict], results: dict) -> dict:
             lr, beta2 = cfg.scaled_learning_rate, cfg.scaled_beta2
         except (TypeError, ValueError, KeyError):
             lr, beta2 = None, raw.get("beta2")
-        out[r["arm"]] = {"run": name, "batch_size": raw.get("batch_size"), "optimizer": raw.get("optimizer"),
-                         "learning_rate": lr, "base_learning_rate": raw.get("learning_rate"),
-                         "lr_scaling": raw.get("lr_scaling"), "momentum": raw.get("momentum"), "beta2": beta2,
-                         "warmup_epochs": raw.get("warmup_epochs"), "weight_decay": raw.get("weight_decay"),
-                         "epochs": raw.get("epochs")}
+        out[r["arm"]] = {
+            "run": name,
+            "batch_size": raw.get("batch_size"),
+            "optimizer": raw.get("optimizer"),
+            "learning_rate": lr,
+            "base_learning_rate": raw.get("learning_rate"),
+            "lr_scaling": raw.get("lr_scaling"),
+            "momentum": raw.get("momentum"),
+            "beta2": beta2,
+            "warmup_epochs": raw.get("warmup_epochs"),
+            "weight_decay": raw.get("weight_decay"),
+            "epochs": raw.get("epochs"),
+        }
     return out
 
 
@@ -118,13 +128,18 @@ def winner_markdown(settings: dict) -> str:
     def f(x, spec=".3g"):
         return "—" if x is None else format(x, spec)
 
-    lines = ["### Each arm's winner (epoch budget, chosen on seed 0)", "",
-             "| arm | B | optimizer | learning rate trained at | base rate (scaling) | momentum / β1 | β2 "
-             "| warmup epochs | weight decay | epochs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "### Each arm's winner (epoch budget, chosen on seed 0)",
+        "",
+        "| arm | B | optimizer | learning rate trained at | base rate (scaling) | momentum / β1 | β2 "
+        "| warmup epochs | weight decay | epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for arm, s in settings.items():
-        lines.append(f"| {arm} | {s['batch_size']} | {s['optimizer']} | {f(s['learning_rate'])} "
-                     f"| {f(s['base_learning_rate'])} ({s['lr_scaling']}) | {f(s['momentum'], '.4g')} "
-                     f"| {f(s['beta2'], '.4g') if s['optimizer'] in ('adam', 'adamw', 'lamb') else '—'} "
-                     f"| {f(s['warmup_epochs'], '.2g')} | {f(s['weight_decay'], '.2g')} | {s['epochs']} |")
+        lines.append(
+            f"| {arm} | {s['batch_size']} | {s['optimizer']} | {f(s['learning_rate'])} "
+            f"| {f(s['base_learning_rate'])} ({s['lr_scaling']}) | {f(s['momentum'], '.4g')} "
+            f"| {f(s['beta2'], '.4g') if s['optimizer'] in ('adam', 'adamw', 'lamb') else '—'} "
+            f"| {f(s['warmup_epochs'], '.2g')} | {f(s['weight_decay'], '.2g')} | {s['epochs']} |"
+        )
     return "\n".join(lines) + "\n"

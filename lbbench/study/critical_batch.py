@@ -84,8 +84,9 @@ def _clean(batch_sizes, steps):
 
 
 def _grid(b: np.ndarray) -> np.ndarray:
-    return np.linspace(math.log(b.min()) - GRID_DECADES * math.log(10),
-                       math.log(b.max()) + GRID_DECADES * math.log(10), GRID_POINTS)
+    return np.linspace(
+        math.log(b.min()) - GRID_DECADES * math.log(10), math.log(b.max()) + GRID_DECADES * math.log(10), GRID_POINTS
+    )
 
 
 def profile_sse(log_bc: np.ndarray, b: np.ndarray, log_s: np.ndarray, w: np.ndarray | None = None):
@@ -137,17 +138,25 @@ def fit(batch_sizes, steps) -> Fit:
     sse, _ = profile_sse(g, b, y[None, :])
     k = int(sse[0].argmin())
     if 0 < k < len(g) - 1:
-        res = minimize_scalar(lambda t: profile_sse(np.array([t]), b, y[None, :])[0][0, 0],
-                              bounds=(g[k - 1], g[k + 1]), method="bounded",
-                              options={"xatol": 1e-10})
+        res = minimize_scalar(
+            lambda t: profile_sse(np.array([t]), b, y[None, :])[0][0, 0],
+            bounds=(g[k - 1], g[k + 1]),
+            method="bounded",
+            options={"xatol": 1e-10},
+        )
         log_bc = float(res.x)
     else:
         log_bc = float(g[k])
     sse_best, ls = profile_sse(np.array([log_bc]), b, y[None, :])
     bound = None if 0 < k < len(g) - 1 else ("below" if k == 0 else "above")
-    return Fit(s_min=float(math.exp(ls[0, 0])), b_crit=float(math.exp(log_bc)),
-               rmse_log=float(math.sqrt(sse_best[0, 0] / len(b))), n=len(b),
-               identified=bound is None, bound=bound)
+    return Fit(
+        s_min=float(math.exp(ls[0, 0])),
+        b_crit=float(math.exp(log_bc)),
+        rmse_log=float(math.sqrt(sse_best[0, 0] / len(b))),
+        n=len(b),
+        identified=bound is None,
+        bound=bound,
+    )
 
 
 def overhead_ratio(batch_sizes, steps) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +196,20 @@ def regimes(batch_sizes, steps) -> list[dict]:
     out = []
     for i in range(1, len(b)):
         k = -(math.log(s[i]) - math.log(s[i - 1])) / (math.log(b[i]) - math.log(b[i - 1]))
-        name = ("perfect scaling" if k >= PERFECT_SLOPE else
-                "maximal data parallelism" if k <= MAXIMAL_SLOPE else "diminishing returns")
-        out.append({"from": int(b[i - 1]), "to": int(b[i]), "slope": float(k),
-                    "speedup_per_doubling": float(2 ** k), "regime": name})
+        name = (
+            "perfect scaling"
+            if k >= PERFECT_SLOPE
+            else "maximal data parallelism"
+            if k <= MAXIMAL_SLOPE
+            else "diminishing returns"
+        )
+        out.append(
+            {
+                "from": int(b[i - 1]),
+                "to": int(b[i]),
+                "slope": float(k),
+                "speedup_per_doubling": float(2**k),
+                "regime": name,
+            }
+        )
     return out

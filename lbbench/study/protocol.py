@@ -23,12 +23,18 @@ def overrides_of(result: dict, base: Config) -> dict:
     """The Config overrides that turn `base` into this result's config (workdir excluded)."""
     want = Config.from_dict(result["config"]).to_dict()
     have = base.to_dict()
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in want.items()
-            if k != "workdir" and v != have.get(k)}
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in want.items() if k != "workdir" and v != have.get(k)}
 
 
-def winners(results: dict, arm: Callable[[dict], object], *, target: float | None = None,
-            epoch_budget: float | None = None, step_budget: int | None = None, tuning_seed: int = 0) -> dict:
+def winners(
+    results: dict,
+    arm: Callable[[dict], object],
+    *,
+    target: float | None = None,
+    epoch_budget: float | None = None,
+    step_budget: int | None = None,
+    tuning_seed: int = 0,
+) -> dict:
     """{arm: set of winning run names} by steps-to-target and by the best accuracy in each budget."""
     out: dict = {}
     for a, trials in answer.group(results, arm).items():

@@ -116,12 +116,15 @@ def default_space(optimizer: str, beta2: bool | None = None) -> SearchSpace:
     (log(1 − β2) ∈ [1e-3, 1e-1]) unless beta2=False.
     """
     adaptive = optimizer in ("adam", "adamw", "lamb")
-    lr = {"adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lamb": (1e-3, 1e-1),
-          "lars": (0.1, 10.0)}.get(optimizer, (1e-2, 1.0))
-    dims = [Dim("learning_rate", *lr, "log"),
-            Dim("momentum", 0.5, 0.99, "log1m"),
-            Dim("warmup_epochs", 0.0, 0.2, "linear"),
-            Dim("weight_decay", 1e-6, 1e-3, "log_or_zero", zero_fraction=0.25)]
+    lr = {"adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lamb": (1e-3, 1e-1), "lars": (0.1, 10.0)}.get(
+        optimizer, (1e-2, 1.0)
+    )
+    dims = [
+        Dim("learning_rate", *lr, "log"),
+        Dim("momentum", 0.5, 0.99, "log1m"),
+        Dim("warmup_epochs", 0.0, 0.2, "linear"),
+        Dim("weight_decay", 1e-6, 1e-3, "log_or_zero", zero_fraction=0.25),
+    ]
     if beta2 if beta2 is not None else adaptive:
         dims.append(Dim("beta2", 0.9, 0.999, "log1m"))
     return SearchSpace(tuple(dims))

@@ -43,8 +43,9 @@ def _rows(result: dict, metric: str):
     yield from (rows[s] for s in sorted(rows))
 
 
-def first_crossing(result: dict | None, target: float, metric: str = "test_accuracy",
-                   higher_is_better: bool = True) -> dict | None:
+def first_crossing(
+    result: dict | None, target: float, metric: str = "test_accuracy", higher_is_better: bool = True
+) -> dict | None:
     """The first recorded evaluation reaching `target`: {"step", "epoch", "examples", "index", "value"}.
 
     None if the run is not completed or never reaches the target.
@@ -66,9 +67,11 @@ def steps_to_target(result: dict | None, target: float, metric: str = "test_accu
 def steps_score(target: float, metric: str = "test_accuracy"):
     """A higher-is-better trial score for selection: −(steps to target), ties broken by the higher
     best accuracy (1e-6 weight: never outweighs a single step); None if the target is never reached."""
+
     def score(result):
         s = steps_to_target(result, target, metric)
         return None if s is None else -s + 1e-6 * (best_within(result, epochs=math.inf, metric=metric) or 0)
+
     return score
 
 
@@ -77,8 +80,9 @@ def examples_to_target(result: dict | None, target: float, metric: str = "test_a
     return None if hit is None else hit["examples"]
 
 
-def best_within(result: dict | None, *, epochs: float | None = None, steps: int | None = None,
-                metric: str = "test_accuracy") -> float | None:
+def best_within(
+    result: dict | None, *, epochs: float | None = None, steps: int | None = None, metric: str = "test_accuracy"
+) -> float | None:
     """Best `metric` among evaluations at epoch ≤ `epochs` (or step ≤ `steps`); exactly one budget.
 
     None if the run is not completed, or no evaluation falls inside the budget (e.g. a step budget
@@ -89,6 +93,7 @@ def best_within(result: dict | None, *, epochs: float | None = None, steps: int 
         raise ValueError("give exactly one of epochs= or steps=")
     if not _ok(result):
         return None
+
     def inside(step, epoch):
         return (epoch is not None and epoch <= epochs) if epochs is not None else step <= steps
 

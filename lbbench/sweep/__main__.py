@@ -2,6 +2,6 @@
 
 import sys
 
-from lbbench.cli import sweep
+from lbbench.cli.sweep import main
 
-sys.exit(sweep())
+sys.exit(main(sys.argv))

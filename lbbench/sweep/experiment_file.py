@@ -1,5 +1,6 @@
-"""Experiment files: loading them, calling their functions with file:line errors, turning their
-grids into validated Configs. An experiment file is a plain Python module (see lbbench.sweep)."""
+"""Experiment files: finding them by name or path, loading them, calling their functions with
+file:line errors, turning their grids into validated Configs. An experiment file is a plain Python
+module (see lbbench.sweep); the studies that ship with lbbench live in lbbench/experiments/."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import importlib.util
 import os
 import traceback
 
-from lbbench.runs import names
+import lbbench
 from lbbench.config import Config, ConfigError
+from lbbench.runs import names
 
 
 class SweepError(ValueError):
@@ -31,24 +33,45 @@ def _where(path: str, e: BaseException) -> str:
     return f"{path}:{line}" if line else path
 
 
-def call_experiment(path: str, module, fn: str, *args):
+def call_experiment(module, fn: str, *args):
     """module.fn(*args), with any exception turned into a one-line SweepError naming file and line."""
     try:
         return getattr(module, fn)(*args)
     except Exception as e:  # noqa: BLE001 - reported as one line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise SweepError(f"{_where(path, e)}: {fn}() raised {type(e).__name__}: {msg}") from None
+        raise SweepError(f"{_where(module.__file__, e)}: {fn}() raised {type(e).__name__}: {msg}") from None
 
 
-def load_experiment(path: str):
-    """Import an experiment file as a module and check it defines NAME, base_config and grid."""
-    if not os.path.isfile(path):
-        raise SweepError(f"experiment file {path!r} does not exist")
+def shipped() -> dict[str, str]:
+    """{name: path} of the experiments that ship with lbbench (lbbench/experiments/*.py)."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(lbbench.__file__)), "experiments")  # data, not imported
+    return {
+        f[:-3]: os.path.join(folder, f)
+        for f in sorted(os.listdir(folder))
+        if f.endswith(".py") and not f.startswith("_")
+    }
+
+
+def resolve(spec: str) -> str:
+    """The file an experiment argument names: an existing file, else a shipped experiment by name
+    (`critical_batch`, `critical_batch.py`, or the old `experiments/critical_batch.py`)."""
+    if os.path.isfile(spec):
+        return spec
+    name = os.path.splitext(os.path.basename(spec))[0]
+    known = shipped()
+    if name in known:
+        return known[name]
+    raise SweepError(f"experiment {spec!r} is neither a file nor a shipped experiment; shipped: {', '.join(known)}")
+
+
+def load_experiment(spec: str):
+    """Import an experiment (a path or a shipped name) and check it defines NAME, base_config and grid."""
+    path = resolve(spec)
     name = "lbbench_experiment_" + os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
     try:
-        spec.loader.exec_module(module)
+        module_spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - reported as one line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise SweepError(f"{_where(path, e)}: cannot import: {type(e).__name__}: {msg}") from e
@@ -73,8 +96,10 @@ def parse_sets(items: list[str]) -> dict:
         key, sep, text = item.partition("=")
         key = key.strip().lstrip("-")
         if not sep or key not in fields:
-            raise SweepError(f"--set {item!r}: expected key=value with key a Config field"
-                             + (f" (unknown key {key!r})" if sep else ""))
+            raise SweepError(
+                f"--set {item!r}: expected key=value with key a Config field"
+                + (f" (unknown key {key!r})" if sep else "")
+            )
         if key in ("run_name", "workdir"):
             raise SweepError(f"--set {key}: set per point by the grid / by --workdir, not by --set")
         default = fields[key].default
@@ -124,13 +149,12 @@ def configs_for(base: Config, points: list[dict], sweep_dir: str, sets: dict | N
     return configs
 
 
-def build_configs(module, quick: bool, sweep_dir: str, sets: dict | None = None,
-                  path: str = "experiment") -> tuple[list[dict], list[Config]]:
+def build_configs(module, quick: bool, sweep_dir: str, sets: dict | None = None) -> tuple[list[dict], list[Config]]:
     """The grid's override dicts (names normalised) and their validated Configs."""
-    base = call_experiment(path, module, "base_config", quick)
+    base = call_experiment(module, "base_config", quick)
     if not isinstance(base, Config):
-        raise SweepError(f"{path}: base_config() must return a Config, got {type(base).__name__}")
-    points = call_experiment(path, module, "grid", quick)
+        raise SweepError(f"{module.__file__}: base_config() must return a Config, got {type(base).__name__}")
+    points = call_experiment(module, "grid", quick)
     if not points:
         raise SweepError(f"experiment {module.NAME} has an empty grid")
     points = normalized_points(points, "grid")
@@ -143,5 +167,3 @@ def build_configs(module, quick: bool, sweep_dir: str, sets: dict | None = None,
 
 def sweep_dir_for(workdir: str, name: str, quick: bool) -> str:
     return os.path.join(workdir, name + ("-quick" if quick else ""))
-
-

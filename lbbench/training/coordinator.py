@@ -12,6 +12,8 @@ import os
 import sys
 import threading
 
+import jax
+
 EXIT_BAD_INPUT = 2
 JAX_MARGIN_S = 30
 
@@ -19,7 +21,6 @@ JAX_MARGIN_S = 30
 def initialize(coordinator_address, num_processes, process_id, timeout_s: float, init=None) -> None:
     """jax.distributed.initialize(...), or exit 2 with a message after `timeout_s` seconds."""
     if init is None:
-        import jax
         init = jax.distributed.initialize
     done = threading.Event()
 
@@ -27,18 +28,21 @@ def initialize(coordinator_address, num_processes, process_id, timeout_s: float,
         if done.wait(timeout_s):
             return
         where = f"the coordinator {coordinator_address}" if coordinator_address else "the cluster's coordinator"
-        print(f"lbbench: error: --coordinator_address: could not start multi-host training within "
-              f"{timeout_s:g} s (--coordinator_timeout_s): {where} was not reachable, or not all "
-              f"{num_processes or 'the'} processes joined. Check the address and port, that process 0 is "
-              "running, and that every process got the same --num_processes.", file=sys.stderr, flush=True)
+        print(
+            f"lbbench: error: --coordinator_address: could not start multi-host training within "
+            f"{timeout_s:g} s (--coordinator_timeout_s): {where} was not reachable, or not all "
+            f"{num_processes or 'the'} processes joined. Check the address and port, that process 0 is "
+            "running, and that every process got the same --num_processes.",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.stdout.flush()
         os._exit(EXIT_BAD_INPUT)  # the JAX client thread is blocked in C++; nothing else can stop it
 
     threading.Thread(target=watchdog, name="lbbench-coordinator-watchdog", daemon=True).start()
     kwargs = {"initialization_timeout": int(timeout_s) + JAX_MARGIN_S}
     if coordinator_address:
-        kwargs.update(coordinator_address=coordinator_address, num_processes=num_processes,
-                      process_id=process_id)
+        kwargs.update(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id)
     try:
         init(**kwargs)
     finally:

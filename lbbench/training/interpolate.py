@@ -10,26 +10,21 @@ Extrapolating (α < 0 or α > 1) can push a running *variance* below zero; it is
 that layer then divides by sqrt(ε) — the extrapolated network is simply very bad there, as the
 curve shows, instead of NaN.
 
-Evaluation is one jitted `lax.map` over α of the chunked evaluator (`steps.make_evaluate`) on a
+Evaluation is one jitted `lax.map` over α of the chunked evaluator (`epoch.make_evaluate`) on a
 fixed train subset (the same one train.py evaluates every epoch) and the full test set.
 
-CLI: `python -m lbbench.interpolate SB_RUN_DIR LB_RUN_DIR [--points 25] [--out interp.json]`.
+CLI: `lbbench-interpolate SB_RUN_DIR LB_RUN_DIR [--points 25] [--out interp.json]` (lbbench.cli.interpolate).
 """
 
 from __future__ import annotations
-
-import argparse
-import json
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench.training import steps
-from lbbench.training.loop import load_run
-from lbbench.training.trainer import eval_sets
+from lbbench.runs.reader import load_run
+from lbbench.training.epoch import eval_sets, make_evaluate
 
 
 def interpolate_variables(sb, lb, alpha):
@@ -52,8 +47,9 @@ def _eval_sets(cfg, train_examples: int):
 def _check_compatible(cfg_sb, cfg_lb) -> None:
     for key in ("dataset", "model"):
         if getattr(cfg_sb, key) != getattr(cfg_lb, key):
-            raise ValueError(f"cannot interpolate runs with different {key}: "
-                             f"{getattr(cfg_sb, key)!r} vs {getattr(cfg_lb, key)!r}")
+            raise ValueError(
+                f"cannot interpolate runs with different {key}: {getattr(cfg_sb, key)!r} vs {getattr(cfg_lb, key)!r}"
+            )
 
 
 def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 10000) -> dict:
@@ -63,12 +59,19 @@ def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 100
     cfg_lb, _, var_lb = load_run(lb_dir)
     _check_compatible(cfg_sb, cfg_lb)
     var_sb, var_lb = ({"params": v["params"], "batch_stats": v.get("batch_stats") or {}} for v in (var_sb, var_lb))
-    out = {"alphas": [float(a) for a in alphas], "model": cfg_sb.model, "dataset": cfg_sb.dataset,
-           "sb_run": sb_dir, "lb_run": lb_dir, "sb_batch_size": cfg_sb.batch_size,
-           "lb_batch_size": cfg_lb.batch_size, "bn_statistics": "interpolated (variances clipped at 0)",
-           "train_examples": train_examples}
+    out = {
+        "alphas": [float(a) for a in alphas],
+        "model": cfg_sb.model,
+        "dataset": cfg_sb.dataset,
+        "sb_run": sb_dir,
+        "lb_run": lb_dir,
+        "sb_batch_size": cfg_sb.batch_size,
+        "lb_batch_size": cfg_lb.batch_size,
+        "bn_statistics": "interpolated (variances clipped at 0)",
+        "train_examples": train_examples,
+    }
     for name, (chunk, arrays) in _eval_sets(cfg_sb, train_examples).items():
-        evaluate = steps.make_evaluate(model, chunk)
+        evaluate = make_evaluate(model, chunk)
 
         def at(alpha, arrays=arrays, evaluate=evaluate):
             v = interpolate_variables(var_sb, var_lb, alpha)
@@ -78,28 +81,3 @@ def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 100
         out[f"{name}_loss"] = [float(x) for x in np.asarray(loss)]
         out[f"{name}_accuracy"] = [float(x) for x in np.asarray(acc)]
     return out
-
-
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m lbbench.interpolate", description=__doc__.split("\n\n")[0])
-    p.add_argument("sb_run")
-    p.add_argument("lb_run")
-    p.add_argument("--points", type=int, default=25, help="number of α values in [-1, 2]")
-    p.add_argument("--out", default="", help="write the curves as JSON here (default: print a table)")
-    args = p.parse_args(argv[1:])
-    try:
-        curve = interpolate(args.sb_run, args.lb_run, np.linspace(-1.0, 2.0, args.points))
-    except (OSError, ValueError, data_lib.DataError) as e:
-        print(f"lbbench.interpolate: error: {e}", file=sys.stderr)
-        return 2
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(curve, f, indent=1)
-    for i, a in enumerate(curve["alphas"]):
-        print(f"alpha {a:+.3f}  train loss {curve['train_loss'][i]:.4f} acc {curve['train_accuracy'][i]:.4f}"
-              f"  test loss {curve['test_loss'][i]:.4f} acc {curve['test_accuracy'][i]:.4f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -1,9 +1,11 @@
-"""`run(config)` / `run_group(configs)`: train end to end, evaluate, measure sharpness, write results.
+"""`run(config)` / `run_group(configs)`: train end to end, evaluate, run the instruments, write results.
 
 A group is T ≥ 1 configs that differ only in traced hyperparameters; they train side by side as one
-compiled program (trainer.Trainer), and each writes its own run folder exactly as if it had run
-alone. The host orchestrates; each epoch is one compiled call. Results and parameters are written
-atomically, also when a trial diverges or fails, so no run is ever lost half-written.
+compiled program (training/trainer.py), and each writes its own run folder exactly as if it had run
+alone. The host orchestrates: each epoch is one compiled call (cut into segments only where the
+host needs the state); instruments run through their scheduler and are never named here. Results
+and parameters are written atomically, also when a trial diverges or fails, so no run is ever lost
+half-written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from typing import Callable
 
 import flax
 import jax
@@ -19,19 +20,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench.runs import hparams
-from lbbench.instruments import noise_scale
-from lbbench.training import parallel
-from lbbench.training import preflight
-from lbbench.training import progress
-from lbbench.runs import folder as run_folder
 from lbbench.config import Config
-from lbbench.models import uses_batch_norm
-from lbbench.training.periodic import periodic_tasks, segment_steps
+from lbbench.instruments import registry
+from lbbench.instruments.base import Columns
+from lbbench.instruments.scheduler import Scheduler
+from lbbench.runs import hparams, tags
+from lbbench.runs.folder import RunFolder
 from lbbench.runs.provenance import provenance
-from lbbench.training.run_info import environment
-from lbbench.training.trainer import Trainer, check_group, distances_from_init, trial
-from lbbench.runs.writer import RunWriter, finite_or_none
+from lbbench.runs.writer import RunWriter
+from lbbench.training import parallel, preflight, progress, result
+from lbbench.training.state import trial
+from lbbench.training.trainer import Trainer, check_group, distances_from_init
 
 
 def log(msg: str) -> None:
@@ -39,230 +38,145 @@ def log(msg: str) -> None:
         print(msg, flush=True)
 
 
-def prepare_run_dir(cfg: Config) -> run_folder.RunFolder:
-    """Lock and open the run's folder (exit-2 ConfigError if it already holds a run; see run_folder)."""
-    return run_folder.RunFolder.open(cfg)
-
-
-def _bn_message(cfg: Config) -> str:
-    if not uses_batch_norm(cfg.model):
-        return f"model {cfg.model} has no BatchNorm"
-    if cfg.ghost_batch_size:
-        return f"ghost BatchNorm: statistics over groups of {cfg.ghost_batch_size} examples"
-    return f"BatchNorm statistics over the whole global batch of {cfg.batch_size} (no ghost batches)"
-
-
-def _epoch_record(cfg, trainer, metrics, evals, distance, noise, seconds) -> dict:
-    """Everything logged once per epoch for one trial (host values; metrics are this trial's column)."""
-    n = trainer.steps_per_epoch * cfg.batch_size
-    rec = {**evals, "step_loss": float(np.mean(metrics["loss"])),
-           "step_accuracy": float(np.mean(metrics["accuracy"])),
-           "grad_norm": float(np.mean(metrics["grad_norm"])),
-           "learning_rate": float(metrics["learning_rate"][-1]),
-           "distance_from_init": float(distance), "examples_per_s": n / seconds, "epoch_seconds": seconds}
-    if cfg.noise_scale_groups > 1:
-        rec.update({f"noise_{k}": float(v) for k, v in noise.items()})
-    return rec
-
-
-_TB_TAGS = {"train_loss": "train/loss", "train_accuracy": "train/accuracy", "test_loss": "test/loss",
-            "test_accuracy": "test/accuracy", "generalization_gap": "gap/accuracy", "loss_gap": "gap/loss",
-            "step_loss": "train/step_loss_mean", "step_accuracy": "train/step_accuracy_mean",
-            "grad_norm": "optim/grad_norm", "learning_rate": "optim/learning_rate",
-            "distance_from_init": "optim/distance_from_init", "examples_per_s": "perf/examples_per_s",
-            "epoch_seconds": "perf/epoch_seconds", "noise_b_simple": "noise_scale/b_simple",
-            "noise_grad_norm_sq": "noise_scale/grad_norm_sq", "noise_trace_sigma": "noise_scale/trace_sigma"}
-
-
-def _progress_line(epoch: int, cfg: Config, rec: dict) -> str:
-    return (f"epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  acc {rec['train_accuracy']:.4f}  "
-            f"test acc {rec['test_accuracy']:.4f}  gap {rec['generalization_gap']:+.4f}  "
-            f"lr {rec['learning_rate']:.3g}  {rec['examples_per_s']:,.0f} ex/s")
-
-
-def _group_progress_line(epoch: int, cfg: Config, recs: dict, seconds: float, n_trials: int) -> str:
-    accs = [recs[i]["test_accuracy"] for i in sorted(recs)]
-    shown = " ".join(f"{a:.3f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
-    return (f"epoch {epoch:3d}/{cfg.epochs}  test acc {shown}  (mean {np.mean(accs):.4f}; {len(accs)} of "
-            f"{n_trials} trials training)  {seconds:.1f} s")
-
-
-def _log_sharpness(writer: RunWriter, step: int, sharp: dict, epoch: int) -> None:
-    values = {"sharpness/lambda_max": sharp.get("lambda_max"),
-              "sharpness/hessian_trace": sharp.get("hessian_trace"),
-              **{f"sharpness/eps_{k}": v for k, v in sharp.get("epsilon_sharpness", {}).items()},
-              **{f"sharpness_layer/{layer}/{k}": row.get(k) for layer, row in sharp.get("per_layer", {}).items()
-                 for k in ("lambda_max", "trace")}}
-    writer.scalars(step, values, record="sharpness", epoch=epoch)
-    if "density" in sharp:
-        from lbbench.report.tb_plots import density_figure
-        writer.figure("sharpness/spectral_density", density_figure(sharp["density"]), step)
-
-
 class TrialRecord:
     """Host-side bookkeeping of one trial: its folder, writer, history, status and extras."""
 
-    def __init__(self, cfg: Config, folder: run_folder.RunFolder, grid: dict | None):
+    def __init__(self, cfg: Config, folder: RunFolder, grid: dict | None):
         """`grid`: the sweep's grid (hparams.sweep_grid of the trial's workdir)."""
         self.cfg, self.folder, self.run_dir = cfg, folder, folder.path  # staging folder until finish()
         self.writer = RunWriter(folder.path, cfg.to_dict(), grid=grid, wandb_project=cfg.wandb_project)
         self.history: list[dict] = []
-        self.evals: dict[str, list] = {}  # test metrics every cfg.eval_every_steps steps (columns)
-        self.instruments: dict = {}  # instrument name -> instruments.Columns (result.json columns)
+        self.evals = Columns()  # test metrics every cfg.eval_every_steps steps (result.json `evals`)
         self.status: str | None = None  # None while training; then completed / diverged / failed
         self.extra: dict = {}
         self.train_s = 0.0
+        self.result: dict | None = None
 
 
-def _train_epochs(trainer: Trainer, state, records: list[TrialRecord], finish: Callable):
-    """Run the epochs of every trial and return the final state.
+class Group:
+    """One group's trainer, trial records and instrument scheduler, and what happens at each boundary."""
 
-    A trial that diverges (its step froze it: NaN/inf loss) is recorded `diverged` at once through
-    `finish(i, state)`; its frozen values never reach the others, which go on.
-    """
-    cfg = trainer.cfg
-    init_params = jax.tree.map(jnp.copy, state.params)
-    tasks = periodic_tasks(trainer, records, log)
-    on_segment = (lambda st, step: [task(st, step) for task in tasks]) if tasks else None
-    step = 0
-    t_train = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        start = (epoch - 1) * trainer.steps_per_epoch
-        state, metrics = trainer.epoch_fn(state, start, on_segment)
-        metrics = jax.device_get(metrics)  # the one host round-trip per epoch
+    def __init__(self, trainer: Trainer, records: list[TrialRecord], scheduler: Scheduler, timing: dict):
+        self.trainer, self.records, self.scheduler, self.timing = trainer, records, scheduler, timing
+        self.last_eval = 0  # step of the last mid-epoch evaluation
+
+    def training(self) -> list[int]:
+        return [i for i, r in enumerate(self.records) if r.status is None]
+
+    def on_segment(self, state, step: int) -> None:
+        """Between compiled segments: mid-epoch evaluation and the periodic instruments that are due."""
+        every = self.trainer.cfg.eval_every_steps
+        if every and step - self.last_eval >= every:
+            self.last_eval = step
+            self._evaluate(state, step)
+        if self.scheduler.segment_steps():
+            alive = np.asarray(jax.device_get(state.alive))
+            self.scheduler.after_segment(state, step, [i for i in self.training() if alive[i]])
+
+    def _evaluate(self, state, step: int) -> None:
+        for i, ev in enumerate(self.trainer.evaluate(state, sets=("test",))):
+            r = self.records[i]
+            if r.status is None:
+                r.evals.add(step, ev)
+                r.writer.scalars(step, {"eval/test_accuracy": ev["test_accuracy"], "eval/test_loss": ev["test_loss"]})
+
+    def end_epoch(self, state, epoch: int, metrics, dist, alive, seconds: float) -> dict:
+        """Record the epoch of every trial still training; mark those whose loss went NaN/inf diverged."""
+        trainer, step = self.trainer, epoch * self.trainer.steps_per_epoch
         evals = trainer.evaluate(state)
-        dist = np.asarray(distances_from_init(state.params, init_params))
-        noise = jax.device_get(jax.vmap(noise_scale.summary)(state.noise))
-        alive = np.asarray(jax.device_get(state.alive))
-        seconds = time.perf_counter() - t0
-        step = int(start + trainer.steps_per_epoch)
+        examples = trainer.steps_per_epoch * trainer.cfg.batch_size
         recs = {}
-        for i, r in enumerate(records):
-            if r.status is not None:
-                continue
+        for i in self.training():
+            r = self.records[i]
             col = {k: v[:, i] for k, v in metrics.items()}
-            rec = _epoch_record(r.cfg, trainer, col, evals[i], dist[i], {k: v[i] for k, v in noise.items()}, seconds)
+            rec = result.epoch_record(col, evals[i], dist[i], examples, seconds)
+            rec.update(self.scheduler.epoch_record(state, step, i))
             r.writer.step_series("train/step_loss", step - len(col["loss"]), col["loss"])
-            r.writer.scalars(step, {_TB_TAGS[k]: v for k, v in rec.items()}, record="epoch", epoch=epoch)
+            r.writer.scalars(step, {tags.tag(k): v for k, v in rec.items()}, record="epoch", epoch=epoch)
             r.history.append({"epoch": epoch, "step": step, **rec})
+            r.train_s = time.perf_counter() - self.timing["t_train"]
             recs[i] = rec
-            r.train_s = time.perf_counter() - t_train
-            if not (alive[i] and np.all(np.isfinite([rec["step_loss"], rec["train_loss"], rec["test_loss"]]))):
+            if not alive[i] or result.diverged(rec):
                 r.extra.update(diverged_epoch=epoch, error=f"loss became NaN/inf in epoch {epoch}")
                 log(f"lbbench: run {os.path.basename(r.run_dir)} diverged: loss became NaN/inf in epoch {epoch}")
-                finish(i, state, "diverged")
-        if len(records) == 1 and recs:
-            log(_progress_line(epoch, cfg, recs[0]))
-        elif recs:
-            log(_group_progress_line(epoch, cfg, recs, seconds, len(records)))
-        for i, r in enumerate(records):
-            if r.status is None and r.cfg.sharpness and r.cfg.sharpness_every and epoch % r.cfg.sharpness_every == 0 \
-                    and epoch < cfg.epochs:
-                _log_sharpness(r.writer, step, trainer.sharpness(state, i), epoch)
-        if all(r.status is not None for r in records):
-            break
-    for task in tasks:
-        task.finish(state, step)
-    return state
+                self.finish(i, state, "diverged")
+        return recs
+
+    def finish(self, i: int, state, status: str) -> None:
+        """Measure (if completed), save and write trial i's result.json; close its writer."""
+        r = self.records[i]
+        r.status = status
+        try:
+            if status == "completed":
+                self.scheduler.finish(state, self._last_step(r), i)
+                if r.cfg.save_params and jax.process_index() == 0:
+                    variables = {"params": trial(state.params, i), "batch_stats": trial(state.batch_stats, i)}
+                    r.folder.save_params(flax.serialization.to_bytes(jax.device_get(variables)))
+        except BaseException as e:  # noqa: BLE001 - a failure while measuring or saving fails this trial
+            r.status = "failed"
+            r.extra["error"] = f"{type(e).__name__}: {e}"
+            r.extra["traceback"] = traceback.format_exc()
+            raise
+        finally:
+            self.write_result(i)
+
+    @staticmethod
+    def _last_step(r: TrialRecord) -> int:
+        return int(r.history[-1]["step"]) if r.history else 0
+
+    def write_result(self, i: int) -> None:
+        r, trainer = self.records[i], self.trainer
+        steps = len(r.history) * trainer.steps_per_epoch
+        step_s = r.train_s / steps if steps and r.train_s > 0 else None
+        instruments = self.scheduler.result_extras(i, step_s)
+        timing = {
+            "compile_s": self.timing.get("compile_s"),
+            "total_s": time.perf_counter() - self.timing["t_start"],
+            "train_s": r.train_s,
+            "examples_per_s": steps * r.cfg.batch_size / r.train_s if r.train_s > 0 else None,
+            "steps": steps,
+            "trials_in_program": trainer.num_trials,
+            "instruments": instruments["timing"],
+        }
+        extra = {"dataset": result.dataset_info(trainer.ds), **r.extra, **instruments["extras"]}
+        if r.evals:
+            extra["evals"] = r.evals.to_dict()
+        res = result.result(r.cfg, r.status, r.history, timing, extra)
+        r.writer.scalars(self._last_step(r), {f"final/{k}": v for k, v in res["final"].items()})
+        r.writer.close(r.status)
+        run_dir = r.folder.finish(res)  # result.json, then the folder is committed and unlocked
+        if r.folder.attempt_dir:
+            log(
+                f"lbbench: the {r.status} attempt was kept in {r.folder.attempt_dir}; {run_dir} still "
+                "holds the earlier finished run"
+            )
+        r.run_dir = res["run_dir"] = run_dir
+        r.result = res
 
 
-def save_variables(folder: run_folder.RunFolder, state) -> str:
-    """Final parameters and BatchNorm statistics as flax msgpack, written atomically into the run."""
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
-    return folder.save_params(flax.serialization.to_bytes(jax.device_get(variables)))
+def _train_epochs(group: Group, state):
+    """Run the epochs of every trial and return the final state.
 
-
-def load_run(run_dir: str):
-    """Load a completed run back: (Config, model, variables) — `model.apply(variables, x, train=False)`.
-
-    Raises run_folder.RunLoadError saying what is wrong if the run did not complete, has no
-    parameters, or its parameters are not the ones its result.json was written with.
+    A trial that diverges (its step froze it: NaN/inf loss) is recorded `diverged` at the end of that
+    epoch; its frozen values never reach the others, which go on.
     """
-    from lbbench.runs import load as run_load
-
-    return run_load.load_run(run_dir)
-
-
-def _history_columns(history: list[dict]) -> dict:
-    keys = ("epoch", "step", "train_accuracy", "test_accuracy", "train_loss", "test_loss",
-            "generalization_gap", "learning_rate", "noise_b_simple")
-    return {k: [finite_or_none(h.get(k)) for h in history] for k in keys}
-
-
-def _dataset_info(ds) -> dict:
-    return {"name": ds.name, "num_classes": ds.num_classes, "num_train": ds.num_train,
-            "num_test": int(len(ds.y_test)), "input_shape": list(ds.input_shape)}
-
-
-def _result(cfg, status, history, timing, extra) -> dict:
-    last = history[-1] if history else {}
-    final = {k: finite_or_none(last[k]) if k in last else None for k in
-             ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "generalization_gap", "loss_gap")}
-    return {"status": status, "config": cfg.to_dict(), "final": final, "timing": timing,
-            "environment": environment(), "history": _history_columns(history),
-            "warnings": cfg.warnings(), **extra}
-
-
-def _start_line(cfgs: list[Config], trainer: Trainer, ds) -> str:
-    cfg = cfgs[0]
-    lrs = sorted({c.scaled_learning_rate for c in cfgs})
-    lr = f"lr {lrs[0]:.4g}" if len(lrs) == 1 else f"lr {lrs[0]:.3g}..{lrs[-1]:.3g}"
-    trials = f"{len(cfgs)} trials in one program (seeds {sorted({c.seed for c in cfgs})}), " if len(cfgs) > 1 else ""
-    return (f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
-            f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
-            f"device(s), {trials}{lr} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
-            f"{trainer.steps_per_epoch} steps/epoch, {ds.num_train % cfg.batch_size} examples dropped per epoch; "
-            f"{_bn_message(cfg)}")
-
-
-def _finish_trial(trainer: Trainer, record: TrialRecord, i: int, state, status: str, timing: dict) -> dict:
-    """Measure (if completed), save and write trial i's result.json; close its writer."""
-    cfg = record.cfg
-    record.status = status
-    try:
-        if status == "completed":
-            if cfg.sharpness:
-                record.extra["sharpness"] = trainer.sharpness(state, i)
-                _log_sharpness(record.writer, int(record.history[-1]["step"]), record.extra["sharpness"],
-                               len(record.history))
-            if cfg.noise_scale_groups > 1:
-                summary = jax.device_get(noise_scale.summary(trial(state.noise, i)))
-                record.extra["noise_scale"] = {k: finite_or_none(v) for k, v in summary.items()}
-                record.extra["noise_scale"].update(b_small=cfg.batch_size // cfg.noise_scale_groups,
-                                                   b_big=cfg.batch_size, every_steps=cfg.noise_scale_every)
-            if cfg.save_params and jax.process_index() == 0:
-                save_variables(record.folder, trial(state, i))
-    except BaseException as e:  # noqa: BLE001 - a failure while measuring or saving fails this trial
-        record.status = "failed"
-        record.extra["error"] = f"{type(e).__name__}: {e}"
-        record.extra["traceback"] = traceback.format_exc()
-        raise
-    finally:
-        _write_result(trainer, record, timing)
-    return record.result
-
-
-def _write_result(trainer: Trainer, record: TrialRecord, timing: dict) -> None:
-    cfg, history = record.cfg, record.history
-    n_examples = len(history) * trainer.steps_per_epoch * cfg.batch_size
-    timing = {**timing, "total_s": time.perf_counter() - timing.pop("t_start"), "train_s": record.train_s,
-              "examples_per_s": n_examples / record.train_s if record.train_s > 0 else None,
-              "steps": len(history) * trainer.steps_per_epoch, "trials_in_program": trainer.num_trials}
-    extra = {"dataset": _dataset_info(trainer.ds), **record.extra}
-    if record.evals:
-        extra["evals"] = {k: [finite_or_none(v) for v in vs] if k != "step" else vs for k, vs in record.evals.items()}
-    extra.update({name: columns.to_dict() for name, columns in record.instruments.items()})
-    result = _result(cfg, record.status, history, timing, extra)
-    final_step = int(history[-1]["step"]) if history else 0
-    record.writer.scalars(final_step, {f"final/{k}": v for k, v in result["final"].items()})
-    record.writer.close(record.status)
-    run_dir = record.folder.finish(result)  # result.json, then the folder is committed and unlocked
-    if record.folder.attempt_dir:
-        log(f"lbbench: the {record.status} attempt was kept in {record.folder.attempt_dir}; {run_dir} still "
-            "holds the earlier finished run")
-    record.run_dir = result["run_dir"] = run_dir
-    record.result = result
+    trainer, cfg = group.trainer, group.trainer.cfg
+    init_params = jax.tree.map(jnp.copy, state.params)
+    group.timing["t_train"] = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        state, metrics = trainer.epoch_fn(state, (epoch - 1) * trainer.steps_per_epoch, group.on_segment)
+        metrics = jax.device_get(metrics)  # the one host round-trip per epoch
+        dist = np.asarray(distances_from_init(state.params, init_params))
+        alive = np.asarray(jax.device_get(state.alive))
+        recs = group.end_epoch(state, epoch, metrics, dist, alive, time.perf_counter() - t0)
+        if len(group.records) == 1 and recs:
+            log(progress.epoch_line(epoch, cfg, recs[0]))
+        elif recs:
+            log(progress.group_epoch_line(epoch, cfg, recs, time.perf_counter() - t0, len(group.records)))
+        if not group.training():
+            break
+    return state
 
 
 def run_group(cfgs: list[Config]) -> list[dict]:
@@ -271,7 +185,7 @@ def run_group(cfgs: list[Config]) -> list[dict]:
     Each trial writes its own run folder exactly as if it had run alone (the timing says how many
     trials shared the program). Every trial always gets a result.json: completed, diverged (frozen
     at the step its loss went NaN/inf, recorded at that epoch) or failed. Folders are locked and
-    written through run_folder: one run per folder, committed at the end.
+    written through runs.folder: one run per folder, committed at the end.
     """
     cfgs = [c.validate() for c in cfgs]
     check_group(cfgs)
@@ -281,7 +195,7 @@ def run_group(cfgs: list[Config]) -> list[dict]:
     folders = []
     try:
         for c in cfgs:  # locked from here on; exit 2 now if a folder already holds a run
-            folders.append(prepare_run_dir(c))
+            folders.append(RunFolder.open(c))
         return _run_in_folders(cfgs, folders, t_start, origin)
     finally:
         for folder in folders:
@@ -292,12 +206,14 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     cfg = cfgs[0]
     ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download).subset(cfg.train_subset)
     parallel.check_batch(cfg, ds.num_train)
-    mesh = parallel.make_mesh()
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")
-    trainer = Trainer(cfgs, ds, mesh, segment_steps=segment_steps(cfg))
+    steps_per_epoch = ds.num_train // cfg.batch_size
+    instruments = registry.build(cfg, steps_per_epoch)  # built once per group; per-trial state inside
+    segment = min([n for n in (cfg.eval_every_steps, *(i.every for i in instruments)) if n], default=0)
+    trainer = Trainer(cfgs, ds, parallel.make_mesh(), segment_steps=segment)
     preflight.check_model_input(cfg, trainer.model, ds)
-    log(_start_line(cfgs, trainer, ds))
+    log(progress.start_line(cfgs, trainer.steps_per_epoch, ds))
     state = trainer.init_state()
     with progress.stage("compiling the training epoch and evaluation", enabled=jax.process_index() == 0):
         compile_s = trainer.compile(state)
@@ -305,23 +221,21 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     records = [TrialRecord(c, f, grids[c.workdir]) for c, f in zip(cfgs, folders)]
     for r in records:
         r.extra["provenance"] = origin
-    timing = lambda: {"t_start": t_start, "compile_s": compile_s}
-
-    def finish(i, st, status):
-        _finish_trial(trainer, records[i], i, st, status, timing())
-
+    scheduler = Scheduler(instruments, trainer.trial_view, [r.writer for r in records], log)
+    for line in scheduler.describe():
+        log(f"lbbench: {line}")
+    group = Group(trainer, records, scheduler, {"t_start": t_start, "compile_s": compile_s})
     try:
-        state = _train_epochs(trainer, state, records, finish)
-        for i, r in enumerate(records):
-            if r.status is None:
-                finish(i, state, "completed")
+        state = _train_epochs(group, state)
+        for i in group.training():
+            group.finish(i, state, "completed")
     except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
-        for r in records:
-            if r.status is None:
-                r.status = "failed"
-                r.extra.setdefault("error", f"{type(e).__name__}: {e}")
-                r.extra.setdefault("traceback", traceback.format_exc())
-                _write_result(trainer, r, timing())
+        for i in group.training():
+            r = records[i]
+            r.status = "failed"
+            r.extra.setdefault("error", f"{type(e).__name__}: {e}")
+            r.extra.setdefault("traceback", traceback.format_exc())
+            group.write_result(i)
         raise
     return [r.result for r in records]
 

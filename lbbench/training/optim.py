@@ -61,8 +61,14 @@ def _base(name: str, lr, hp: dict) -> optax.GradientTransformation:
     if name == "adamw":
         return optax.adamw(lr, b1=m, b2=hp["beta2"], weight_decay=wd, mask=decay_mask)
     if name == "lars":
-        return optax.lars(lr, weight_decay=wd, weight_decay_mask=decay_mask,
-                          trust_coefficient=hp["trust_coefficient"], trust_ratio_mask=decay_mask, momentum=m)
+        return optax.lars(
+            lr,
+            weight_decay=wd,
+            weight_decay_mask=decay_mask,
+            trust_coefficient=hp["trust_coefficient"],
+            trust_ratio_mask=decay_mask,
+            momentum=m,
+        )
     if name == "lamb":
         return lamb(lr, m, hp["beta2"], wd)
     raise ValueError(f"unknown optimizer {name!r}")
@@ -76,8 +82,13 @@ def _factory(name: str, grad_clip: float):
     """
 
     def make(learning_rate, momentum=None, beta2=None, weight_decay=None, trust_coefficient=None, sam_rho=None):
-        hp = {"momentum": momentum, "beta2": beta2, "weight_decay": weight_decay,
-              "trust_coefficient": trust_coefficient, "sam_rho": sam_rho}
+        hp = {
+            "momentum": momentum,
+            "beta2": beta2,
+            "weight_decay": weight_decay,
+            "trust_coefficient": trust_coefficient,
+            "sam_rho": sam_rho,
+        }
         opt = _base(name, learning_rate, hp)
         if name == "sam":
             adv = optax.chain(optax.contrib.normalize(), optax.sgd(hp["sam_rho"]))
@@ -91,9 +102,14 @@ def _factory(name: str, grad_clip: float):
 
 def hyperparams(cfg: Config) -> dict[str, float]:
     """This config's traced hyperparameters; learning_rate is the peak (batch-size-scaled) rate."""
-    values = {"learning_rate": cfg.scaled_learning_rate, "momentum": cfg.momentum, "beta2": cfg.scaled_beta2,
-              "weight_decay": cfg.weight_decay, "trust_coefficient": cfg.trust_coefficient,
-              "sam_rho": cfg.sam_rho}
+    values = {
+        "learning_rate": cfg.scaled_learning_rate,
+        "momentum": cfg.momentum,
+        "beta2": cfg.scaled_beta2,
+        "weight_decay": cfg.weight_decay,
+        "trust_coefficient": cfg.trust_coefficient,
+        "sam_rho": cfg.sam_rho,
+    }
     return {k: float(values[k]) for k in ("learning_rate",) + HYPERPARAMS[cfg.optimizer]}
 
 

@@ -6,11 +6,15 @@ are replicated. We use jit with explicit shardings, not pmap (in maintenance mod
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from lbbench.config import Config, ConfigError
+from lbbench.training import coordinator
 
 DATA_AXIS = "data"
 
@@ -21,13 +25,8 @@ def initialize_distributed(cfg: Config) -> None:
     With explicit flags all three must be given (Config.validate enforces it); with none, JAX's own
     cluster detection (Slurm, TPU pods, ...) is used when LBBENCH_DISTRIBUTED=1 is set.
     """
-    import os
-
-    from lbbench.training import coordinator
-
     if cfg.coordinator_address:
-        coordinator.initialize(cfg.coordinator_address, cfg.num_processes, cfg.process_id,
-                               cfg.coordinator_timeout_s)
+        coordinator.initialize(cfg.coordinator_address, cfg.num_processes, cfg.process_id, cfg.coordinator_timeout_s)
     elif os.environ.get("LBBENCH_DISTRIBUTED") == "1":
         coordinator.initialize(None, None, None, cfg.coordinator_timeout_s)
 
@@ -57,8 +56,11 @@ def check_batch(cfg: Config, num_train: int) -> None:
         raise ConfigError("batch_size", f"{cfg.batch_size} is not divisible by the {n_proc} processes")
     per_device = cfg.batch_size // n_dev
     if cfg.ghost_batch_size and per_device % cfg.ghost_batch_size:
-        raise ConfigError("ghost_batch_size", f"{cfg.ghost_batch_size} does not divide the per-device "
-                          f"batch of {per_device} ({cfg.batch_size} over {n_dev} devices)")
+        raise ConfigError(
+            "ghost_batch_size",
+            f"{cfg.ghost_batch_size} does not divide the per-device "
+            f"batch of {per_device} ({cfg.batch_size} over {n_dev} devices)",
+        )
 
 
 def put_replicated(x: np.ndarray, mesh: Mesh) -> jax.Array:

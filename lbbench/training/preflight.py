@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import os
 
+import jax
+import jax.numpy as jnp
+
 from lbbench.config import Config, ConfigError
+from lbbench.data import embedded, real
 
 
 def _expected_files(cfg: Config) -> list[str]:
     """Paths the dataset loader will read or create (relative to the data directory)."""
     if cfg.dataset == "mnist1d":
-        from lbbench.data import embedded
         return [f"mnist1d_{embedded.MNIST1D_TRAIN}_{embedded.MNIST1D_TEST}_seed{embedded.MNIST1D_SEED}.npz"]
     if cfg.dataset in ("mnist", "fashion_mnist", "cifar10", "cifar100"):
-        from lbbench.data import real
         return [os.path.join(cfg.dataset, f) for f in real.SPECS[cfg.dataset].files]
     return []
 
@@ -40,21 +42,22 @@ def check_data_paths(cfg: Config) -> None:
         for i in range(1, len(parts)):  # the folders on the way must be folders
             d = os.path.join(root, *parts[:i])
             if os.path.exists(d) and not os.path.isdir(d):
-                raise ConfigError("data_dir", f"{d} is a file, but it must be the directory holding "
-                                  f"{cfg.dataset}'s files; remove or move it")
+                raise ConfigError(
+                    "data_dir",
+                    f"{d} is a file, but it must be the directory holding {cfg.dataset}'s files; remove or move it",
+                )
         path = os.path.join(root, rel)
         if os.path.isdir(path):
-            raise ConfigError("data_dir", f"{path} is a directory, but it must be the data file "
-                              f"{os.path.basename(path)}; remove or move it")
+            raise ConfigError(
+                "data_dir",
+                f"{path} is a directory, but it must be the data file {os.path.basename(path)}; remove or move it",
+            )
         if os.path.exists(path) and not os.access(path, os.R_OK):
             raise ConfigError("data_dir", f"{path} is not readable")
 
 
 def check_model_input(cfg: Config, model, ds) -> None:
     """Raise ConfigError('model', ...) if `model` cannot be initialised on the dataset's inputs."""
-    import jax
-    import jax.numpy as jnp
-
     x = jax.ShapeDtypeStruct((2,) + tuple(ds.input_shape), jnp.float32)
 
     def init(x):
@@ -65,6 +68,9 @@ def check_model_input(cfg: Config, model, ds) -> None:
         jax.eval_shape(init, x)
     except Exception as e:  # noqa: BLE001 - any failure here means the pair cannot train
         detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ConfigError("model", f"{cfg.model} cannot take {cfg.dataset}'s inputs of shape "
-                          f"{tuple(ds.input_shape)} ({type(e).__name__}: {detail}); choose a model "
-                          "that fits this dataset") from None
+        raise ConfigError(
+            "model",
+            f"{cfg.model} cannot take {cfg.dataset}'s inputs of shape "
+            f"{tuple(ds.input_shape)} ({type(e).__name__}: {detail}); choose a model "
+            "that fits this dataset",
+        ) from None

@@ -1,4 +1,5 @@
-"""Progress messages for the silent parts of a run (compilation, sharpness, long epochs).
+"""What a run prints while it runs: the start line, one line per epoch, and progress messages for
+the silent parts (compilation, long epochs).
 
     with stage("compiling the epoch"):          # prints "compiling the epoch ..." then "done in 1.3 s"
         ...
@@ -14,6 +15,12 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+
+import jax
+import numpy as np
+
+from lbbench.config import Config
+from lbbench.models import uses_batch_norm
 
 
 def _print(msg: str, end: str = "\n") -> None:
@@ -60,3 +67,42 @@ class StepCounter:
         prefix = f"{self.label}: " if self.label else ""
         self.log(f"lbbench: {prefix}step {step}/{self.total} ({100 * step / max(self.total, 1):.0f} %)")
         return True
+
+
+def bn_message(cfg: Config) -> str:
+    if not uses_batch_norm(cfg.model):
+        return f"model {cfg.model} has no BatchNorm"
+    if cfg.ghost_batch_size:
+        return f"ghost BatchNorm: statistics over groups of {cfg.ghost_batch_size} examples"
+    return f"BatchNorm statistics over the whole global batch of {cfg.batch_size} (no ghost batches)"
+
+
+def start_line(cfgs: list[Config], steps_per_epoch: int, ds) -> str:
+    cfg = cfgs[0]
+    lrs = sorted({c.scaled_learning_rate for c in cfgs})
+    lr = f"lr {lrs[0]:.4g}" if len(lrs) == 1 else f"lr {lrs[0]:.3g}..{lrs[-1]:.3g}"
+    trials = f"{len(cfgs)} trials in one program (seeds {sorted({c.seed for c in cfgs})}), " if len(cfgs) > 1 else ""
+    return (
+        f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
+        f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
+        f"device(s), {trials}{lr} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
+        f"{steps_per_epoch} steps/epoch, {ds.num_train % cfg.batch_size} examples dropped per epoch; "
+        f"{bn_message(cfg)}"
+    )
+
+
+def epoch_line(epoch: int, cfg: Config, rec: dict) -> str:
+    return (
+        f"epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  acc {rec['train_accuracy']:.4f}  "
+        f"test acc {rec['test_accuracy']:.4f}  gap {rec['generalization_gap']:+.4f}  "
+        f"lr {rec['learning_rate']:.3g}  {rec['examples_per_s']:,.0f} ex/s"
+    )
+
+
+def group_epoch_line(epoch: int, cfg: Config, recs: dict, seconds: float, n_trials: int) -> str:
+    accs = [recs[i]["test_accuracy"] for i in sorted(recs)]
+    shown = " ".join(f"{a:.3f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
+    return (
+        f"epoch {epoch:3d}/{cfg.epochs}  test acc {shown}  (mean {np.mean(accs):.4f}; {len(accs)} of "
+        f"{n_trials} trials training)  {seconds:.1f} s"
+    )

@@ -1,8 +1,8 @@
-"""The compiled machinery of a group of trials: state, shuffle, epoch segments, evaluation.
+"""The compiled machinery of a group of trials: model, optimizer, device-resident data, programs.
 
 A group is T ≥ 1 configs that differ only in traced hyperparameters (`Config.group_key()` equal);
-`Trainer` holds their model, optimizer, device-resident data and AOT-compiled programs, and
-`init_state` builds one trial's state (a run is a group of one). train.py orchestrates.
+`Trainer` holds what they share and compiles the shuffle, the epoch's segments and the evaluation
+ahead of time, and hands instruments a TrialView of one trial. training/loop.py orchestrates.
 """
 
 from __future__ import annotations
@@ -10,51 +10,24 @@ from __future__ import annotations
 import functools
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lbbench.training import parallel
-from lbbench.training import progress
-from lbbench.training import schedules
-from lbbench.training import steps
 from lbbench.config import Config, ConfigError
+from lbbench.curvature.loss import BoundLogits
+from lbbench.data.augment import crop_flip
+from lbbench.instruments.base import TrialView, measurement_subset
 from lbbench.models import build_model, uses_batch_norm
-from lbbench.instruments.noise_scale import init as noise_init
+from lbbench.training import epoch, parallel, progress, schedules
 from lbbench.training.optim import make_optimizer, with_learning_rate
-from lbbench.training.run_info import measure_sharpness
-
-PART_NAMES = {"hvp_setup": "Hessian-vector product set-up", "lambda_max": "lambda_max (Lanczos)",
-              "trace": "Hessian trace (Hutchinson)", "density": "spectral density (SLQ)",
-              "per_layer": "per-layer blocks", "epsilon": "eps-sharpness (L-BFGS-B)",
-              "power_iteration": "power iteration"}
-EVAL_CHUNK = 1000
-SUBSET_SEED = 20170315  # fixed: every run reports train metrics on the same train subset
+from lbbench.training.state import init_state, stack_trials, trial, trial_keys
+from lbbench.training.step import StepSpec, make_train_step
 
 
-def _padded(x: np.ndarray, y: np.ndarray, chunk: int):
-    """Pad to a multiple of `chunk` with a 0/1 mask so evaluation sees every example exactly once."""
-    pad = (-len(x)) % chunk
-    mask = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
-    xp = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-    yp = np.concatenate([y, np.zeros(pad, y.dtype)])
-    return xp, yp, mask
-
-
-def eval_sets(ds, train_examples: int, put) -> dict:
-    """{"train": (chunk, padded arrays), "test": ...}: the fixed train subset every run reports its
-    train metrics on (same seed for every run) and the full test set, placed with `put`."""
-    sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[:train_examples]
-    out = {}
-    for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
-        chunk = min(EVAL_CHUNK, len(y))
-        out[name] = (chunk, tuple(put(a) for a in _padded(x, y, chunk)))
-    return out
-
-
-def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> steps.StepSpec:
+def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> StepSpec:
     cfg = cfgs[0]
     k = cfg.noise_scale_groups
     sub = cfg.batch_size // k
@@ -62,13 +35,19 @@ def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> steps.StepSpec:
     vmap_ok = (not bn) or (cfg.ghost_batch_size > 0 and sub % cfg.ghost_batch_size == 0)
     augment = None
     if cfg.augment and ds.augment == "crop_flip":
-        from lbbench.data.augment import crop_flip
         augment = crop_flip
-    return steps.StepSpec(batch_size=cfg.batch_size, groups=k, vmap_groups=vmap_ok,
-                          noise_decay=cfg.noise_scale_ema ** cfg.noise_scale_every, sam=cfg.optimizer == "sam",
-                          schedule=schedules.schedule_spec(cfg, steps_per_epoch),
-                          noise_every=cfg.noise_scale_every, shared_data=len({c.seed for c in cfgs}) == 1,
-                          progress_every=progress_interval(steps_per_epoch), augment=augment)
+    return StepSpec(
+        batch_size=cfg.batch_size,
+        groups=k,
+        vmap_groups=vmap_ok,
+        noise_decay=cfg.noise_scale_ema**cfg.noise_scale_every,
+        sam=cfg.optimizer == "sam",
+        schedule=schedules.schedule_spec(cfg, steps_per_epoch),
+        noise_every=cfg.noise_scale_every,
+        shared_data=len({c.seed for c in cfgs}) == 1,
+        progress_every=progress_interval(steps_per_epoch),
+        augment=augment,
+    )
 
 
 def progress_interval(steps_per_epoch: int) -> int:
@@ -79,35 +58,6 @@ def progress_interval(steps_per_epoch: int) -> int:
     return steps_per_epoch // 10
 
 
-def trial_keys(cfg: Config):
-    """(init, train, sharpness) keys of a trial: everything random about it follows from its seed."""
-    return jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
-
-
-def init_state(cfg: Config, model, ds, steps_per_epoch: int) -> steps.TrainState:
-    """One trial's initial state; its hyperparameters are values in the state, not in the program."""
-    init_key, train_key, _ = trial_keys(cfg)
-    param_key, dropout_key = jax.random.split(init_key)
-    variables = model.init({"params": param_key, "dropout": dropout_key}, ds.x_train[:2], train=False)
-    params = variables["params"]
-    f32 = lambda v: jnp.asarray(v, jnp.float32)
-    sched = {"peak": f32(cfg.scaled_learning_rate), "warmup": f32(schedules.warmup_steps(cfg, steps_per_epoch))}
-    return steps.TrainState(params=params, batch_stats=variables.get("batch_stats", {}),
-                            opt_state=make_optimizer(cfg).init(params), step=jnp.zeros((), jnp.int32),
-                            noise=noise_init(), schedule=sched, rng=train_key,
-                            alive=jnp.ones((), jnp.bool_))
-
-
-def stack_trials(states: list):
-    """Trial states → one state whose every leaf has a leading trials axis."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-
-
-def trial(state, i: int):
-    """Trial i's slice of a stacked state (host or device arrays)."""
-    return jax.tree.map(lambda a: a[i], state)
-
-
 def check_group(cfgs: list[Config]) -> None:
     """Trials of one program must agree on every shape-determining field and have distinct folders."""
     if not cfgs:
@@ -115,9 +65,11 @@ def check_group(cfgs: list[Config]) -> None:
     for c in cfgs[1:]:
         if c.group_key() != cfgs[0].group_key():
             diff = sorted(k for (k, v), (_, w) in zip(c.group_key(), cfgs[0].group_key()) if v != w)
-            raise ConfigError(diff[0] if diff else "run_name",
-                              "trials of one program may differ only in traced hyperparameters "
-                              f"(learning rate, momentum, beta2, weight decay, warmup, sam_rho, seed); they differ in {diff}")
+            raise ConfigError(
+                diff[0] if diff else "run_name",
+                "trials of one program may differ only in traced hyperparameters "
+                f"(learning rate, momentum, beta2, weight decay, warmup, sam_rho, seed); they differ in {diff}",
+            )
     dirs = [os.path.normpath(os.path.join(c.workdir, c.run_name or c.default_run_name())) for c in cfgs]
     if len(set(dirs)) != len(dirs):
         raise ConfigError("run_name", "two trials of the group would write the same run folder")
@@ -137,10 +89,10 @@ class Trainer:
         self.spec = _step_spec(cfgs, ds, self.steps_per_epoch)
         put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
         self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
-        self.eval_sets = eval_sets(ds, cfg.train_eval_examples, put)
+        self.eval_sets = epoch.eval_sets(ds, cfg.train_eval_examples, put)
         self.segment_steps = min(segment_steps or self.steps_per_epoch, self.steps_per_epoch)
-        self._train_step = steps.make_train_step(self.model, self.tx, self.spec)
-        self._shuffle = steps.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
+        self._train_step = make_train_step(self.model, self.tx, self.spec)
+        self._shuffle = epoch.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
         # inference-mode logits as a stable function of (params, batch_stats, x): instruments take it
         # inside a BoundLogits, so their jitted measurements compile once per run, not per call
         self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
@@ -153,24 +105,40 @@ class Trainer:
         if self._counter is not None and step < self.steps_per_epoch:
             self._counter.update(step)
 
-    def trial_view(self, state, i: int, step: int):
+    def trial_view(self, state, i: int, step: int) -> TrialView:
         """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
-        from lbbench.curvature.loss import BoundLogits
-        from lbbench.instruments import TrialView
-        from lbbench.training.run_info import sharpness_subset
-
         cfg, st = self.cfgs[i], trial(state, i)
         if self._measure is None:  # the fixed measurement subset, placed once (only runs with instruments)
-            self._measure = tuple(jnp.asarray(a) for a in sharpness_subset(self.ds, cfg.sharpness_examples))
-        idx = np.sort(np.random.default_rng([cfg.seed, step]).choice(self.ds.num_train, cfg.batch_size, replace=False))
+            self._measure = tuple(jnp.asarray(a) for a in measurement_subset(self.ds, cfg.sharpness_examples))
         lr = float(schedules.learning_rate(self.spec.schedule, step, st.schedule["peak"], st.schedule["warmup"]))
-        update = None if self.spec.sam else (
-            lambda g, opt_state, params: self.tx.update(g, with_learning_rate(opt_state, lr), params)[0])
-        return TrialView(trial=i, step=step, cfg=cfg, params=st.params, batch_stats=st.batch_stats,
-                         opt_state=st.opt_state, learning_rate=lr, logits_fn=BoundLogits(self._apply, st.batch_stats),
-                         measure_x=self._measure[0], measure_y=self._measure[1],
-                         batch_x=jnp.asarray(self.ds.x_train[idx]), batch_y=jnp.asarray(self.ds.y_train[idx]),
-                         key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), step), update_fn=update)
+        update = (
+            None
+            if self.spec.sam
+            else (lambda g, opt_state, params: self.tx.update(g, with_learning_rate(opt_state, lr), params)[0])
+        )
+
+        def batch():
+            rng = np.random.default_rng([cfg.seed, step])
+            idx = np.sort(rng.choice(self.ds.num_train, cfg.batch_size, replace=False))
+            return jnp.asarray(self.ds.x_train[idx]), jnp.asarray(self.ds.y_train[idx])
+
+        return TrialView(
+            trial=i,
+            step=step,
+            cfg=cfg,
+            params=st.params,
+            batch_stats=st.batch_stats,
+            opt_state=st.opt_state,
+            learning_rate=lr,
+            logits_fn=BoundLogits(self._apply, st.batch_stats),
+            measure_x=self._measure[0],
+            measure_y=self._measure[1],
+            batch_fn=batch,
+            key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed), step),
+            update_fn=update,
+            state=st,
+            measure_key=trial_keys(cfg)[2],
+        )
 
     def init_state(self):
         states = [init_state(c, self.model, self.ds, self.steps_per_epoch) for c in self.cfgs]
@@ -192,12 +160,12 @@ class Trainer:
         zero = jnp.zeros((), jnp.int32)
         self._segments = {}
         for length in sorted(set(self.segment_lengths())):
-            seg = steps.make_segment(self._train_step, length, self.spec, batch_sharding, self._on_progress)
+            seg = epoch.make_segment(self._train_step, length, self.spec, batch_sharding, self._on_progress)
             jitted = jax.jit(seg, in_shardings=(rep,) * 7, out_shardings=(rep, rep), donate_argnums=0)
             self._segments[length] = jitted.lower(state, zero, zero, idx, keys, self.x_train, self.y_train).compile()
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
-            fn = jax.jit(steps.make_evaluate_trials(self.model, chunk))
+            fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk))
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 
@@ -210,8 +178,9 @@ class Trainer:
         self._counter = progress.StepCounter(self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}")
         metrics, offset = [], 0
         for length in self.segment_lengths():
-            state, m = self._segments[length](state, start, jnp.asarray(offset, jnp.int32), idx, keys,
-                                              self.x_train, self.y_train)
+            state, m = self._segments[length](
+                state, start, jnp.asarray(offset, jnp.int32), idx, keys, self.x_train, self.y_train
+            )
             metrics.append(m)
             offset += length
             if on_segment is not None:
@@ -235,16 +204,6 @@ class Trainer:
                 rec["loss_gap"] = rec["test_loss"] - rec["train_loss"]
             out.append(rec)
         return out
-
-    def sharpness(self, state, i: int) -> dict:
-        cfg = self.cfgs[i]
-        what = "measuring sharpness" + (f" of trial {i}" if self.num_trials > 1 else "") + \
-            " (lambda_max, trace, eps-sharpness)"
-        first = jax.process_index() == 0
-        say = lambda line: print(line, flush=True)
-        report = (lambda part, secs: say(f"lbbench:   {PART_NAMES.get(part, part)}: {secs:.1f} s")) if first else None
-        with progress.stage(what, enabled=first, log=say):
-            return measure_sharpness(cfg, self.model, trial(state, i), self.ds, trial_keys(cfg)[2], report)
 
 
 @jax.jit

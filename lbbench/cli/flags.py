@@ -1,0 +1,147 @@
+"""Command-line flags of `lbbench` (python -m lbbench.main): one flag per Config field, `--seeds`, and
+the grouped `--help`. Flags are generated from the Config dataclass (one source of defaults and help).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+
+from absl import flags
+
+from lbbench.config import SECTIONS, Config, ConfigError
+from lbbench.runs import names
+
+
+class FlagError(ConfigError):
+    """absl could not parse the command line (unknown flag, value of the wrong type)."""
+
+    def __init__(self, message: str):
+        ValueError.__init__(self, message)
+        self.flag = "flags"
+
+
+def make_flags() -> flags.FlagValues:
+    """A fresh FlagValues with one flag per Config field (no module-level global is touched)."""
+    fv = flags.FlagValues()
+    flags.DEFINE_list(
+        "seeds",
+        [],
+        "train these seeds side by side as one compiled program (e.g. 0,1,2,3,4): "
+        "one run folder per seed, mean ± std printed and written to <workdir>/<run>_seeds.json; "
+        "overrides --seed",
+        flag_values=fv,
+    )
+    for f in dataclasses.fields(Config):
+        h, d = f.metadata["help"], f.default
+        if isinstance(d, bool):
+            flags.DEFINE_bool(f.name, d, h, flag_values=fv)
+        elif isinstance(d, int):
+            flags.DEFINE_integer(f.name, d, h, flag_values=fv)
+        elif isinstance(d, float):
+            flags.DEFINE_float(f.name, d, h, flag_values=fv)
+        elif isinstance(d, tuple):
+            flags.DEFINE_list(f.name, [str(x) for x in d], h + " (comma-separated)", flag_values=fv)
+        else:
+            flags.DEFINE_string(f.name, d, h, flag_values=fv)
+    return fv
+
+
+def parse_seeds(values: list[str]) -> list[int]:
+    """--seeds=0,1,2 → [0, 1, 2]: non-negative, distinct integers."""
+    try:
+        seeds = [int(v) for v in values if v.strip() != ""]
+    except ValueError:
+        raise ConfigError("seeds", f"expects comma-separated integers, got {','.join(values)!r}") from None
+    if any(s < 0 for s in seeds):
+        raise ConfigError("seeds", f"must not be negative, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"must be distinct, got {seeds}")
+    return seeds
+
+
+def seed_configs(cfg: Config, seeds: list[int]) -> list[Config]:
+    """One config per seed, named <run name>_s<seed> (the default name already ends in the seed)."""
+    base = cfg.run_name or cfg.default_run_name().rsplit("_s", 1)[0]
+    return [cfg.replace(seed=s, run_name=f"{base}_s{s}").validate() for s in seeds]
+
+
+def config_from_flags(fv: flags.FlagValues) -> Config:
+    values = {}
+    for f in dataclasses.fields(Config):
+        v = fv[f.name].value
+        if isinstance(f.default, tuple):
+            cast = float if f.name == "epsilons" else int
+            try:
+                v = tuple(cast(x) for x in v if x != "")
+            except ValueError:
+                raise ConfigError(f.name, f"expects comma-separated numbers, got {','.join(v)!r}") from None
+        values[f.name] = v
+    return Config(**values)
+
+
+def parse(argv: list[str]) -> list[Config]:
+    """The configs of this command: one, or one per --seeds value (trained as one group)."""
+    fv = make_flags()
+    try:
+        rest = fv(argv)
+    except flags.Error as e:
+        raise FlagError(str(e)) from None
+    if len(rest) > 1:
+        raise FlagError(f"unexpected positional arguments {rest[1:]}; flags take the form --name=value")
+    cfg = config_from_flags(fv).validate()
+    if cfg.run_name:  # a run name must be one plain folder name: say so now, not after loading data
+        try:
+            names.normalize_run_name(cfg.run_name)
+        except names.UnsafeName as e:
+            raise ConfigError("run_name", str(e)) from None
+    seeds = parse_seeds(fv["seeds"].value)
+    return seed_configs(cfg, seeds) if seeds else [cfg]
+
+
+USAGE = "usage: lbbench [--flag=value ...] [--flagfile=FILE]      (or: python -m lbbench.main ...)"
+ABOUT = (
+    "Train one network at one batch size and measure what the batch size did to it: test accuracy, "
+    "generalization gap, Hessian sharpness (lambda_max, trace, Keskar's eps-sharpness) and the gradient "
+    "noise scale. Results go to <workdir>/<run name>/ (result.json, TensorBoard events, metrics.jsonl)."
+)
+EXAMPLES = (
+    ("lbbench --batch_size=4096 --schedule=warmup", "the main job: about a minute on 2 CPU cores"),
+    ("lbbench --model=f1 --batch_size=6000 --epochs=20 --run_name=keskar_lb", "Keskar's F1 network with a large batch"),
+    ("lbbench --flagfile=run.flags", "flags read from a file, one --name=value per line"),
+)
+FOOTER = (
+    "Exit status: 0 completed, 2 bad input (one line says what to fix), 3 diverged, 130 interrupted, "
+    "1 other failure.  --helpfull also lists absl's own flags."
+)
+
+
+def _flag_line(f: dataclasses.Field) -> str:
+    d = f.default
+    if isinstance(d, bool):
+        return f"--[no]{f.name}  (default: {'on' if d else 'off'})"
+    if isinstance(d, tuple):
+        return f"--{f.name}={','.join(f'{x:g}' if isinstance(x, float) else str(x) for x in d)}"
+    return f"--{f.name}={d:g}" if isinstance(d, float) else f"--{f.name}={d}"
+
+
+def help_text(width: int = 100) -> str:
+    """`--help`: a usage line, what the program does, examples, then the flags by section."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    out = [USAGE, "", *textwrap.wrap(ABOUT, width), "", "examples:"]
+    for cmd, what in EXAMPLES:
+        out += [f"  # {what}", f"  {cmd}"]
+    for section, members in SECTIONS.items():
+        out += ["", f"{section}:"]
+        for name in members:
+            f = fields[name]
+            head = f"  {_flag_line(f)}"
+            text = f.metadata["help"]
+            if len(head) > 34:
+                out.append(head)
+                head = ""
+            wrapped = textwrap.wrap(text, width - 36) or [""]
+            out.append(f"{head:<36}{wrapped[0]}")
+            out += [" " * 36 + line for line in wrapped[1:]]
+    out += ["", *textwrap.wrap(FOOTER, width)]
+    return "\n".join(out)

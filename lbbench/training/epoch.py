@@ -1,0 +1,138 @@
+"""One epoch of a group of trials, compiled: the shuffle, the scan over steps, and the evaluation.
+
+The dataset stays resident on device; an epoch is one compiled shuffle plus one or more compiled
+`lax.scan` segments of the vmapped train step (training/step.py), cut only where the host needs
+the state (instruments, mid-epoch evaluation). Evaluation is a chunked scan over a padded set,
+vmapped over the trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lbbench.training.state import TrainState
+from lbbench.training.step import StepSpec
+
+EVAL_CHUNK = 1000
+SUBSET_SEED = 20170315  # fixed: every run reports train metrics on the same train subset
+
+
+def _epoch_indices(rng, n: int, steps: int, batch: int):
+    """(new rng, batch indices (steps, batch), per-step keys (steps, 2)) of one trial's epoch."""
+    rng, perm_key, step_key = jax.random.split(rng, 3)
+    idx = jax.random.permutation(perm_key, n)[: steps * batch].reshape(steps, batch)
+    return rng, idx, jax.random.split(step_key, steps)
+
+
+def make_shuffle(num_train: int, steps: int, spec: StepSpec):
+    """state -> (state, batch indices, step keys) of the next epoch: shuffle, drop the remainder.
+
+    Each trial draws its order from its own key. With `shared_data` the trials' keys are equal (one
+    seed), so one order is kept (steps, B) and each batch is later gathered once for all trials;
+    otherwise the indices are (steps, trials, B).
+    """
+
+    def shuffle(state: TrainState):
+        draw = lambda r: _epoch_indices(r, num_train, steps, spec.batch_size)
+        rng, idx, keys = jax.vmap(draw)(state.rng)
+        if spec.shared_data:
+            idx, keys = idx[0], keys[0]
+        else:  # scan over steps: move the trials axis behind it
+            idx, keys = jnp.swapaxes(idx, 0, 1), jnp.swapaxes(keys, 0, 1)
+        return state.replace(rng=rng), idx, keys
+
+    return shuffle
+
+
+def make_segment(train_step, length: int, spec: StepSpec, batch_sharding, on_progress: Callable | None = None):
+    """`length` steps of every trial from `offset` in the epoch's order: lax.scan of the vmapped step.
+
+    The dataset stays resident on device and is an *argument* (closed-over arrays would be baked
+    into the program as constants); each step gathers its batch and constrains it to be split along
+    the mesh's data axis, so every device computes on its own share. With `shared_data` the batch is
+    gathered (and augmented) once and broadcast: the first layer of all trials is one wide matmul.
+    `start_step` (unbatched) places the steps on the global step count, which decides the
+    noise-scale steps. An epoch is one segment unless an instrument needs the state more often.
+    `on_progress(step in epoch)` is called from inside the program every `spec.progress_every`
+    steps (jax.debug.callback; a step counter for long epochs, no state leaves the device).
+    """
+    shared = spec.shared_data
+    in_axes = (0, None if shared else 0, None if shared else 0, None if shared else 0, None)
+    step_all = jax.vmap(train_step, in_axes=in_axes)
+    spec_batch = batch_sharding(trial_axis=not shared)
+
+    def augment(key, xb):
+        if spec.augment is None:
+            return xb
+        return spec.augment(key, xb) if shared else jax.vmap(spec.augment)(key, xb)
+
+    def segment(state: TrainState, start_step, offset, idx, keys, x_train, y_train):
+        idx = jax.lax.dynamic_slice_in_dim(idx, offset, length)
+        keys = jax.lax.dynamic_slice_in_dim(keys, offset, length)
+
+        def body(st, inputs):
+            batch_idx, k, s = inputs
+            split = jax.random.split(k) if shared else jax.vmap(jax.random.split)(k)
+            aug_key, k = (split[0], split[1]) if shared else (split[:, 0], split[:, 1])
+            xb = jax.lax.with_sharding_constraint(x_train[batch_idx], spec_batch)
+            yb = jax.lax.with_sharding_constraint(y_train[batch_idx], spec_batch)
+            measure = (start_step + s) % spec.noise_every == 0
+            out = step_all(st, augment(aug_key, xb), yb, k, measure)
+            if on_progress is not None and spec.progress_every:
+                jax.lax.cond(
+                    (s + 1) % spec.progress_every == 0, lambda: jax.debug.callback(on_progress, s + 1), lambda: None
+                )
+            return out
+
+        return jax.lax.scan(body, state, (idx, keys, offset + jnp.arange(length)))
+
+    return segment
+
+
+def make_evaluate(model, chunk: int):
+    """Mean loss and accuracy over (x, y, mask) arrays padded to a multiple of `chunk`."""
+
+    def evaluate(params, batch_stats, x, y, mask):
+        def body(carry, batch):
+            xb, yb, mb = batch
+            logits = model.apply({"params": params, "batch_stats": batch_stats}, xb, train=False)
+            losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+            correct = jnp.argmax(logits, -1) == yb
+            return (carry[0] + jnp.sum(losses * mb), carry[1] + jnp.sum(correct * mb)), None
+
+        shape = lambda a: a.reshape((-1, chunk) + a.shape[1:])
+        (loss_sum, correct), _ = jax.lax.scan(body, (0.0, 0.0), (shape(x), shape(y), shape(mask)))
+        total = jnp.sum(mask)
+        return loss_sum / total, correct / total
+
+    return evaluate
+
+
+def make_evaluate_trials(model, chunk: int):
+    """`make_evaluate` vmapped over the trials axis of params and batch statistics (data shared)."""
+    return jax.vmap(make_evaluate(model, chunk), in_axes=(0, 0, None, None, None))
+
+
+def _padded(x: np.ndarray, y: np.ndarray, chunk: int):
+    """Pad to a multiple of `chunk` with a 0/1 mask so evaluation sees every example exactly once."""
+    pad = (-len(x)) % chunk
+    mask = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
+    xp = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+    yp = np.concatenate([y, np.zeros(pad, y.dtype)])
+    return xp, yp, mask
+
+
+def eval_sets(ds, train_examples: int, put) -> dict:
+    """{"train": (chunk, padded arrays), "test": ...}: the fixed train subset every run reports its
+    train metrics on (same seed for every run) and the full test set, placed with `put`."""
+    sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[:train_examples]
+    out = {}
+    for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
+        chunk = min(EVAL_CHUNK, len(y))
+        out[name] = (chunk, tuple(put(a) for a in _padded(x, y, chunk)))
+    return out

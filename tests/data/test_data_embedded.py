@@ -1,0 +1,71 @@
+"""Embedded datasets: MNIST-1D generation and cache, the seed article's random-label toy, atomic writes."""
+
+import os
+
+import numpy as np
+import pytest
+
+from lbbench import data
+from lbbench.data import embedded
+from lbbench.runs.atomic import atomic_open
+
+
+def test_mnist1d_generated_then_loaded_from_cache(tmp_path, monkeypatch):
+    ds = embedded.load_mnist1d(str(tmp_path), num_train=300, num_test=100)
+    assert ds.x_train.shape == (300, 40) and ds.x_test.shape == (100, 40)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+    assert set(np.unique(ds.y_train)) <= set(range(10)) and len(np.unique(ds.y_train)) == 10
+    # second load must come from the cache, not the generator
+    monkeypatch.setattr(embedded, "generate_mnist1d", lambda *a: pytest.fail("regenerated"))
+    again = embedded.load_mnist1d(str(tmp_path), num_train=300, num_test=100)
+    np.testing.assert_array_equal(again.x_train, ds.x_train)
+
+
+def test_generation_leaves_numpy_global_rng_alone():
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    embedded.generate_mnist1d(20, 10)
+    assert np.random.rand() == expected
+
+
+def test_corrupt_cache_is_regenerated(tmp_path, capsys):
+    ds = embedded.load_mnist1d(str(tmp_path), num_train=100, num_test=50)
+    (path,) = [p for p in tmp_path.iterdir() if p.suffix == ".npz"]
+    path.write_bytes(path.read_bytes()[:100])  # truncated file
+    again = embedded.load_mnist1d(str(tmp_path), num_train=100, num_test=50)
+    assert "unreadable" in capsys.readouterr().err
+    np.testing.assert_array_equal(again.x_train, ds.x_train)  # same seed, same data
+
+
+def test_random_toy_matches_the_seed_article():
+    ds = data.load("random", "")
+    assert ds.x_train.shape == (1000, 20) and ds.x_test.shape == (200, 20) and ds.num_classes == 2
+    assert set(np.unique(ds.y_train)) == {0, 1}
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() < 1.0
+
+
+def test_atomic_open_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(str(target)) as f:
+            f.write("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["result.json"]
+    with atomic_open(str(target)) as f:
+        f.write("new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["result.json"]
+
+
+def test_train_subset_is_fixed_and_keeps_the_test_set():
+    from lbbench.data import load
+
+    ds = load("random", "")
+    a, b = ds.subset(300), ds.subset(300)
+    assert a.num_train == 300 and np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_train, b.y_train)
+    assert np.array_equal(a.x_test, ds.x_test)
+    # the rows are real training rows, each once
+    rows = {tuple(r) for r in ds.x_train.round(6)}
+    assert all(tuple(r) in rows for r in a.x_train.round(6)) and len({tuple(r) for r in a.x_train}) == 300
+    assert ds.subset(0) is ds and ds.subset(10**6) is ds

@@ -1,0 +1,172 @@
+"""experiments/critical_batch.py and remedies.py: grids, follow-ups and analyze on fabricated results."""
+
+import numpy as np
+import pytest
+from _study_fakes import fake_result, model_curve, run_followups
+from _study_fakes import load_experiment as load
+
+from lbbench.config import Config
+from lbbench.study import protocol
+
+
+def fabricate(point, base, curve_fn, **kw):
+    cfg = base.replace(**point).validate()
+    r = fake_result(
+        cfg.batch_size,
+        curve_fn(cfg),
+        seed=cfg.seed,
+        lr=cfg.learning_rate,
+        momentum=cfg.momentum,
+        optimizer=cfg.optimizer,
+        **kw,
+    )
+    r["config"] = cfg.to_dict()
+    return r
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_critical_batch_grid_is_valid_and_follows_the_budget_rule(quick):
+    m = load("critical_batch")
+    pts = m.grid(quick)
+    names = [p["run_name"] for p in pts]
+    assert len(names) == len(set(names))
+    base = m.base_config(quick)
+    for p in pts:
+        cfg = base.replace(**p).validate()
+        steps = cfg.epochs * (60000 // cfg.batch_size)
+        assert quick or (cfg.epochs >= m.E_MIN and steps >= m.T_MIN)
+        assert cfg.warmup_epochs <= 0.2 * cfg.epochs + 1e-9
+    if not quick:
+        per_b = {}
+        for p in pts:
+            per_b.setdefault(p["batch_size"], []).append(p)
+        assert sorted(per_b) == [2**k for k in range(5, 15)] and all(len(v) >= 8 for v in per_b.values())
+
+
+def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_path):
+    m = load("critical_batch")
+    base = m.base_config(False)
+    rng = np.random.default_rng(0)
+    quality = {0: 1.0, 1: 1.4, 2: 2.5, 3: None, 4: 1.8, 5: 3.0, 6: 1.2, 7: "diverged"}  # trial 0 is best everywhere
+
+    def curve(scale):
+        return lambda cfg: model_curve(
+            cfg.batch_size, cfg.epochs, s_min=200.0, b_crit=1000.0, target=0.85, a_max=0.95, scale=scale
+        )
+
+    results = {}
+    for p in m.grid(False):
+        q = quality[int(p["run_name"].split("__t")[1])]
+        if q == "diverged":
+            results[p["run_name"]] = fabricate(p, base, curve(1.0), status="diverged")
+        elif q is None:
+            results[p["run_name"]] = fabricate(p, base, lambda cfg: [0.2] * cfg.epochs)
+        else:
+            results[p["run_name"]] = fabricate(p, base, curve(q), noise=[500.0] * p["epochs"], b_simple=700.0)
+    extra = m.followup(results, False)
+    assert {p["seed"] for p in extra} == {1, 2, 3} and all(p["sharpness"] for p in extra)
+    assert {p["run_name"].split("__")[0] for p in extra} == {f"b{2**k}" for k in range(5, 15)}
+    for p in extra:
+        assert "__t0__s" in p["run_name"]  # trial 0 wins on steps and on both budgets
+        results[p["run_name"]] = fabricate(
+            p, base, curve(float(np.exp(rng.normal(0, 0.05)))), noise=[500.0] * p["epochs"], b_simple=700.0
+        )
+    assert m.followup(results, False) == extra  # nothing new: the runner stops
+    out = m.analyze(str(tmp_path), results, False)
+    s = out["summary"]
+    # one-epoch resolution makes small batches look slower, so allow 25 %
+    assert s["b_crit"] == pytest.approx(1000, rel=0.25)
+    assert s["b_crit_ci"][0] < s["b_crit"] < s["b_crit_ci"][1] and s["b_simple_at_target"] == pytest.approx(500)
+    regimes = [r["regime"] for r in out["critical_batch"]["regimes"]]
+    assert regimes[0] == "perfect scaling" and regimes[-1] == "maximal data parallelism"
+    for f in ("answer.md", "critical_batch.json", "steps_to_target.png", "accuracy_vs_batch.png"):
+        assert (tmp_path / f).exists()
+    md = (tmp_path / "answer.md").read_text()
+    assert "Does accuracy degrade" in md and "| 16384 | 8 (1 / 0)" in md and "20 %-overhead" in md
+
+
+def test_overrides_round_trip():
+    base = Config(optimizer="momentum")
+    cfg = base.replace(learning_rate=0.3, batch_size=512, epsilons=(1e-3,), run_name="x", workdir="w")
+    o = protocol.overrides_of({"config": cfg.to_dict()}, base)
+    assert base.replace(**o).replace(workdir="w") == cfg and "workdir" not in o
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_remedies_grid_is_valid(quick):
+    m = load("remedies")
+    pts, base = m.grid(quick), m.base_config(quick)
+    assert len({p["run_name"] for p in pts}) == len(pts)
+    arms = {}
+    for p in pts:
+        cfg = base.replace(**p).validate()
+        assert cfg.epochs == m.epochs(quick) and not cfg.warnings()
+        arms.setdefault(m.arm(cfg.to_dict()), []).append(cfg)
+    large = m.sizes(quick)[1]
+    assert {f"{o}_b{large}" for o in (m.QUICK_OPTIMIZERS if quick else m.OPTIMIZERS)} <= set(arms)
+    assert len({len(v) for v in arms.values()}) == 1  # the same budget K for every arm
+    if not quick:
+        assert all(len(v) == 8 for v in arms.values())
+
+
+def test_remedies_transfers_reruns_and_gap_table(tmp_path):
+    m = load("remedies")
+    base = m.base_config(False)
+    # known final accuracies: the reference (adam at 256) 0.93; lars closes the gap, momentum linear transfer fails
+    level = {
+        "momentum_b256": 0.92,
+        "adam_b256": 0.93,
+        "momentum_b8192": 0.85,
+        "nesterov_b8192": 0.86,
+        "adam_b8192": 0.88,
+        "lars_b8192": 0.93,
+        "lamb_b8192": 0.90,
+        "momentum_b8192_linear_transfer": 0.10,
+        "momentum_b8192_sqrt_transfer": 0.80,
+        "adam_b8192_linear_transfer": 0.5,
+        "adam_b8192_sqrt_transfer": 0.84,
+        "adam_b8192_sqrt_halflife_transfer": 0.87,
+        "adam_b8192_linear_halflife_transfer": 0.6,
+    }
+    rng = np.random.default_rng(0)
+
+    def fab(p):
+        cfg = base.replace(**p)
+        a = m.arm(cfg.to_dict())
+        t = int(p["run_name"].split("__t")[1].split("__")[0]) if "__t" in p["run_name"] else 0
+        final = level[a] - 0.01 * t + (rng.normal(0, 0.003) if cfg.seed else 0.0)
+        return fabricate(p, base, lambda c: [final / 2] * (c.epochs - 1) + [final])
+
+    results = {p["run_name"]: fab(p) for p in m.grid(False)}
+    assert run_followups(m, results, fab) == 2  # round 1: transfers + seeds of tuned arms; round 2: transfer seeds
+    transfers = {k: r for k, r in results.items() if k.endswith("_transfer")}
+    assert len(transfers) == 6
+    adam_sqrt = transfers["adam_b8192_sqrt_halflife_transfer"]["config"]
+    small_best = results["adam_b256__t0"]["config"]  # trial 0 is each arm's winner
+    assert adam_sqrt["learning_rate"] == small_best["learning_rate"] and adam_sqrt["beta2"] == small_best["beta2"]
+    assert adam_sqrt["beta2_scaling"] == "half_life" and adam_sqrt["lr_scaling"] == "sqrt"
+    assert adam_sqrt["batch_size"] == 8192 and Config.from_dict(adam_sqrt).scaled_beta2 < small_best["beta2"]
+    out = m.analyze(str(tmp_path), results, False)
+    s = out["summary"]
+    assert s["reference"] == "adam_b256" and s["best_large_batch_arm"] == "lars_b8192"
+    assert "lars_b8192" in s["arms_closing_gap"] and "momentum_b8192_linear_transfer" not in s["arms_closing_gap"]
+    gap = out["remedies"]["gap_to_reference"]["momentum_b8192_linear_transfer"]
+    assert gap["diff"] == pytest.approx(0.10 - 0.93, abs=0.02) and gap["high"] < 0
+    md = (tmp_path / "answer.md").read_text()
+    assert "| lars_b8192 | 8 (0 / 0) |" in md and "closes the gap" in md
+    assert (tmp_path / "remedies.png").exists() and (tmp_path / "remedies.json").exists()
+
+
+@pytest.mark.parametrize("name", ["critical_batch", "remedies"])
+def test_quick_mode_followups_terminate_and_analyze_writes_its_files(name, tmp_path):
+    m = load(name)
+    base = m.base_config(True)
+
+    def fab(p):
+        lr = base.replace(**p).learning_rate
+        return fabricate(p, base, lambda c: [min(0.9, 0.1 + lr * (e + 1)) for e in range(c.epochs)])
+
+    results = {p["run_name"]: fab(p) for p in m.grid(True)}
+    assert 1 <= run_followups(m, results, fab, quick=True) <= 2
+    out = m.analyze(str(tmp_path), results, True)
+    assert "summary" in out and (tmp_path / "answer.md").exists() and list(tmp_path.glob("*.png"))

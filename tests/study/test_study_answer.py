@@ -1,0 +1,92 @@
+"""The answer table and the steps summary on fabricated results with known winners."""
+
+import math
+
+import pytest
+from _study_fakes import fake_result, model_curve
+
+from lbbench.report import figures
+from lbbench.study import answer
+
+
+def test_best_trial_is_chosen_on_the_tuning_seed_and_averaged_over_reruns():
+    res = {
+        "a_s0": fake_result(64, [0.5, 0.90], lr=0.1),
+        "b_s0": fake_result(64, [0.5, 0.88], lr=0.2),
+        "a_s1": fake_result(64, [0.5, 0.85], lr=0.1, seed=1),
+        "a_s2": fake_result(64, [0.5, 0.86], lr=0.1, seed=2),
+        "a_s3": fake_result(64, [0.5, 0.87], lr=0.1, seed=3),
+        "b_s1": fake_result(64, [0.5, 0.99], lr=0.2, seed=1),
+    }  # a lucky re-run does not change the choice
+    (row,) = answer.answer_rows(res, epoch_budget=2, step_budget=2000)
+    assert row["trials"] == 2
+    ep = row["epochs"]
+    assert ep["best"] == "a_s0" and ep["config"]["learning_rate"] == 0.1 and not ep["selection_only"]
+    acc = ep["accuracy"]
+    assert acc["n"] == 3 and acc["mean"] == pytest.approx(0.86)  # re-runs only: 0.85, 0.86, 0.87
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(n)
+    assert acc["low"] == pytest.approx(0.86 - half) and acc["high"] == pytest.approx(0.86 + half)
+
+
+def test_diverged_trials_are_counted_never_chosen_and_budgets_differ():
+    spe = 60000 // 256  # 234 steps per epoch
+    res = {
+        "fast": fake_result(256, [0.80, 0.81, 0.82, 0.83], lr=0.3),
+        "slow": fake_result(256, [0.60, 0.70, 0.80, 0.95], lr=0.05),
+        "div": fake_result(256, [0.99, 0.99, 0.99, 0.99], lr=3.0, status="diverged"),
+        "dead": fake_result(256, [0.10, 0.11, 0.12, 0.13], lr=1e-5),
+    }
+    (row,) = answer.answer_rows(res, epoch_budget=4, step_budget=2 * spe)
+    assert row["diverged"] == 1 and row["no_learn"] == 1 and row["trials"] == 4
+    assert row["epochs"]["best"] == "slow" and row["epochs"]["accuracy"]["mean"] == 0.95
+    assert row["steps"]["best"] == "fast" and row["steps"]["accuracy"]["mean"] == 0.81
+    assert row["epochs"]["selection_only"] and row["epochs"]["accuracy"]["low"] is None
+    assert row["lambda_max"] == 10.0 and row["epsilon_key"] == "full_0.0005" and row["epsilon_sharpness"] == 2.5
+    md = answer.answer_markdown([row])
+    assert "| 256 | 4 (1 / 1) | 0.9500 (n=1, selection run only)" in md and "@ 4 epochs" in md
+
+
+def test_a_step_budget_inside_the_first_epoch_says_so():
+    res = {"x": fake_result(32, [0.5, 0.6])}
+    (row,) = answer.answer_rows(res, epoch_budget=2, step_budget=100)  # first evaluation at step 1875
+    assert row["steps"]["best"] is None
+    assert "no evaluation inside the budget" in answer.answer_markdown([row])
+    assert answer.common_budgets({"a": fake_result(32, [0.5, 0.6]), "b": fake_result(4096, [0.5] * 3)}) == {
+        "epochs": 2,
+        "steps": 3 * (60000 // 4096),
+    }
+
+
+def test_steps_summary_picks_fewest_steps_and_reads_b_simple_at_the_crossing():
+    res = {
+        "b128_t0": fake_result(128, [0.5, 0.72, 0.8], lr=0.1, noise=[100.0, 300.0, 500.0], b_simple=500.0),
+        "b128_t1": fake_result(128, [0.71, 0.75, 0.8], lr=0.2, noise=[150.0, 350.0, 550.0], b_simple=550.0),
+        "b128_t1_s1": fake_result(128, [0.6, 0.71, 0.8], lr=0.2, seed=1, noise=[1.0, 2.0, 3.0], b_simple=7.0),
+        "b128_t1_s2": fake_result(128, [0.72, 0.9, 0.9], lr=0.2, seed=2, noise=[4.0, 5.0, 6.0], b_simple=9.0),
+        "b512_t0": fake_result(512, [0.1, 0.2, 0.3], lr=0.1),
+    }
+    s128, s512 = answer.steps_summary(res, 0.7)
+    spe = 60000 // 128
+    assert s128["best"] == "b128_t1" and s128["tuning_steps"] == {"b128_t0": 2 * spe, "b128_t1": spe}
+    assert s128["seed_steps"] == [2 * spe, spe] and s128["selection_only"] is False
+    assert s128["b_simple_at_target"] == pytest.approx(3.0) and s128["b_simple_final"] == pytest.approx(8.0)
+    assert s512["best"] is None and s512["tuning_steps"] == {"b512_t0": None}
+
+
+def test_figures_render(tmp_path):
+    res = {f"b{b}": fake_result(b, model_curve(b, 30), noise=[200.0] * 30) for b in (64, 256, 1024, 4096)}
+    summ = answer.steps_summary(res, 0.7)
+    figures.save(figures.steps_figure(summ, target=0.7), str(tmp_path / "s.png"))
+    figures.save(figures.accuracy_figure(answer.answer_rows(res)), str(tmp_path / "a.png"))
+    assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_no_effect_flags_different_settings_with_identical_histories():
+    a = fake_result(1024, [0.3, 0.4], lr=0.1, beta2=0.99, beta2_scaling="none")
+    b = fake_result(1024, [0.3, 0.4], lr=0.1, beta2=0.99, beta2_scaling="half_life")
+    c = fake_result(1024, [0.3, 0.4], lr=0.1, seed=1, beta2=0.99, beta2_scaling="none")  # other seed: fine
+    d = fake_result(1024, [0.3, 0.41], lr=0.2)
+    res = {"a": a, "b": b, "c": c, "d": d}
+    assert answer.no_effect(res) == [("a", "b")]
+    assert "differ in beta2_scaling" in answer.no_effect_markdown(answer.no_effect(res), res)
+    assert answer.no_effect({"a": a, "c": c, "d": d}) == []
