@@ -15,6 +15,7 @@ Epoch time = median of `--repeats` warm epochs, after one untimed epoch.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -58,15 +59,12 @@ def synthetic_dataset(n: int) -> Dataset:
 
 
 def step_flops(trainer: trainer_lib.Trainer) -> float:
-    """FLOPs of one train step of one trial, from XLA's cost analysis of the compiled step."""
+    """FLOPs of one (unmeasured) train step of one trial, from XLA's cost analysis of the compiled step."""
     state = init_state(trainer.cfg, trainer.model, trainer.ds, trainer.steps_per_epoch)
-    step = make_train_step(trainer.model, trainer.tx, trainer.spec)
+    step = functools.partial(make_train_step(trainer.model, trainer.tx, trainer.spec), measure=False)
     b = trainer.cfg.batch_size
-    compiled = (
-        jax.jit(step)
-        .lower(state, trainer.ds.x_train[:b], trainer.ds.y_train[:b], jax.random.PRNGKey(0), True)
-        .compile()
-    )
+    x, y = trainer.ds.x_train[:b], trainer.ds.y_train[:b]
+    compiled = jax.jit(step).lower(state, x, y, jax.random.PRNGKey(0)).compile()
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return float(analysis.get("flops", float("nan")))

@@ -8,7 +8,7 @@ vmapped over the trials.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -49,49 +49,82 @@ def make_shuffle(num_train: int, steps: int, spec: StepSpec):
     return shuffle
 
 
-def make_segment(train_step, length: int, spec: StepSpec, batch_sharding, on_progress: Callable | None = None):
-    """`length` steps of every trial from `offset` in the epoch's order: lax.scan of the vmapped step.
+def make_segment(train_step, length: int, spec: StepSpec, batch_sharding):
+    """`length` steps of every trial from `offset` in the epoch's order: a `lax.scan` of the step.
 
     The dataset stays resident on device and is an *argument* (closed-over arrays would be baked
     into the program as constants); each step gathers its batch and constrains it to be split along
     the mesh's data axis, so every device computes on its own share. With `shared_data` the batch is
     gathered (and augmented) once and broadcast: the first layer of all trials is one wide matmul.
-    `start_step` (unbatched) places the steps on the global step count, which decides the
-    noise-scale steps. An epoch is one segment unless an instrument needs the state more often.
-    `on_progress(step in epoch)` is called from inside the program every `spec.progress_every`
-    steps (jax.debug.callback; a step counter for long epochs, no state leaves the device).
+    Several trials run the step vmapped; one trial runs it unbatched (`spec.single`), its trials
+    axis taken off around the scan. With the noise scale on, the scan runs blocks of `noise_every`
+    steps whose first step measures it (`spec.noise_every`, counted from the segment's start), so
+    measuring is static and no step pays for a branch.
     """
     shared = spec.shared_data
-    in_axes = (0, None if shared else 0, None if shared else 0, None if shared else 0, None)
-    step_all = jax.vmap(train_step, in_axes=in_axes)
+    in_axes = (0, None if shared else 0, None if shared else 0, None if shared else 0)  # state, x, y, key
     spec_batch = batch_sharding(trial_axis=not shared)
+    every = spec.noise_every if spec.groups > 1 else 0
 
     def augment(key, xb):
         if spec.augment is None:
             return xb
         return spec.augment(key, xb) if shared else jax.vmap(spec.augment)(key, xb)
 
-    def segment(state: TrainState, start_step, offset, idx, keys, x_train, y_train):
-        idx = jax.lax.dynamic_slice_in_dim(idx, offset, length)
-        keys = jax.lax.dynamic_slice_in_dim(keys, offset, length)
-
-        def body(st, inputs):
-            batch_idx, k, s = inputs
+    def segment(state: TrainState, offset, idx, keys, x_train, y_train):
+        def one(st, inputs, measure: bool):
+            batch_idx, k = inputs
             split = jax.random.split(k) if shared else jax.vmap(jax.random.split)(k)
             aug_key, k = (split[0], split[1]) if shared else (split[:, 0], split[:, 1])
             xb = jax.lax.with_sharding_constraint(x_train[batch_idx], spec_batch)
             yb = jax.lax.with_sharding_constraint(y_train[batch_idx], spec_batch)
-            measure = (start_step + s) % spec.noise_every == 0
-            out = step_all(st, augment(aug_key, xb), yb, k, measure)
-            if on_progress is not None and spec.progress_every:
-                jax.lax.cond(
-                    (s + 1) % spec.progress_every == 0, lambda: jax.debug.callback(on_progress, s + 1), lambda: None
-                )
-            return out
+            step = functools.partial(train_step, measure=measure)
+            step_all = step if spec.single else jax.vmap(step, in_axes=in_axes)
+            return step_all(st, augment(aug_key, xb), yb, k)
 
-        return jax.lax.scan(body, state, (idx, keys, offset + jnp.arange(length)))
+        inputs = (jax.lax.dynamic_slice_in_dim(idx, offset, length), jax.lax.dynamic_slice_in_dim(keys, offset, length))
+        if not spec.single:
+            return scan_in_blocks(one, state, inputs, length, every)
+        state, metrics = scan_in_blocks(one, trial_axis_off(state), inputs, length, every)
+        return trial_axis_on(state), jax.tree.map(lambda m: m[:, None], metrics)
 
     return segment
+
+
+def scan_in_blocks(one, state, inputs, length: int, every: int):
+    """`length` steps `one(state, inputs_t, measure)`; with `every` > 0, in blocks of `every` steps whose
+    first step has measure=True (a last, shorter block too). Static: each kind of step is its own code."""
+
+    def plain(st, xs):
+        return jax.lax.scan(lambda c, x: one(c, x, False), st, xs)
+
+    def block(st, xs):
+        st, first = one(st, jax.tree.map(lambda a: a[0], xs), True)
+        st, rest = plain(st, jax.tree.map(lambda a: a[1:], xs))
+        return st, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rest)
+
+    if not every:
+        return plain(state, inputs)
+    full, rem = divmod(length, every)
+    metrics = []
+    if full:
+        blocks = jax.tree.map(lambda a: a[: full * every].reshape((full, every) + a.shape[1:]), inputs)
+        state, m = jax.lax.scan(block, state, blocks)
+        metrics.append(jax.tree.map(lambda a: a.reshape((full * every,) + a.shape[2:]), m))
+    if rem:
+        state, m = block(state, jax.tree.map(lambda a: a[full * every :], inputs))
+        metrics.append(m)
+    return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
+
+
+def trial_axis_off(tree):
+    """A group of one trial without its trials axis."""
+    return jax.tree.map(lambda a: a[0], tree)
+
+
+def trial_axis_on(tree):
+    """The trials axis (of length one) back on."""
+    return jax.tree.map(lambda a: a[None], tree)
 
 
 def make_evaluate(model, chunk: int):

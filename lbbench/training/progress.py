@@ -58,6 +58,10 @@ class StepCounter:
         self.log, self.clock = log or _print, clock
         self._last = clock()
 
+    def due(self) -> bool:
+        """Whether an update now would print (`every_s` seconds since the last line)."""
+        return self.clock() - self._last >= self.every_s
+
     def update(self, step: int) -> bool:
         """Report `step` if enough time passed or it is the last; returns whether it printed."""
         now = self.clock()

@@ -2,9 +2,10 @@
 
 The gradient noise scale (McCandlish et al. 2018) is measured every `noise_every` steps: on those
 steps the batch is split into `groups` sub-batches whose gradients are taken side by side (vmap);
-their mean *is* the full-batch gradient, so the update is the same either way. The choice between
-the grouped and the plain gradient is a `lax.cond` on the (unbatched) step index, so the other
-steps pay nothing.
+their mean *is* the full-batch gradient, so the update is the same either way. Measuring or not is
+static: the epoch's scan places one measured step at the start of every block of `noise_every`
+steps, so the other steps are the plain step and pay nothing (a `lax.cond` in every step cost
+far more than the measurement it skipped; BUILD_NOTES).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class StepSpec:
     shared_data: bool = True  # all trials share one seed, hence one data order: gather each batch once
     progress_every: int = 0  # call the host progress callback every this many steps of an epoch (0 = never)
     augment: Callable | None = None
+    single: bool = False  # one trial: no vmap over the trials axis (shared_data must hold)
 
 
 def cross_entropy(logits, labels):
@@ -75,9 +77,9 @@ def grouped_grads(loss_fn, state, x, y, key, spec: StepSpec):
     k = spec.groups
     if spec.vmap_groups:
         xg, yg = x.reshape((k, -1) + x.shape[1:]), y.reshape((k, -1))
-        (losses, (stats, accs)), grads = jax.vmap(vg, in_axes=(None, None, 0, 0, 0))(
-            state.params, state.batch_stats, xg, yg, jax.random.split(key, k)
-        )
+        keys = jax.random.split(key, k)
+        outs = [vg(state.params, state.batch_stats, xg[i], yg[i], keys[i]) for i in range(k)]
+        (losses, (stats, accs)), grads = jax.tree.map(lambda *a: jnp.stack(a), *outs)
         mean_grads = jax.tree.map(lambda g: g.mean(0), grads)
         g_small_sq = jnp.mean(jax.vmap(tree_sq_norm)(grads))
         stats = jax.tree.map(lambda s: s.mean(0), stats)  # = ghost-BN running-average update
@@ -90,12 +92,10 @@ def grouped_grads(loss_fn, state, x, y, key, spec: StepSpec):
     return loss, grads, stats, acc, tree_sq_norm(g_small), g_big_sq
 
 
-def _gradients(loss_fn, state, x, y, key, measure, spec: StepSpec):
-    if spec.groups == 1:
+def _gradients(loss_fn, state, x, y, key, measure: bool, spec: StepSpec):
+    if spec.groups == 1 or not measure:
         return _plain_grads(loss_fn, state, x, y, key)
-    return jax.lax.cond(
-        measure, lambda: grouped_grads(loss_fn, state, x, y, key, spec), lambda: _plain_grads(loss_fn, state, x, y, key)
-    )
+    return grouped_grads(loss_fn, state, x, y, key, spec)
 
 
 def _keep_if(ok, new, old):
@@ -103,7 +103,11 @@ def _keep_if(ok, new, old):
 
 
 def make_train_step(model, tx: optax.GradientTransformation, spec: StepSpec):
-    """One optimisation step of one trial: (state, x, y, key, measure_noise) -> (state, metrics)."""
+    """One optimisation step of one trial: (state, x, y, key, measure) -> (state, metrics).
+
+    `measure` is a Python bool: a step that measures the noise scale and one that does not are two
+    programs, placed by the epoch's scan (training/epoch.py), never a `lax.cond` inside every step.
+    """
     loss_fn = make_group_loss(model)
 
     def train_step(state: TrainState, x, y, key, measure):
@@ -115,15 +119,14 @@ def make_train_step(model, tx: optax.GradientTransformation, spec: StepSpec):
         updates, opt_state = tx.update(grads, with_learning_rate(state.opt_state, lr), state.params, **extra)
         params = optax.apply_updates(state.params, updates)
         noise = state.noise
-        if spec.groups > 1:
-            measured = noise_scale.update(
+        if spec.groups > 1 and measure:
+            noise = noise_scale.update(
                 noise, g_small_sq, g_big_sq, spec.batch_size // spec.groups, spec.batch_size, spec.noise_decay
             )
-            noise = _keep_if(measure, measured, noise)
         ok = state.alive & jnp.isfinite(loss) & jnp.isfinite(g_big_sq)
-        new = _keep_if(
-            ok, (params, stats, opt_state, noise), (state.params, state.batch_stats, state.opt_state, state.noise)
-        )
+        new = (params, stats, opt_state, noise)
+        if not spec.single:  # freeze a trial that went NaN/inf so the group's record of it stays finite
+            new = _keep_if(ok, new, (state.params, state.batch_stats, state.opt_state, state.noise))
         metrics = {"loss": loss, "accuracy": acc, "grad_norm": jnp.sqrt(g_big_sq), "learning_rate": lr}
         return state.replace(
             params=new[0], batch_stats=new[1], opt_state=new[2], noise=new[3], step=state.step + 1, alive=ok

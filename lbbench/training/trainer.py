@@ -26,6 +26,8 @@ from lbbench.training.optim import make_optimizer, with_learning_rate
 from lbbench.training.state import init_state, stack_trials, trial, trial_keys
 from lbbench.training.step import StepSpec, make_train_step
 
+PROGRESS_SEGMENTS = 10  # an epoch of many steps is cut into this many segments for the step counter
+
 
 def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> StepSpec:
     cfg = cfgs[0]
@@ -45,17 +47,16 @@ def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> StepSpec:
         schedule=schedules.schedule_spec(cfg, steps_per_epoch),
         noise_every=cfg.noise_scale_every,
         shared_data=len({c.seed for c in cfgs}) == 1,
-        progress_every=progress_interval(steps_per_epoch),
         augment=augment,
+        single=len(cfgs) == 1,
     )
 
 
-def progress_interval(steps_per_epoch: int) -> int:
-    """Steps between step-counter callbacks: a tenth of an epoch for epochs of ≥ 20 steps, one
-    process and one device (a callback in an SPMD program runs on every device); else never."""
-    if steps_per_epoch < 20 or jax.device_count() > 1 or jax.process_count() > 1:
-        return 0
-    return steps_per_epoch // 10
+def progress_segment(steps_per_epoch: int) -> int:
+    """Steps per compiled segment for the step counter: a tenth of an epoch for epochs of ≥ 20 steps,
+    so a long epoch reports progress at segment ends (the host sees the state there anyway). An
+    in-program `jax.debug.callback` did the same and made every step up to 2x slower (BUILD_NOTES)."""
+    return -(-steps_per_epoch // PROGRESS_SEGMENTS) if steps_per_epoch >= 2 * PROGRESS_SEGMENTS else steps_per_epoch
 
 
 def check_group(cfgs: list[Config]) -> None:
@@ -90,20 +91,14 @@ class Trainer:
         put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
         self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
         self.eval_sets = epoch.eval_sets(ds, cfg.train_eval_examples, put)
-        self.segment_steps = min(segment_steps or self.steps_per_epoch, self.steps_per_epoch)
+        self.segment_steps = min(segment_steps or self.steps_per_epoch, progress_segment(self.steps_per_epoch))
         self._train_step = make_train_step(self.model, self.tx, self.spec)
         self._shuffle = epoch.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
         # inference-mode logits as a stable function of (params, batch_stats, x): instruments take it
         # inside a BoundLogits, so their jitted measurements compile once per run, not per call
         self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
         self._measure = None
-        self._counter = None  # progress.StepCounter of the epoch in flight
-
-    def _on_progress(self, step_in_epoch) -> None:
-        """Host side of the in-program step counter: prints at most every 5 s, never the epoch's end."""
-        step = int(step_in_epoch)
-        if self._counter is not None and step < self.steps_per_epoch:
-            self._counter.update(step)
+        self._log = None if jax.process_index() == 0 else (lambda line: None)  # the step counter: process 0 prints
 
     def trial_view(self, state, i: int, step: int) -> TrialView:
         """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
@@ -160,9 +155,9 @@ class Trainer:
         zero = jnp.zeros((), jnp.int32)
         self._segments = {}
         for length in sorted(set(self.segment_lengths())):
-            seg = epoch.make_segment(self._train_step, length, self.spec, batch_sharding, self._on_progress)
-            jitted = jax.jit(seg, in_shardings=(rep,) * 7, out_shardings=(rep, rep), donate_argnums=0)
-            self._segments[length] = jitted.lower(state, zero, zero, idx, keys, self.x_train, self.y_train).compile()
+            seg = epoch.make_segment(self._train_step, length, self.spec, batch_sharding)
+            jitted = jax.jit(seg, in_shardings=(rep,) * 6, out_shardings=(rep, rep), donate_argnums=0)
+            self._segments[length] = jitted.lower(state, zero, idx, keys, self.x_train, self.y_train).compile()
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
             fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk))
@@ -174,17 +169,21 @@ class Trainer:
 
         `on_segment(state, step)` is called after each segment (instruments measure there)."""
         state, idx, keys = self._compiled_shuffle(state)
-        start = jnp.asarray(start_step, jnp.int32)
-        self._counter = progress.StepCounter(self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}")
+        counter = progress.StepCounter(
+            self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}", log=self._log
+        )
         metrics, offset = [], 0
         for length in self.segment_lengths():
             state, m = self._segments[length](
-                state, start, jnp.asarray(offset, jnp.int32), idx, keys, self.x_train, self.y_train
+                state, jnp.asarray(offset, jnp.int32), idx, keys, self.x_train, self.y_train
             )
             metrics.append(m)
             offset += length
             if on_segment is not None:
                 on_segment(state, start_step + offset)
+            if offset < self.steps_per_epoch and counter.due():
+                jax.block_until_ready(m["loss"])  # report steps done, not steps dispatched
+                counter.update(offset)
         if len(metrics) == 1:
             return state, metrics[0]
         return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)

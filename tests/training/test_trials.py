@@ -187,14 +187,14 @@ def test_evals_interval_that_does_not_divide_the_epoch(tmp_path):
     assert saved["evals"]["step"] == [4, 8, 14, 18]
 
 
-def test_long_epochs_show_a_step_counter_from_inside_the_program(tmp_path, capsys, monkeypatch):
-    """Epochs of >= 20 steps call back to the host every tenth of an epoch (printed at most every
-    5 s; here every time), without changing training."""
+def test_long_epochs_show_a_step_counter(tmp_path, capsys, monkeypatch):
+    """Epochs of >= 20 steps are cut into ten compiled segments and report progress at their ends
+    (printed at most every 5 s; here every time), which changes nothing in training."""
     from lbbench.training import progress
 
     class EveryTime(progress.StepCounter):
-        def __init__(self, total, label=""):
-            super().__init__(total, label, every_s=0.0)
+        def __init__(self, total, label="", log=None):
+            super().__init__(total, label, every_s=0.0, log=log)
 
     monkeypatch.setattr(progress, "StepCounter", EveryTime)
     cfg = Config(
@@ -205,5 +205,5 @@ def test_long_epochs_show_a_step_counter_from_inside_the_program(tmp_path, capsy
     steps = [int(line.split("step ")[1].split("/")[0]) for line in out.splitlines() if "epoch 1: step" in line]
     assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18]  # every 20 // 10 steps, never the epoch's last step
     monkeypatch.undo()
-    again = train.run(cfg.replace(run_name="again"))  # no printing: the callback changes nothing
+    again = train.run(cfg.replace(run_name="again"))  # no printing: the counter changes nothing
     assert result["final"] == again["final"]
