@@ -82,8 +82,8 @@ class Sharpness(Instrument):
     def run(self, view: TrialView):
         say = view.log or (lambda line: None)
         what = f"sharpness of trial {view.trial}" if view.trial else "sharpness"
-        say(f"lbbench: measuring {what} (lambda_max, trace, eps-sharpness) ...")
-        with signals.deferred():
+        with signals.deferred():  # from here a Ctrl-C waits for the measurement's end (the line below says so)
+            say(f"lbbench: measuring {what} (lambda_max, trace, eps-sharpness) ...")
             report = measure(
                 view.logits_fn,
                 view.params,

@@ -93,28 +93,35 @@ def make_segment(train_step, length: int, spec: StepSpec, batch_sharding):
 
 def scan_in_blocks(one, state, inputs, length: int, every: int):
     """`length` steps `one(state, inputs_t, measure)`; with `every` > 0, in blocks of `every` steps whose
-    first step has measure=True (a last, shorter block too). Static: each kind of step is its own code."""
+    first step has measure=True (the last block may be shorter). Static: the program holds one measured
+    and one plain step; the plain steps of a block run in a loop whose trip count is traced, so the
+    shorter last block needs no third copy of the step."""
 
-    def plain(st, xs):
-        return jax.lax.scan(lambda c, x: one(c, x, False), st, xs)
-
-    def block(st, xs):
-        st, first = one(st, jax.tree.map(lambda a: a[0], xs), True)
-        st, rest = plain(st, jax.tree.map(lambda a: a[1:], xs))
-        return st, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rest)
+    def at(t):
+        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, keepdims=False), inputs)
 
     if not every:
-        return plain(state, inputs)
-    full, rem = divmod(length, every)
-    metrics = []
-    if full:
-        blocks = jax.tree.map(lambda a: a[: full * every].reshape((full, every) + a.shape[1:]), inputs)
-        state, m = jax.lax.scan(block, state, blocks)
-        metrics.append(jax.tree.map(lambda a: a.reshape((full * every,) + a.shape[2:]), m))
-    if rem:
-        state, m = block(state, jax.tree.map(lambda a: a[full * every :], inputs))
-        metrics.append(m)
-    return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
+        return jax.lax.scan(lambda c, x: one(c, x, False), state, inputs)
+    shapes = jax.eval_shape(lambda st: one(st, at(0), False)[1], state)
+    buffers = jax.tree.map(lambda sd: jnp.zeros((length,) + sd.shape, sd.dtype), shapes)
+
+    def put(bufs, t, metrics):
+        return jax.tree.map(lambda b, m: jax.lax.dynamic_update_index_in_dim(b, m, t, 0), bufs, metrics)
+
+    def plain(t, carry):
+        st, bufs = carry
+        st, m = one(st, at(t), False)
+        return st, put(bufs, t, m)
+
+    def block(carry, start):
+        st, bufs = carry
+        st, m = one(st, at(start), True)
+        carry = jax.lax.fori_loop(start + 1, jnp.minimum(start + every, length), plain, (st, put(bufs, start, m)))
+        return carry, None
+
+    starts = jnp.arange(0, length, every, dtype=jnp.int32)
+    (state, buffers), _ = jax.lax.scan(block, (state, buffers), starts)
+    return state, buffers
 
 
 def trial_axis_off(tree):
