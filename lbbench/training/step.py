@@ -35,7 +35,6 @@ class StepSpec:
     schedule: schedules.ScheduleSpec = schedules.ScheduleSpec("constant", 1)
     noise_every: int = 1  # measure the noise scale on steps where step % noise_every == 0
     shared_data: bool = True  # all trials share one seed, hence one data order: gather each batch once
-    progress_every: int = 0  # call the host progress callback every this many steps of an epoch (0 = never)
     augment: Callable | None = None
     single: bool = False  # one trial: no vmap over the trials axis (shared_data must hold)
 
