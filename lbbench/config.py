@@ -33,11 +33,15 @@ TRACED_FIELDS = (
     "beta2_scaling",
     "weight_decay",
     "warmup_epochs",
+    "warmup_steps",
     "sam_rho",
     "trust_coefficient",
     "seed",
 )
 OUTPUT_FIELDS = ("run_name", "workdir", "overwrite")
+# The value a field had, in effect, before it existed: a result.json written then lacks the key and
+# is read with this value, not today's default (its run held out no validation set).
+LEGACY_VALUES = {"validation_examples": 0}
 
 
 class ConfigError(ValueError):
@@ -67,9 +71,15 @@ class Config:
     download: bool = _f(True, "download missing real datasets (mnist, cifar...) from their canonical source")
     augment: bool = _f(True, "apply the dataset's standard augmentation (CIFAR crop+flip) on device")
     train_eval_examples: int = _f(10000, "fixed train subset used for train loss/accuracy each epoch")
+    validation_examples: int = _f(
+        5000,
+        "held-out validation examples, what studies select and stop on: MNIST-1D and the random toy "
+        "generate them apart (training set unchanged), real datasets carve them, seeded, from "
+        "training (0 = no validation set)",
+    )
     eval_every_steps: int = _f(
         0,
-        "also evaluate test loss/accuracy every N steps (0 = once an epoch); "
+        "also evaluate validation and test loss/accuracy every N steps (0 = once an epoch); "
         "steps-to-target studies read these points (result.json `evals`)",
     )
     train_subset: int = _f(
@@ -89,6 +99,11 @@ class Config:
     epochs: int = _f(20, "training epochs")
     schedule: str = _f("constant", f"LR schedule: one of {', '.join(SCHEDULES)}")
     warmup_epochs: float = _f(5.0, "linear warmup length in epochs (warmup schedules)")
+    warmup_steps: int = _f(
+        -1,
+        "linear warmup length in steps, the same for every batch size and run length "
+        "(warmup schedules; -1 = use --warmup_epochs)",
+    )
     decay_epochs: tuple[int, ...] = _f((), "epochs at which warmup_step divides the LR by 10 (default: 50%, 75%)")
     momentum: float = _f(0.9, "momentum (momentum, nesterov, lars, sam) / beta1 (adam, adamw, lamb)")
     beta2: float = _f(0.999, "second-moment decay beta2 of adam, adamw and lamb (at --base_batch_size)")
@@ -171,6 +186,7 @@ class Config:
         unknown = sorted(set(d) - set(names))
         if unknown:
             raise ConfigError(unknown[0], "unknown configuration key")
+        d = {**{k: v for k, v in LEGACY_VALUES.items() if k not in d}, **d}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @property
@@ -250,11 +266,16 @@ class Config:
             "eval_every_steps",
             "adaptive_sharpness_rho",
             "adaptive_sharpness_steps",
+            "validation_examples",
         ):
             if getattr(self, flag) < 0:
                 raise ConfigError(flag, f"must not be negative, got {getattr(self, flag)}")
         if self.learning_rate == 0:
             raise ConfigError("learning_rate", "must be positive, got 0")
+        if self.warmup_steps < -1:
+            raise ConfigError(
+                "warmup_steps", f"must be a number of steps, or -1 to use --warmup_epochs; got {self.warmup_steps}"
+            )
         if not 0 <= self.momentum < 1:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
         if not 0 <= self.beta2 < 1:
@@ -347,7 +368,15 @@ def _groups_error(batch_size: int, groups: int) -> ConfigError:
 
 # Sections of `--help`, in order. Every Config field is in exactly one (tests/test_config.py checks).
 SECTIONS = {
-    "data": ("dataset", "data_dir", "download", "augment", "train_eval_examples", "train_subset"),
+    "data": (
+        "dataset",
+        "data_dir",
+        "download",
+        "augment",
+        "train_eval_examples",
+        "validation_examples",
+        "train_subset",
+    ),
     "model": ("model", "ghost_batch_size"),
     "optimisation": (
         "optimizer",
@@ -358,6 +387,7 @@ SECTIONS = {
         "epochs",
         "schedule",
         "warmup_epochs",
+        "warmup_steps",
         "decay_epochs",
         "momentum",
         "beta2",

@@ -22,9 +22,12 @@ def fake_result(
     eps=5.0,
     b_simple=None,
     n_train=N_TRAIN,
+    val=None,
     **cfg,
 ):
-    """A result.json-shaped dict whose test accuracy per epoch is `acc` (a list)."""
+    """A result.json-shaped dict whose test accuracy per epoch is `acc` (a list) and whose validation
+    accuracy is `val` (default: the same list)."""
+    val = list(acc) if val is None else list(val)
     spe = n_train // batch
     n = len(acc)
     config = {
@@ -42,13 +45,14 @@ def fake_result(
         "status": status,
         "config": config,
         "dataset": {"num_classes": 10, "num_train": n_train},
-        "final": {"test_accuracy": acc[-1], "generalization_gap": gap},
+        "final": {"test_accuracy": acc[-1], "val_accuracy": val[-1], "generalization_gap": gap},
         "sharpness": {"lambda_max": lam, "epsilon_sharpness": {"full_0.001": eps, "full_0.0005": eps / 2}},
         "noise_scale": {"b_simple": b_simple},
         "history": {
             "epoch": list(range(1, n + 1)),
             "step": [spe * e for e in range(1, n + 1)],
             "test_accuracy": list(acc),
+            "val_accuracy": val,
             "noise_b_simple": noise or [None] * n,
         },
     }

@@ -6,12 +6,14 @@ from lbbench.data import embedded, real
 from lbbench.data.dataset import DataError, Dataset
 
 
-def load(name: str, cache_dir: str, download: bool = True) -> Dataset:
-    """Load dataset `name` (see config.DATASETS); raise DataError with a how-to-fix message."""
+def load(name: str, cache_dir: str, download: bool = True, validation: int = 0) -> Dataset:
+    """Load dataset `name` (see config.DATASETS) with `validation` held-out examples; raise DataError
+    with a how-to-fix message. Embedded datasets generate their validation set apart; real ones carve
+    it, seeded, from their training set (they ship train and test only)."""
     if name == "mnist1d":
-        return embedded.load_mnist1d(cache_dir)
+        return embedded.load_mnist1d(cache_dir, num_val=validation)
     if name == "random":
-        return embedded.load_random_toy()
+        return embedded.load_random_toy(num_val=validation)
     loaders = {
         "mnist": real.load_mnist,
         "fashion_mnist": real.load_fashion_mnist,
@@ -20,7 +22,7 @@ def load(name: str, cache_dir: str, download: bool = True) -> Dataset:
     }
     if name not in loaders:
         raise DataError(f"unknown dataset {name!r}")
-    return loaders[name](cache_dir, download=download)
+    return loaders[name](cache_dir, download=download).carve_validation(validation)
 
 
 __all__ = ["DataError", "Dataset", "load"]

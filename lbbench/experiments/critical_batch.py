@@ -1,47 +1,46 @@
 """Critical batch size, measured directly: tune every batch size, then steps to target vs B.
 
-    python -m lbbench.sweep experiments/critical_batch.py [--quick]
+    python -m lbbench.sweep critical_batch [--quick]
 
-Issue 10. Shallue et al. 2019 and Nado et al. 2021: at one fixed learning rate, "large batches
-fail" is manufactured by the comparison. Here every batch size B = 32 … 16384 gets the same budget
-of K = 8 quasi-random trials (scrambled Sobol over base learning rate, log(1 − momentum), warmup
-fraction and weight decay; lbbench.study.search.default_space("momentum")), momentum SGD with a
-linear warmup then a constant rate (so steps-to-target does not depend on the run length, as with
-Zhang et al. 2024's constant schedule), and the learning rate searched as a base rate at B = 256
-with sqrt scaling so the same space is centred at every B. The K trial points are the same unit
-Sobol points at every B (paired comparison). After the grid, `followup` re-runs each batch
-size's winners — fewest steps to TARGET, best accuracy within the epoch budget and within the step
-budget, chosen on seed 0 — with seeds 1, 2, 3 and sharpness measurement on.
+Issues 10 and 17. Shallue et al. 2019 and Nado et al. 2021: at one fixed learning rate, "large
+batches fail" is manufactured by the comparison. Here every batch size B = 32 … 16384 gets the same
+budget of K = 8 quasi-random trials (scrambled Sobol over base learning rate, log(1 − momentum),
+warmup *in steps* (0–500, the same at every B and run length) and weight decay;
+lbbench.study.search.default_space("momentum")), momentum SGD with a linear warmup then a constant
+rate, so a trial's learning rate at step t does not depend on the run length (Zhang et al. 2024),
+and the learning rate searched as a base rate at B = 256 with sqrt scaling so the same space is
+centred at every B. The K trial points are the same unit Sobol points at every B (paired).
 
-**Budget rule.** epochs(B) = max(E_MIN, ceil(T_MIN / floor(N / B))) with E_MIN = 10 epochs and
-T_MIN = 1000 steps (N = training set size): small batches get at least 10 epochs, large ones at
-least 1000 steps, so a large batch is never judged "unable to reach the target" for lack of
-updates. (B = 32 … 512: 10 epochs; 1024: 18; 4096: 72; 16384: 334 epochs = 1002 steps.) The
-answer table's budgets are the ones every run covers: 10 epochs and ~1000 steps. (T_MIN was
-2000 in the first design; halved so the full study fits the 2-core CPU in about half an hour.)
+**Data roles** (STUDY_PROTOCOL.md §2). Targets, crossings and winners are on the validation set
+(5,000 MNIST-1D examples generated apart from train and test); test accuracy is reported once, for
+the re-runs, at the budget's end. After the grid, `followup` re-runs each batch size's winners —
+fewest steps to each target, best validation accuracy at the end of each budget, chosen on seed 0 —
+with seeds 1, 2, 3 and sharpness measurement on.
 
-**Target.** Test accuracy TARGET = 0.85 on MNIST-1D (the MLP tops out near 0.93–0.95). It is high
-enough that the smallest batches need several epochs: evaluation is once per epoch, so a target
-reached in the first epoch would give "one epoch" at every small B and fake perfect scaling. Batch
-sizes with ≥ 32 steps an epoch also evaluate the test set 8 times an epoch (`--eval_every_steps`),
-so their crossing is resolved to 1/8 epoch. `analyze` flags batch sizes whose crossing is at
-epoch ≤ 2.
+**Budget rule.** epochs(B) = max(E_MIN, ceil(T_MIN / floor(N / B))), E_MIN = 10 epochs and
+T_MIN = 1000 steps (B = 32 … 512: 10 epochs; 1024: 18; 4096: 72; 16384: 334 epochs = 1002 steps).
+With a schedule that is constant after warmup, a run's first t steps are the same whatever its
+length, so the run length can only decide *whether* a trial crosses inside it, never *when*:
+doubling it leaves every crossing, hence B_crit, unchanged as long as each winner crosses inside
+the run (`analyze` reports each winner's crossing as a fraction of its run).
 
-**Analysis** (lbbench.study): S(B) = S_min(1 + B_crit/B) fitted in log space to the geometric
-mean over re-run seeds of the best trial's steps; stratified bootstrap CI over seeds, and a second
-one over trials (resampling each B's K tuning trials and taking the best, i.e. tuning
-uncertainty); Zhang et al.'s 20 %-overhead critical batch; regimes per interval; B_simple
-(McCandlish et al. 2018) at the end of training and at the epoch the target is reached, beside
-the measured B_crit. Writes answer.md, critical_batch.json, steps_to_target.png,
-accuracy_vs_batch.png into the sweep directory.
+**Targets and cadence.** Validation accuracy 0.85, 0.90 and 0.93 on MNIST-1D (the MLP tops out
+near 0.93–0.95). Every batch size evaluates the validation set every EVAL_EXAMPLES = 6,000
+examples (every ceil(6000/B) steps, at least every step), so the crossing is resolved alike at every
+B; the crossing step is interpolated linearly between the two evaluations around it and their
+spacing is reported as its quantisation.
 
-**Time on the 2-core CPU** (MLP: ~110k examples/s at B = 32, ~400k at B ≥ 4096 per trial, run one
-at a time): one trial at every B is ~67M examples ≈ 3.5 min with evaluation overhead; K = 8
-trials ≈ 28 min; re-runs: 1–3 winners per B (the steps, epoch-budget and step-budget winners
-often coincide) × 3 seeds, ≈ 10–30 min plus sharpness (≈ 8 s a run): **≈ 45–65 min** sequential,
-less when the runner packs the trials of one B into one vmapped program.
-Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds (8 runs): ≈ 50 s on
-this CPU, most of it compiles (measured with other jobs running).
+**Analysis** (lbbench.study): per target, S(B) = S_min(1 + B_crit/B) fitted in log space to the
+geometric mean over re-run seeds of the winner's steps; the headline interval is the residual
+bootstrap (the scatter around the fit, tuning granularity included), beside the bootstrap over
+tuning trials and the seed-only one (labelled); regimes read from the fitted curve (perfect below
+B_crit/4, maximal above 4·B_crit) with the measured local slopes as data; the 20 %-overhead batch
+0.2·B_crit relative to the fitted perfect-scaling asymptote; B_simple (McCandlish et al. 2018) read
+at the crossing where its per-step EMA has equilibrated (the crossing at least EQUILIBRATED_STEPS
+steps in), the end-of-run value labelled a trajectory average. Writes answer.md,
+critical_batch.json, steps_to_target_<target>.png and accuracy_vs_batch.png.
+
+Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds; two low targets.
 """
 
 import math
@@ -50,17 +49,17 @@ import os
 from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
-from lbbench.study import answer, bootstrap, critical_batch, protocol
+from lbbench.study import answer, bootstrap, compare, critical_batch, protocol, targets
 from lbbench.study.search import default_space
-from lbbench.study.targets import first_crossing
 from lbbench.sweep import env_dataset
 
 NAME = "critical_batch"
-TARGET = {"mnist1d": 0.85, "mnist": 0.98, "fashion_mnist": 0.88, "cifar10": 0.75}
-QUICK_TARGET = 0.15
-TRAIN_SIZE = {"mnist1d": 60000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+TARGETS = {"mnist1d": (0.85, 0.90, 0.93), "mnist": (0.97, 0.98, 0.985), "fashion_mnist": (0.85, 0.88, 0.9)}
+QUICK_TARGETS = (0.12, 0.15)
+TRAIN_SIZE = {"mnist1d": 60000, "mnist": 55000, "fashion_mnist": 55000, "cifar10": 45000, "cifar100": 45000}
 E_MIN, T_MIN = 10, 1000
-EVALS_PER_EPOCH = 8
+EVAL_EXAMPLES = 6000
+EQUILIBRATED_STEPS = 300  # 3 windows of the noise scale's per-step EMA (1 / (1 − 0.99) steps)
 K, SEEDS, SEARCH_SEED = 8, (1, 2, 3), 0
 
 
@@ -68,22 +67,24 @@ def batches(quick: bool) -> tuple[int, ...]:
     return (256, 1024) if quick else tuple(2**k for k in range(5, 15))
 
 
+def _steps_per_epoch(b: int) -> int:
+    return TRAIN_SIZE.get(env_dataset(), 60000) // b
+
+
 def epochs(b: int, quick: bool) -> int:
     if quick:
         return 2
-    steps_per_epoch = TRAIN_SIZE.get(env_dataset(), 60000) // b
-    return max(E_MIN, math.ceil(T_MIN / steps_per_epoch))
+    return max(E_MIN, math.ceil(T_MIN / _steps_per_epoch(b)))
 
 
 def eval_every(b: int, quick: bool) -> int:
-    """Test evaluations between epochs for small batches (EVALS_PER_EPOCH an epoch), so steps to
-    target are resolved to 1/EVALS_PER_EPOCH of an epoch, not a whole one (0 = once an epoch)."""
-    steps_per_epoch = TRAIN_SIZE.get(env_dataset(), 60000) // b
-    return 0 if quick or steps_per_epoch < 4 * EVALS_PER_EPOCH else steps_per_epoch // EVALS_PER_EPOCH
+    """Validation evaluations every EVAL_EXAMPLES examples (at least every step; 0 = once an epoch)."""
+    every = max(1, math.ceil(EVAL_EXAMPLES / b))
+    return 0 if quick or every >= _steps_per_epoch(b) else every
 
 
-def target(quick: bool) -> float:
-    return QUICK_TARGET if quick else TARGET.get(env_dataset(), 0.85)
+def targets_of(quick: bool) -> tuple[float, ...]:
+    return QUICK_TARGETS if quick else TARGETS.get(env_dataset(), TARGETS["mnist1d"])
 
 
 def base_config(quick: bool) -> Config:
@@ -105,7 +106,7 @@ def grid(quick: bool) -> list[dict]:
     points = []
     for b in batches(quick):
         e = epochs(b, quick)
-        for i, t in enumerate(space.trials(2 if quick else K, seed=SEARCH_SEED, epochs=e)):
+        for i, t in enumerate(space.trials(2 if quick else K, seed=SEARCH_SEED)):
             points.append(
                 {
                     **t,
@@ -122,121 +123,232 @@ def grid(quick: bool) -> list[dict]:
 def _budgets(quick: bool) -> dict:
     return {
         "epochs": 2 if quick else E_MIN,
-        "steps": min(epochs(b, quick) * (TRAIN_SIZE.get(env_dataset(), 60000) // b) for b in batches(quick)),
+        "steps": min(epochs(b, quick) * _steps_per_epoch(b) for b in batches(quick)),
     }
 
 
 def followup(results: dict, quick: bool) -> list[dict]:
-    """Seeds of each batch size's winners (fewest steps to target; best within each budget)."""
+    """Seeds of each batch size's winners (fewest steps to each target; best at the end of each budget)."""
     bud = _budgets(quick)
-    win = protocol.winners(
-        results, answer.by_batch, target=target(quick), epoch_budget=bud["epochs"], step_budget=bud["steps"]
-    )
-    names = set().union(*win.values()) if win else set()
+    names = set()
+    for i, goal in enumerate(targets_of(quick)):
+        win = protocol.winners(
+            results,
+            answer.by_batch,
+            target=goal,
+            epoch_budget=bud["epochs"] if i == 0 else None,
+            step_budget=bud["steps"] if i == 0 else None,
+        )
+        names |= set().union(*win.values()) if win else set()
     return protocol.rerun_points(
         results, names, base_config(quick), SEEDS[:2] if quick else SEEDS, extra={"sharpness": not quick}
     )
 
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
-    goal, bud = target(quick), _budgets(quick)
-    summary = answer.steps_summary(results, goal)
+    bud = _budgets(quick)
     rows = answer.answer_rows(results, epoch_budget=bud["epochs"], step_budget=bud["steps"])
-    out = {"target": goal, "budgets": bud, "steps": summary, "answer": rows}
-    seeds = {r["arm"]: r["seed_steps"] for r in summary if r["best"] is not None}
-    trials = {r["arm"]: list(r["tuning_steps"].values()) for r in summary}
-    point = {b: _geo(v) for b, v in seeds.items()}
-    reached = {b: s for b, s in point.items() if s is not None}
-    ci_seeds = ci_trials = None
-    if len(reached) >= 2:
-        ci_seeds = bootstrap.fit_ci(seeds, reduce="geomean")
-        ci_trials = bootstrap.fit_ci({b: v for b, v in trials.items() if any(x is not None for x in v)}, reduce="min")
-        out["regimes"] = critical_batch.regimes(list(reached), list(reached.values()))
-    out["critical_batch_over_seeds"], out["critical_batch_over_trials"] = ci_seeds, ci_trials
-    out["coarse_crossings"] = [r["arm"] for r in summary if r["best"] and _first_epoch(results, r, goal) <= 2]
-    out["no_effect"] = answer.no_effect(results)
-    out["b_simple"] = {r["arm"]: {"final": r["b_simple_final"], "at_target": r["b_simple_at_target"]} for r in summary}
+    per_target = [target_analysis(results, goal) for goal in targets_of(quick)]
+    out = {"targets": per_target, "budgets": bud, "answer": rows, "no_effect": answer.no_effect(results)}
+    out["degradation"] = degradation(rows)
     atomic.write_json(os.path.join(sweep_dir, "critical_batch.json"), out)
+    lines = conclusions(
+        {"targets": [_headline(t) for t in per_target], "degradation": out["degradation"], "budgets": bud}
+    )
     atomic.write_text(
         os.path.join(sweep_dir, "answer.md"),
-        answer.answer_markdown(rows)
+        compare.conclusions_markdown(lines)
+        + answer.answer_markdown(rows)
         + "\n"
-        + critical_batch_markdown(out)
+        + degradation_markdown(rows)
+        + "\n"
+        + "\n".join(critical_batch_markdown(t) for t in per_target)
         + answer.no_effect_markdown(out["no_effect"], results),
     )
-    figures.save(
-        figures.steps_figure(summary, ci_seeds, ci_seeds, goal), os.path.join(sweep_dir, "steps_to_target.png")
-    )
+    for t in per_target:
+        fig = figures.steps_figure(t["steps"], t["fit_residual"], t["target"], t["b_simple_equilibrated"])
+        figures.save(fig, os.path.join(sweep_dir, f"steps_to_target_{t['target']:g}.png"))
     figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
-    cb = (ci_seeds or {}).get("b_crit") or {}
-    identified = bool(ci_seeds and ci_seeds["fit"]["identified"])
+    summary = {
+        "targets": [_headline(t) for t in per_target],
+        "degradation": out["degradation"],
+        "budgets": bud,
+        "no_effect_pairs": len(out["no_effect"]),
+    }
+    summary["conclusions"] = conclusions(summary)
+    return {"summary": summary, "critical_batch": out}
+
+
+def degradation(rows: list[dict]) -> dict:
+    """Per budget, every batch size against the smallest one (test accuracy of the re-runs at the budget's
+    end), judged as one family by the verdict rule: {"epochs": {B: verdict dict}, "steps": {...}}."""
+    out = {}
+    for kind in ("epochs", "steps"):
+        cells = {r["arm"]: r.get(kind) for r in rows if (r.get(kind) or {}).get("best")}
+        if not cells:
+            continue
+        ref = min(cells)
+        diffs = {b: bootstrap.difference_ci(c["values"], cells[ref]["values"]) for b, c in cells.items() if b != ref}
+        out[kind] = {"reference": ref, "comparisons": compare.judge(diffs)}
+    return out
+
+
+def degradation_markdown(rows: list[dict]) -> str:
+    parts = []
+    for kind, label in (("epochs", "an equal number of epochs"), ("steps", "an equal number of steps")):
+        d = degradation(rows).get(kind)
+        if not d:
+            continue
+        items = [(f"B = {b} − B = {d['reference']}", v) for b, v in sorted(d["comparisons"].items())]
+        parts.append(compare.difference_markdown(f"Does accuracy degrade at {label}?", items))
+    return "\n".join(parts)
+
+
+def conclusions(summary: dict) -> list[str]:
+    """The study's conclusions as sentences, each computed from a verdict or fit in `summary` (and only
+    from there: tests/experiments check the committed prose against the committed analysis.json)."""
+    out = []
+    for kind, label in (("epochs", "epochs"), ("steps", "steps")):
+        d = (summary.get("degradation") or {}).get(kind)
+        if not d:
+            continue
+        budget = summary["budgets"][kind]
+        out.append(
+            compare.verdict_sentence(
+                f"At an equal budget of {budget} {label}, test accuracy of B against B = {d['reference']}",
+                d["comparisons"],
+            )
+        )
+    for t in summary.get("targets", []):
+        if not t["b_crit_identified"]:
+            out.append(f"Validation target {t['target']:g}: B_crit is not identified in the measured range.")
+            continue
+        lo, hi = t["b_crit_ci_residual"]
+        out.append(
+            f"Validation target {t['target']:g}: B_crit = {t['b_crit']:.3g} [{lo:.3g}, {hi:.3g}] (residual "
+            f"bootstrap); steps scale perfectly up to B ≈ {t['b_crit'] / 4:.3g} and stop improving beyond "
+            f"≈ {4 * t['b_crit']:.3g}; the 20 %-overhead batch is {t['b_overhead_20']:.3g}."
+        )
+    return out
+
+
+def target_analysis(results: dict, goal: float) -> dict:
+    """Steps to one validation target per batch size, the fits with their intervals, regimes, B_simple."""
+    summary = answer.steps_summary(results, goal)
+    seeds = {r["arm"]: r["seed_steps"] for r in summary if r["best"] is not None}
+    point = {b: _geo(v) for b, v in seeds.items()}
+    reached = {b: s for b, s in point.items() if s is not None}
+    trials = {r["arm"]: list(r["tuning_steps"].values()) for r in summary}
+    out = {"target": goal, "steps": summary, "crossings": _crossings(results, summary, goal)}
+    out["fit_residual"] = bootstrap.residual_fit_ci(reached)
+    out["fit_seeds"] = bootstrap.fit_ci(seeds, reduce="geomean") if len(reached) >= 2 else None
+    reachable = {b: v for b, v in trials.items() if any(x is not None for x in v)}
+    out["fit_trials"] = bootstrap.fit_ci(reachable, reduce="min") if len(reachable) >= 2 else None
+    fit = (out["fit_residual"] or {}).get("fit")
+    out["regimes"] = {
+        "fitted": critical_batch.fitted_regimes(fit["b_crit"]) if fit and fit["identified"] else None,
+        "by_batch": {b: critical_batch.regime_of(b, fit["b_crit"]) for b in reached}
+        if fit and fit["identified"]
+        else {},
+        "local_slopes": critical_batch.regimes(list(reached), list(reached.values())) if len(reached) >= 2 else [],
+    }
+    out["b_simple_equilibrated"] = _mean([c["b_simple"] for c in out["crossings"].values() if c["equilibrated"]])
+    out["b_simple_final_trajectory_average"] = {r["arm"]: r["b_simple_final"] for r in summary}
+    return out
+
+
+def _crossings(results: dict, summary: list[dict], goal: float) -> dict:
+    """Per batch size, the winner's re-runs: crossing step, its quantisation, the fraction of the run it
+    used, and B_simple at the crossing with whether the estimator had equilibrated there."""
+    out = {}
+    for r in summary:
+        if r["best"] is None:
+            continue
+        runs = [v for k, v in results.items() if k.startswith(r["best"] + protocol.SEP) and v and "config" in v]
+        hits = [(x, targets.first_crossing(x, goal)) for x in runs]
+        hits = [(x, h) for x, h in hits if h]
+        if not hits:
+            continue
+        length = max(x["history"]["step"][-1] for x, _ in hits)
+        steps = [h["step"] for _, h in hits]
+        b_simple = _mean([targets.b_simple_at(x, h["index"]) for x, h in hits])
+        out[r["arm"]] = {
+            "steps": steps,
+            "quantisation": max(h["quantisation"] for _, h in hits),
+            "fraction_of_run": max(steps) / length,
+            "b_simple": b_simple,
+            "equilibrated": b_simple is not None and min(steps) >= EQUILIBRATED_STEPS,
+        }
+    return out
+
+
+def _headline(t: dict) -> dict:
+    fit = t["fit_residual"] or {}
+    identified = bool(fit and fit["fit"]["identified"])
+    bc = fit.get("b_crit") or {}
+    trial_ci = ((t["fit_trials"] or {}).get("b_crit")) or {}
     return {
-        "summary": {
-            "target": goal,
-            "b_crit": cb.get("estimate") if identified else None,
-            "b_crit_identified": identified,
-            "b_crit_ci": [cb.get("low"), cb.get("high")],
-            "b_overhead_20": ((ci_seeds or {}).get("b_overhead_measured") or {}).get("estimate"),
-            "b_simple_at_target": _mean([v["at_target"] for v in out["b_simple"].values()]),
-            "no_effect_pairs": len(out["no_effect"]),
-        },
-        "critical_batch": out,
+        "target": t["target"],
+        "b_crit": bc.get("estimate") if identified else None,
+        "b_crit_identified": identified,
+        "b_crit_ci_residual": [bc.get("low"), bc.get("high")],
+        "b_crit_ci_trials": [trial_ci.get("low"), trial_ci.get("high")],
+        "b_overhead_20": ((fit.get("b_overhead_fit") or {}).get("estimate")) if identified else None,
+        "b_simple_equilibrated": t["b_simple_equilibrated"],
     }
 
 
-def critical_batch_markdown(out: dict) -> str:
+def critical_batch_markdown(t: dict) -> str:
     lines = [
-        f"### Steps to test accuracy ≥ {out['target']:g} and the critical batch size",
+        f"### Steps to validation accuracy ≥ {t['target']:g} and the critical batch size",
         "",
-        "| B | steps, best trial (seeds) | tuning trials reaching target | B_simple at target | B_simple final |",
-        "| --- | --- | --- | --- | --- |",
+        "| B | steps, winner (seeds) | quantisation | share of run | tuning trials reaching target "
+        "| B_simple at target | regime (fit) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in out["steps"]:
+    for r in t["steps"]:
         reach = sum(s is not None for s in r["tuning_steps"].values())
-        bs = out["b_simple"][r["arm"]]
+        c = t["crossings"].get(r["arm"]) or {}
+        bs = _fmt(c.get("b_simple")) + ("" if c.get("equilibrated") else " (not equilibrated)" if c else "")
         lines.append(
             f"| {r['arm']} | {_fmt(_geo(r['seed_steps']))} ({', '.join(_fmt(s) for s in r['seed_steps'])}) "
-            f"| {reach}/{len(r['tuning_steps'])} | {_fmt(bs['at_target'])} | {_fmt(bs['final'])} |"
+            f"| {_pct(c.get('quantisation'))} | {_pct(c.get('fraction_of_run'))} | {reach}/{len(r['tuning_steps'])} "
+            f"| {bs} | {t['regimes']['by_batch'].get(r['arm'], '—')} |"
         )
     lines.append("")
     for label, ci in (
-        ("over seeds of the best trial", out["critical_batch_over_seeds"]),
-        ("over tuning trials (best of resampled K)", out["critical_batch_over_trials"]),
+        ("residual bootstrap (headline: scatter around the fit, tuning granularity included)", t["fit_residual"]),
+        ("over tuning trials (best of resampled K)", t["fit_trials"]),
+        ("over seeds of the winners only (seed noise alone: too narrow)", t["fit_seeds"]),
     ):
         if not ci:
-            lines.append(f"- Fit {label}: fewer than two batch sizes reached the target.")
+            lines.append(f"- B_crit, {label}: too few batch sizes reached the target.")
             continue
         f = ci["fit"]
         lines.append(
-            f"- Fit {label}: S_min = {f['s_min']:.4g}, B_crit = {_ci(ci['b_crit'])}"
+            f"- B_crit, {label}: {_ci(ci['b_crit'])}"
             f"{'' if f['identified'] else ' (NOT identified: no bend in the measured range)'}; "
-            f"20 %-overhead batch (Zhang et al.) measured {_ci(ci['b_overhead_measured'])}, "
-            f"from the fit {_ci(ci['b_overhead_fit'])}; {ci['n_resamples']} resamples, "
-            f"{ci['unidentified_fraction']:.0%} unidentified."
+            f"S_min = {f['s_min']:.4g}."
         )
-    bsim = [v["at_target"] for v in out["b_simple"].values() if v["at_target"]]
-    if bsim:
+    fit = t["fit_residual"]
+    if fit and fit["fit"]["identified"]:
+        cuts = t["regimes"]["fitted"]
         lines.append(
-            f"- Gradient noise scale B_simple at the target, mean over batch sizes: "
-            f"{sum(bsim) / len(bsim):.4g} (McCandlish et al.'s proxy for B_crit; Merrill et al. 2025 "
-            "question whether it predicts the measured one)."
+            f"- 20 %-overhead batch (Zhang et al. 2024, relative to the fitted perfect-scaling asymptote, "
+            f"= 0.2·B_crit): {_ci(fit['b_overhead_fit'])}. Regimes from the fit: perfect scaling below "
+            f"B ≈ {cuts['perfect_below']:.4g}, maximal data parallelism above B ≈ {cuts['maximal_above']:.4g}."
         )
-    for r in out.get("regimes", []):
+    slopes = ", ".join(f"{r['from']}→{r['to']}: {r['slope']:.2f}" for r in t["regimes"]["local_slopes"])
+    if slopes:
+        lines.append(f"- Measured local slopes −Δlog S/Δlog B (data; 1 = perfect scaling): {slopes}.")
+    if t["b_simple_equilibrated"]:
         lines.append(
-            f"- {r['from']} → {r['to']}: {r['regime']} (×{r['speedup_per_doubling']:.2f} fewer steps per doubling)"
-        )
-    if out["coarse_crossings"]:
-        lines.append(
-            f"- Coarse: B = {out['coarse_crossings']} reach the target within 2 epochs, so their steps are "
-            "quantised to whole epochs (≥ 50 % resolution)."
+            f"- Gradient noise scale B_simple at the crossing, where its EMA had equilibrated (≥ "
+            f"{EQUILIBRATED_STEPS} steps in): {t['b_simple_equilibrated']:.4g} (McCandlish et al.'s proxy for "
+            "B_crit; Merrill et al. 2025 question whether it predicts the measured one). The end-of-run "
+            "`noise_scale.b_simple` is a trajectory average, not the value at any one point."
         )
     return "\n".join(lines) + "\n"
-
-
-def _first_epoch(results, row, goal):
-
-    hit = first_crossing(results[row["best"]], goal)
-    return hit["epoch"] if hit else math.inf
 
 
 def _geo(vals):
@@ -251,6 +363,10 @@ def _mean(vals):
 
 def _fmt(x):
     return "—" if x is None else f"{x:.4g}"
+
+
+def _pct(x):
+    return "—" if x is None else f"{x:.1%}"
 
 
 def _ci(d):

@@ -47,7 +47,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import default_space
+from lbbench.study.search import Dim, default_space
 from lbbench.sweep import env_dataset
 
 NAME = "goyal"
@@ -86,7 +86,8 @@ def base_config(quick: bool) -> Config:
 
 
 def _tuned(arm: str, b: int, quick: bool) -> list[dict]:
-    trials = default_space("momentum").trials(2 if quick else K, seed=SEARCH_SEED, epochs=epochs(quick))
+    warmup = Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear")  # every arm trains the same epochs
+    trials = default_space("momentum", warmup=warmup).trials(2 if quick else K, seed=SEARCH_SEED)
     return [{**t, "batch_size": b, "seed": 0, "run_name": f"{arm}{protocol.SEP}t{i}"} for i, t in enumerate(trials)]
 
 
@@ -149,15 +150,6 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         "no_effect": answer.no_effect(results),
     }
     atomic.write_json(os.path.join(sweep_dir, "goyal.json"), out)
-    atomic.write_text(
-        os.path.join(sweep_dir, "answer.md"),
-        answer.answer_markdown(rows, arm_name="arm")
-        + "\n"
-        + decomposition_markdown(dec)
-        + "\n"
-        + compare.winner_markdown(out["winners"])
-        + answer.no_effect_markdown(out["no_effect"], results),
-    )
 
     def acc(arm):
         return ((by_arm.get(arm) or {}).get("epochs") or {}).get("accuracy")
@@ -173,49 +165,83 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     figures.save(
         figures.series_figure(series, (f"tuned B={BASE_BATCH}", acc(BASE_ARM))), os.path.join(sweep_dir, "goyal.png")
     )
-    return {
-        "summary": {
-            "reference_accuracy": (acc(BASE_ARM) or {}).get("mean"),
-            "deficit": {d["batch_size"]: {k: v and v["diff"] for k, v in d.items() if k != "batch_size"} for d in dec},
-            "tuned_lr": {
-                b: (out["winners"].get(BASE_ARM if b == BASE_BATCH else f"tuned_b{b}") or {}).get("learning_rate")
-                for b in (BASE_BATCH, *sizes(quick))
-            },
-            "rule_holds_up_to": _holds_up_to(dec, "total_warmup"),
-            "tuning_holds_up_to": _holds_up_to(dec, "batch"),
-            "no_effect_pairs": len(out["no_effect"]),
+    summary = {
+        "reference_accuracy": (acc(BASE_ARM) or {}).get("mean"),
+        "deficit": {d["batch_size"]: {k: v and v["diff"] for k, v in d.items() if k != "batch_size"} for d in dec},
+        "tuned_lr": {
+            b: (out["winners"].get(BASE_ARM if b == BASE_BATCH else f"tuned_b{b}") or {}).get("learning_rate")
+            for b in (BASE_BATCH, *sizes(quick))
         },
-        "goyal": out,
+        "verdicts": {k: {b: (d or {}).get("verdict") for b, d in fam.items()} for k, fam in judged(dec).items()},
+        "rule_holds_up_to": _holds_up_to(dec, "total_warmup"),
+        "tuning_holds_up_to": _holds_up_to(dec, "batch"),
+        "no_effect_pairs": len(out["no_effect"]),
     }
+    summary["conclusions"] = conclusions(summary)
+    atomic.write_text(
+        os.path.join(sweep_dir, "answer.md"),
+        compare.conclusions_markdown(summary["conclusions"])
+        + answer.answer_markdown(rows, arm_name="arm")
+        + "\n"
+        + decomposition_markdown(dec)
+        + "\n"
+        + compare.winner_markdown(out["winners"])
+        + answer.no_effect_markdown(out["no_effect"], results),
+    )
+    return {"summary": summary, "goyal": out}
 
 
 def _holds_up_to(dec: list[dict], key: str):
-    """The largest B up to which every (arm − reference) closes the gap (compare.closes_gap: CI above −1 point;
-    None: not even the first, or no CI)."""
+    """The largest B up to which every (arm − reference) closes the gap (compare.closes_gap: verdict
+    non-inferior or better, judged with Holm over this comparison's batch sizes; None: not even the first,
+    or no CI)."""
+    family = compare.judge({d["batch_size"]: d[key] for d in dec})
     last = None
     for d in dec:
-        if not compare.closes_gap(d[key]):
+        if not compare.closes_gap(family[d["batch_size"]]):
             break
         last = d["batch_size"]
     return last
 
 
+FAMILIES = (
+    ("total_no_warmup", "linear rule − tuned 256 (total, no warmup)"),
+    ("total_warmup", "linear rule + warmup − tuned 256 (total, warmup)"),
+    ("batch", "tuned at B − tuned 256 (batch)"),
+    ("protocol_no_warmup", "linear rule − tuned at B (protocol, no warmup)"),
+    ("protocol_warmup", "linear rule + warmup − tuned at B (protocol, warmup)"),
+    ("warmup_effect", "warmup effect (with − without)"),
+)
+
+
+def judged(dec: list[dict]) -> dict:
+    """{comparison: {B: judged difference}}: each kind of comparison is one family over the batch sizes."""
+    return {key: compare.judge({d["batch_size"]: d[key] for d in dec}) for key, _ in FAMILIES}
+
+
+def conclusions(summary: dict) -> list[str]:
+    """Sentences computed from the verdicts in `summary` (checked against the committed analysis.json)."""
+    v = summary["verdicts"]
+    return [
+        compare.verdict_sentence("Linear rule + warmup vs the tuned B = 256 reference, by B", v["total_warmup"]),
+        compare.verdict_sentence("Linear rule without warmup vs the reference, by B", v["total_no_warmup"]),
+        compare.verdict_sentence("Tuned at each B vs the reference (the batch's own deficit), by B", v["batch"]),
+        f"The linear rule with warmup holds (non-inferior at every B up to it) up to B = "
+        f"{summary['rule_holds_up_to'] or 'none'}; tuning at each B holds up to B = "
+        f"{summary['tuning_holds_up_to'] or 'none'}.",
+    ]
+
+
 def decomposition_markdown(dec: list[dict]) -> str:
-    items = []
-    for d in dec:
-        b = d["batch_size"]
-        items += [
-            (f"B={b}: linear rule − tuned 256 (total, no warmup)", d["total_no_warmup"]),
-            (f"B={b}: linear rule + warmup − tuned 256 (total, warmup)", d["total_warmup"]),
-            (f"B={b}: tuned at B − tuned 256 (batch)", d["batch"]),
-            (f"B={b}: linear rule − tuned at B (protocol, no warmup)", d["protocol_no_warmup"]),
-            (f"B={b}: linear rule + warmup − tuned at B (protocol, warmup)", d["protocol_warmup"]),
-            (f"B={b}: warmup effect (with − without)", d["warmup_effect"]),
-        ]
-    return compare.difference_markdown(
-        "How much of each batch size's deficit is the batch, and how much the protocol?",
-        items,
+    parts = [
+        "### How much of each batch size's deficit is the batch, and how much the protocol?",
+        "",
         "Total = zero-shot transfer of the tuned B=256 optimum − the tuned B=256 reference; batch = the "
         "per-B tuned control − reference; protocol = transfer − tuned control (negative: tuning at B "
-        "recovers it). Test accuracy at the epoch budget, re-run seeds only.",
-    )
+        "recovers it). Test accuracy at the epoch budget, re-run seeds only. Each table is one family.",
+        "",
+    ]
+    for key, title in FAMILIES:
+        items = [(f"B={d['batch_size']}", d[key]) for d in dec]
+        parts.append(compare.difference_markdown(title, items))
+    return "\n".join(parts)

@@ -36,7 +36,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import default_space
+from lbbench.study.search import Dim, default_space
 from lbbench.sweep import env_dataset
 
 NAME = "lars"
@@ -79,7 +79,8 @@ def base_config(quick: bool) -> Config:
 
 
 def _tuned(opt: str, b: int, quick: bool) -> list[dict]:
-    trials = default_space(opt).trials(2 if quick else K, seed=SEARCH_SEED, epochs=epochs(quick))
+    warmup = Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear")  # every arm trains the same epochs
+    trials = default_space(opt, warmup=warmup).trials(2 if quick else K, seed=SEARCH_SEED)
     return [
         {**t, "optimizer": opt, "batch_size": b, "seed": 0, "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"}
         for i, t in enumerate(trials)
@@ -137,15 +138,16 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     }
     atomic.write_json(os.path.join(sweep_dir, "lars.json"), out)
     items = [(f"{a} − {REFERENCE}", gaps[a]) for a in sorted(gaps)]
+    verdict_of = {a: (d or {}).get("verdict") for a, d in compare.judge(gaps).items()}
     atomic.write_text(
         os.path.join(sweep_dir, "answer.md"),
-        answer.answer_markdown(rows, arm_name="arm")
+        compare.conclusions_markdown(conclusions({"verdicts": verdict_of, "epoch_budget": out["epoch_budget"]}))
+        + answer.answer_markdown(rows, arm_name="arm")
         + "\n"
         + compare.difference_markdown(
             f"Gap to the tuned small batch ({REFERENCE})",
             items,
-            "An arm closes the gap when the whole CI lies above -1 point of accuracy "
-            "(non-inferiority, study.compare.gap_verdict).",
+            "An arm closes the gap when its verdict is non-inferior or better (study.verdicts).",
         )
         + "\n"
         + compare.difference_markdown(
@@ -166,13 +168,25 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         figures.series_figure(series, (f"tuned momentum, B={SMALL}", acc(REFERENCE))),
         os.path.join(sweep_dir, "lars.png"),
     )
-    return {
-        "summary": {
-            "reference_accuracy": (acc(REFERENCE) or {}).get("mean"),
-            "gap": {a: d and d["diff"] for a, d in gaps.items()},
-            "arms_closing_gap": sorted(a for a, d in gaps.items() if compare.closes_gap(d)),
-            "tuned_minus_recipe": {o: d and d["diff"] for o, d in tuning.items()},
-            "no_effect_pairs": len(out["no_effect"]),
-        },
-        "lars": out,
+    judged_gaps = compare.judge(gaps)
+    summary = {
+        "reference_accuracy": (acc(REFERENCE) or {}).get("mean"),
+        "gap": {a: d and d["diff"] for a, d in gaps.items()},
+        "arms_closing_gap": sorted(a for a, d in judged_gaps.items() if compare.closes_gap(d)),
+        "verdicts": {a: (d or {}).get("verdict") for a, d in judged_gaps.items()},
+        "tuned_minus_recipe": {o: d and d["diff"] for o, d in tuning.items()},
+        "no_effect_pairs": len(out["no_effect"]),
+        "epoch_budget": out["epoch_budget"],
     }
+    summary["conclusions"] = conclusions(summary)
+    return {"summary": summary, "lars": out}
+
+
+def conclusions(summary: dict) -> list[str]:
+    """Sentences computed from the verdicts in `summary` (checked against the committed analysis.json)."""
+    return [
+        compare.verdict_sentence(
+            f"Each arm against tuned momentum at B = {SMALL} ({REFERENCE}) at {summary['epoch_budget']} epochs",
+            summary["verdicts"],
+        )
+    ]

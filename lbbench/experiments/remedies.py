@@ -37,7 +37,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, bootstrap, compare, protocol
-from lbbench.study.search import default_space
+from lbbench.study.search import Dim, default_space
 from lbbench.sweep import env_dataset
 
 NAME = "remedies"
@@ -79,7 +79,8 @@ def arm(cfg: dict) -> str:
 
 def _tuned(opt: str, b: int, quick: bool) -> list[dict]:
     e = epochs(quick)
-    trials = default_space(opt).trials(1 if quick else K, seed=SEARCH_SEED, epochs=e)
+    warmup = Dim("warmup_epochs", 0.0, 0.2 * e, "linear")  # every arm trains e epochs: warmup in examples
+    trials = default_space(opt, warmup=warmup).trials(1 if quick else K, seed=SEARCH_SEED)
     return [
         {**t, "optimizer": opt, "batch_size": b, "epochs": e, "seed": 0, "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"}
         for i, t in enumerate(trials)
@@ -139,8 +140,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     for r in rows:
         if ref is None or r is ref or not (r["epochs"] and r["epochs"].get("best")):
             continue
-        d = bootstrap.difference_ci(r["epochs"]["values"], ref["epochs"]["values"])
-        gaps[r["arm"]] = {**d, "verdict": compare.gap_verdict(d), "closes_gap": compare.closes_gap(d)}
+        gaps[r["arm"]] = bootstrap.difference_ci(r["epochs"]["values"], ref["epochs"]["values"])
+    gaps = {a: {**d, "closes_gap": compare.closes_gap(d)} for a, d in compare.judge(gaps).items()}
     out = {
         "epoch_budget": epochs(quick),
         "reference": ref and ref["arm"],
@@ -151,7 +152,16 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     atomic.write_json(os.path.join(sweep_dir, "remedies.json"), out)
     atomic.write_text(
         os.path.join(sweep_dir, "answer.md"),
-        answer.answer_markdown(rows, arm_name="arm")
+        compare.conclusions_markdown(
+            conclusions(
+                {
+                    "reference": out["reference"],
+                    "epoch_budget": out["epoch_budget"],
+                    "verdicts": {k: v["verdict"] for k, v in gaps.items()},
+                }
+            )
+        )
+        + answer.answer_markdown(rows, arm_name="arm")
         + "\n"
         + gap_markdown(out)
         + answer.no_effect_markdown(out["no_effect"], results),
@@ -159,26 +169,42 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
     large_arms = {a: g for a, g in gaps.items() if f"_b{large}" in a}
     best = max(large_arms.items(), key=lambda kv: kv[1]["diff"], default=(None, None))
-    return {
-        "summary": {
-            "reference": out["reference"],
-            "best_large_batch_arm": best[0],
-            "best_gap": best[1] and best[1]["diff"],
-            "arms_closing_gap": sorted(k for k, v in gaps.items() if v["closes_gap"]),
-        },
-        "remedies": out,
+    summary = {
+        "reference": out["reference"],
+        "best_large_batch_arm": best[0],
+        "best_gap": best[1] and best[1]["diff"],
+        "arms_closing_gap": sorted(k for k, v in gaps.items() if v["closes_gap"]),
+        "verdicts": {k: v["verdict"] for k, v in gaps.items()},
+        "epoch_budget": out["epoch_budget"],
     }
+    summary["conclusions"] = conclusions(summary)
+    return {"summary": summary, "remedies": out}
+
+
+def conclusions(summary: dict) -> list[str]:
+    """Sentences computed from the verdicts in `summary` (checked against the committed analysis.json)."""
+    return [
+        compare.verdict_sentence(
+            f"Each arm against the tuned small-batch reference ({summary['reference']}) at "
+            f"{summary['epoch_budget']} epochs",
+            summary["verdicts"],
+        )
+    ]
 
 
 def gap_markdown(out: dict) -> str:
     lines = [
         f"### Gap to the tuned small-batch reference ({out['reference'] or '—'}), {out['epoch_budget']} epochs",
         "",
-        "| arm | test acc − reference [95% CI, Welch] | closes the gap? (non-inferior within 1 point) |",
-        "| --- | --- | --- |",
+        "An arm closes the gap when its verdict is non-inferior or better (study.verdicts: margin 1 point, "
+        "Holm over the arms).",
+        "",
+        "| arm | test acc − reference [95% CI, Welch] | p (Holm) | verdict |",
+        "| --- | --- | --- | --- |",
     ]
     for a, g in sorted(out["gap_to_reference"].items()):
         ci = "—" if g["low"] is None else f"[{g['low']:+.4f}, {g['high']:+.4f}]"
+        p = "—" if g.get("p_holm") is None else f"{g['p_holm']:.3g}"
         verdict = g.get("verdict") or "— (needs ≥ 2 seeds)"
-        lines.append(f"| {a} | {g['diff']:+.4f} {ci} | {verdict} |")
+        lines.append(f"| {a} | {g['diff']:+.4f} {ci} | {p} | {verdict} |")
     return "\n".join(lines) + "\n"

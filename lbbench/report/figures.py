@@ -310,9 +310,10 @@ def _geo(vals):
 
 
 def steps_figure(
-    summary: list[dict], fit: dict | None = None, ci: dict | None = None, target: float | None = None
+    summary: list[dict], ci: dict | None = None, target: float | None = None, b_simple: float | None = None
 ) -> Figure:
-    """summary: answer.steps_summary rows (arm = batch size); fit/ci: bootstrap.fit_ci output."""
+    """summary: answer.steps_summary rows (arm = batch size); ci: bootstrap.residual_fit_ci output (the
+    fit, B_crit's interval and the 20 %-overhead batch 0.2·B_crit); b_simple: the equilibrated B_simple."""
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.add_subplot()
     for row in summary:  # every tuning trial, faint
@@ -326,15 +327,10 @@ def steps_figure(
         hi = np.maximum(np.array([max(p[2]) for p in pts]) - s, 0)
         ax.errorbar(b, s, yerr=[lo, hi], fmt="o", color="C0", zorder=3, label="best trial (geo. mean of seeds)")
         grid = np.geomspace(b.min(), b.max(), 200)
-        ax.plot(grid, s[0] * b[0] / grid, "--", color="0.4", label="perfect scaling")
-        if fit and fit["fit"]["identified"]:
-            f = fit["fit"]
-            ax.plot(
-                grid,
-                f["s_min"] * (1 + f["b_crit"] / grid),
-                color="C1",
-                label=f"fit: S_min={f['s_min']:.3g}, B_crit={f['b_crit']:.3g}",
-            )
+        if ci and ci["fit"]["identified"]:
+            f = ci["fit"]
+            ax.plot(grid, f["s_min"] * (1 + f["b_crit"] / grid), color="C1", label=f"fit: B_crit={f['b_crit']:.3g}")
+            ax.plot(grid, f["s_min"] * f["b_crit"] / grid, "--", color="0.4", label="perfect scaling (fit)")
     if ci and not ci["fit"]["identified"]:
         ax.text(
             0.02,
@@ -346,19 +342,15 @@ def steps_figure(
         )
     elif ci:
         bc = ci["b_crit"]
-        if bc["low"] is not None and bc["high"] is not None:
-            ax.axvspan(bc["low"], bc["high"], color="C1", alpha=0.12, label="B_crit 95% CI")
-        ax.axvline(bc["estimate"], color="C1", lw=0.8)
-        b20 = ci["b_overhead_measured"]["estimate"]
-        if b20:
-            ax.axvline(b20, color="C2", ls="-.", label=f"20% overhead: B={b20:.3g}")
-    bs = [row["b_simple_at_target"] for row in summary if row.get("b_simple_at_target")]
-    if bs:
-        ax.axvline(float(np.mean(bs)), color="C3", ls=":", label=f"B_simple at target ≈ {np.mean(bs):.3g}")
+        ax.axvspan(bc["low"], bc["high"], color="C1", alpha=0.12, label="B_crit 95% CI (residual bootstrap)")
+        b20 = ci["b_overhead_fit"]["estimate"]
+        ax.axvline(b20, color="C2", ls="-.", label=f"20% over perfect scaling: B={b20:.3g}")
+    if b_simple:
+        ax.axvline(b_simple, color="C3", ls=":", label=f"B_simple at target (equilibrated) ≈ {b_simple:.3g}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size B")
-    ax.set_ylabel("steps to target" + (f" (test acc ≥ {target:g})" if target is not None else ""))
+    ax.set_ylabel("steps to target" + (f" (validation acc ≥ {target:g})" if target is not None else ""))
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

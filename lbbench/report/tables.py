@@ -127,7 +127,7 @@ def _kv_table(d: dict) -> list[str]:
 
 def _records_table(records: list[dict], index: str | None = None, index_values=None) -> list[str]:
     cols = list(dict.fromkeys(k for r in records for k, v in r.items() if _scalar(v)))
-    head = ([index] if index is not None else []) + cols
+    head = [str(h) for h in ([index] if index is not None else []) + cols]  # JSON keys may be batch sizes
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, r in enumerate(records):
         cells = [str(index_values[i])] if index is not None else []
@@ -149,6 +149,8 @@ def analysis_tables(analysis: dict | None) -> list[str]:
     if "error" in analysis:
         return lines + [f"analyze() failed: {analysis['error']}"]
     body = analysis.get("summary", {k: v for k, v in analysis.items() if k != "interpolation"})
+    if body.get("conclusions"):  # generated from the verdicts (study experiments): first, as sentences
+        lines += ["**Conclusions**", ""] + [f"- {c}" for c in body["conclusions"]] + [""]
     scalars = {k: v for k, v in body.items() if _scalar(v)}
     if scalars:
         lines += _kv_table(scalars) + [""]

@@ -31,6 +31,7 @@ METRICS = (
     "final/train_accuracy",
     "final/test_loss",
     "sharpness/hessian_trace",
+    "final/val_accuracy",
 )
 
 

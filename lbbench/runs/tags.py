@@ -34,6 +34,18 @@ METRICS = (
         "train acc",
         "Accuracy on the fixed training subset (same examples for every run), after the epoch.",
     ),
+    Metric(
+        "val_loss",
+        "validation/loss",
+        "val loss",
+        "Cross-entropy on the held-out validation set after the epoch (what studies select on).",
+    ),
+    Metric(
+        "val_accuracy",
+        "validation/accuracy",
+        "val acc",
+        "Accuracy on the held-out validation set after the epoch (what studies select and stop on).",
+    ),
     Metric("test_loss", "test/loss", "test loss", "Cross-entropy on the full test set after the epoch."),
     Metric("test_accuracy", "test/accuracy", "test acc", "Accuracy on the full test set after the epoch."),
     Metric(
@@ -110,7 +122,16 @@ METRICS = (
 )
 BY_KEY = {m.key: m for m in METRICS}
 # The end-of-run values result.json keeps under `final` (from the last epoch record).
-FINAL = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "generalization_gap", "loss_gap")
+FINAL = (
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "generalization_gap",
+    "loss_gap",
+)
 # Descriptions of tags that are not epoch-record keys: instrument families and final values.
 FAMILIES = {
     "sharpness": "Keskar et al. 2017 epsilon-sharpness (Metric 2.1): relative loss increase, in %, at the worst "
@@ -119,6 +140,7 @@ FAMILIES = {
     "threshold, Adam's preconditioned sharpness, batch sharpness.",
     "gradient_tests": "Cockpit's gradient tests, step-size quality alpha and gradient/top-eigenvector overlap.",
     "final/test_accuracy": "Test accuracy at the end of the run (HParams metric).",
+    "final/val_accuracy": "Validation accuracy at the end of the run (HParams metric; studies select on it).",
     "final/train_accuracy": "Train-subset accuracy at the end of the run (HParams metric).",
     "final/generalization_gap": "Train minus test accuracy at the end of the run (HParams metric).",
     "final": "Value at the end of the run (HParams metric).",

@@ -7,6 +7,10 @@ the mean and 95 % CI are taken over those re-runs. Re-runs exclude the selection
 best of K on one seed is optimistically biased ("winner's curse"); when no re-runs exist (quick
 mode) the selection run alone is reported with n = 1 and no CI, and the row says so.
 
+Data roles (STUDY_PROTOCOL.md §2): a trial is judged on its **validation** accuracy at the
+budget's end; the re-runs report **test** accuracy at the same checkpoint, read once — never the
+best of the evaluations inside the budget, which would be early stopping on the test set.
+
 Best is judged twice, because "large batches are worse" depends on what is held fixed:
 
 * at a fixed **epoch** budget (same examples: the large batch takes fewer steps), and
@@ -14,8 +18,9 @@ Best is judged twice, because "large batches are worse" depends on what is held 
 
 For the best trial the row also gives its final generalization gap (train − test accuracy) and
 sharpness (result.json sharpness.lambda_max and Keskar's ε-sharpness), means over its re-runs.
-A trial that diverged or failed counts as tried but never as best; "no-learn" counts completed
-trials whose best test accuracy stayed within 5 points of chance (1 / classes).
+Effective K (how many trials really competed): a trial that diverged or failed counts as tried but
+never as best; "never learned" counts completed trials whose validation accuracy never rose 5 points
+above chance (1 / classes); "collapsed" those that did and ended within 5 points of chance.
 """
 
 from __future__ import annotations
@@ -25,8 +30,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lbbench.study import targets
+from lbbench.study import targets, verdicts
 from lbbench.study.bootstrap import mean_ci
+
+CHANCE_MARGIN = 0.05  # within 5 points of chance = not learning
+SETTINGS = (
+    "learning_rate",
+    "momentum",
+    "beta2",
+    "weight_decay",
+    "warmup_epochs",
+    "warmup_steps",
+    "lr_scaling",
+    "beta2_scaling",
+)
 
 # Fields that do not change a trial's training trajectory: its seed, where it is written and what is
 # measured after training. Re-runs of a winner may switch measurements on and stay the same trial.
@@ -117,6 +134,31 @@ def _chance(r: dict) -> float:
     return 1.0 / max(int((r.get("dataset") or {}).get("num_classes") or 10), 1)
 
 
+def learning_outcome(r: dict) -> str:
+    """'diverged', 'failed', 'never learned' (validation never 5 points above chance), 'collapsed'
+    (it was, and ended within 5 points of chance) or 'learned'."""
+    status = r.get("status")
+    if status in ("diverged", "failed") or status != "completed":
+        return "diverged" if status == "diverged" else "failed"
+    floor = _chance(r) + CHANCE_MARGIN
+    if (targets.best_within(r, epochs=math.inf) or 0) < floor:
+        return "never learned"
+    final = targets.at_budget(r, epochs=math.inf)
+    return "collapsed" if final is None or final <= floor else "learned"
+
+
+def effective_k(tuning: list[dict]) -> dict:
+    """How many of an arm's trials competed: counts of each learning_outcome, and `effective` = learned."""
+    outcomes = [learning_outcome(r) for r in tuning]
+    return {
+        "diverged": outcomes.count("diverged"),
+        "failed": outcomes.count("failed"),
+        "no_learn": outcomes.count("never learned"),
+        "collapsed": outcomes.count("collapsed"),
+        "effective": outcomes.count("learned"),
+    }
+
+
 def _mean(vals) -> float | None:
     v = [x for x in vals if x is not None and math.isfinite(x)]
     return float(np.mean(v)) if v else None
@@ -151,46 +193,28 @@ def answer_rows(
     rows = []
     for a, trials in sorted(group(results, arm).items(), key=_arm_order):
         tuning = [tuning_run(runs, tuning_seed)[1] for runs in trials.values()]
-        row = {
-            "arm": a,
-            "trials": len(trials),
-            "diverged": sum(r.get("status") == "diverged" for r in tuning),
-            "failed": sum(r.get("status") not in ("completed", "diverged") for r in tuning),
-            "no_learn": sum(
-                r.get("status") == "completed" and (targets.best_within(r, epochs=math.inf) or 0) < _chance(r) + 0.05
-                for r in tuning
-            ),
-        }
+        row = {"arm": a, "trials": len(trials), **effective_k(tuning)}
         for kind, budget in (("epochs", epoch_budget), ("steps", step_budget)):
             if budget is None:
                 row[kind] = None
                 continue
-            score = lambda r, b=budget, k=kind: targets.best_within(r, **{k: b})
-            key = best_trial(trials, score, tuning_seed)
+            select = lambda r, b=budget, k=kind: targets.at_budget(r, **{k: b})
+            key = best_trial(trials, select, tuning_seed)
             if key is None:
                 row[kind] = {"budget": budget, "best": None}
                 continue
             reruns, biased = rerun_results(trials[key], tuning_seed)
-            values = [score(r) for r in reruns]
-            ci = mean_ci(values, confidence)
+            values = [targets.at_budget(r, metric=targets.REPORT, **{kind: budget}) for r in reruns]
             best_run = tuning_run(trials[key], tuning_seed)
             row[kind] = {
                 "budget": budget,
                 "best": best_run[0],
-                "config": {
-                    k: best_run[1]["config"].get(k)
-                    for k in (
-                        "learning_rate",
-                        "momentum",
-                        "beta2",
-                        "weight_decay",
-                        "warmup_epochs",
-                        "lr_scaling",
-                        "beta2_scaling",
-                    )
-                },
-                "accuracy": ci,
+                "config": {k: best_run[1]["config"].get(k) for k in SETTINGS},
+                "selected_on": select(best_run[1]),
+                "accuracy": mean_ci(values, confidence, bounds=(0.0, 1.0)),
+                "split": verdicts.split(values, _chance(best_run[1]) + CHANCE_MARGIN, confidence),
                 "values": values,
+                "val_values": [select(r) for r in reruns],
                 "selection_only": biased,
             }
             if kind == "epochs":
@@ -214,7 +238,12 @@ def _fmt(x, spec=".4f"):
 def _acc_cell(cell: dict | None) -> str:
     if not cell or not cell.get("best"):
         return "— (no evaluation inside the budget)" if cell else "—"
-    ci = cell["accuracy"]
+    ci, split = cell["accuracy"], cell.get("split") or {}
+    if split.get("bimodal"):  # some seeds learned, some did not: a mean over both describes neither
+        lo, hi = split["wilson"]
+        ok = split["accuracy_of_successes"]
+        acc = _fmt(ok["mean"]) + ("" if ok["low"] is None else f" [{_fmt(ok['low'])}, {_fmt(ok['high'])}]")
+        return f"split: {split['successes']}/{split['n']} seeds learned [Wilson {lo:.2f}, {hi:.2f}]; those: {acc}"
     if ci["low"] is None:
         return f"{_fmt(ci['mean'])} (n={ci['n']}{', selection run only' if cell['selection_only'] else ''})"
     return f"{_fmt(ci['mean'])} [{_fmt(ci['low'])}, {_fmt(ci['high'])}] (n={ci['n']})"
@@ -231,19 +260,20 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
     lines = [
         "### Does accuracy degrade with larger batch sizes?",
         "",
-        f"Each row: the best of its trials (chosen on the tuning seed) re-run over fresh seeds; "
-        f"test accuracy mean [{pct} CI over seeds, Student t] (n seeds). Gap and sharpness: the "
-        f"epoch-budget winner, mean over its re-runs.",
+        f"Each row: the trial with the best validation accuracy at the budget's end (chosen on the "
+        f"tuning seed), re-run over fresh seeds; test accuracy at the budget's end, mean [{pct} CI over "
+        f"seeds, Student t, clipped to [0, 1]] (n seeds). Trials: K (diverged / never learned / "
+        f"learned then collapsed). Gap and sharpness: the epoch-budget winner, mean over its re-runs.",
         "",
-        f"| {arm_name} | trials (diverged / no-learn) | best test acc @ {_fmt(e, 'g')} epochs "
-        f"| best test acc @ {_fmt(s, 'g')} steps | lr of epoch winner | generalization gap | λ_max "
+        f"| {arm_name} | trials (diverged / never learned / collapsed) | test acc @ {_fmt(e, 'g')} epochs "
+        f"| test acc @ {_fmt(s, 'g')} steps | lr of epoch winner | generalization gap | λ_max "
         f"| ε-sharpness ({ek or '—'}) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lr = ((r.get("epochs") or {}).get("config") or {}).get("learning_rate")
         lines.append(
-            f"| {r['arm']} | {r['trials']} ({r['diverged'] + r['failed']} / {r['no_learn']}) "
+            f"| {r['arm']} | {r['trials']} ({r['diverged'] + r['failed']} / {r['no_learn']} / {r['collapsed']}) "
             f"| {_acc_cell(r.get('epochs'))} | {_acc_cell(r.get('steps'))} | {_fmt(lr, '.3g')} "
             f"| {_fmt(r.get('generalization_gap'))} | {_fmt(r.get('lambda_max'), '.3g')} "
             f"| {_fmt(r.get('epsilon_sharpness'), '.3g')} |"
@@ -280,7 +310,7 @@ def steps_summary(
                 seed_steps=[None if h is None else h["step"] for h in hits],
                 best_config={
                     k: best["config"].get(k)
-                    for k in ("learning_rate", "momentum", "weight_decay", "warmup_epochs", "epochs")
+                    for k in ("learning_rate", "momentum", "weight_decay", "warmup_epochs", "warmup_steps", "epochs")
                 },
                 b_simple_final=_mean([(r.get("noise_scale") or {}).get("b_simple") for r in reruns]),
                 b_simple_at_target=_mean([targets.b_simple_at(r, h and h["index"]) for r, h in zip(reruns, hits)]),

@@ -5,14 +5,15 @@ The experiments built on the study layer name each run `<arm>__t<trial>` (tuning
 single fixed configuration (a zero-shot transfer, a published recipe). `arm_of_run` recovers the
 arm. `answer.answer_rows(..., arm=arm_of_run)` gives each arm's best trial re-run over fresh
 seeds (its epoch-budget `values`); `difference` compares two arms' values with Welch's t interval
-(bootstrap.difference_ci). With one value per arm (quick mode: the selection run alone) the
+(bootstrap.difference_ci) and `judge` gives a family of differences their verdicts (study.verdicts,
+the one rule every study uses). With one value per arm (quick mode: the selection run alone) the
 difference has no interval and no verdict.
 """
 
 from __future__ import annotations
 
 from lbbench.config import Config
-from lbbench.study import bootstrap, protocol
+from lbbench.study import bootstrap, protocol, verdicts
 
 
 def arm_of_run(cfg: dict) -> str:
@@ -36,55 +37,74 @@ def difference(by_arm: dict, a: str, b: str, confidence: float = 0.95) -> dict |
     return {**d, "a": a, "b": b, "n_a": len(va), "n_b": len(vb)}
 
 
-def verdict(d: dict | None) -> str | None:
-    """'below' / 'above' when the CI excludes 0, 'none' when it includes 0; None without a CI."""
-    if not d or d["low"] is None:
-        return None
-    if d["high"] < 0:
-        return "below"
-    if d["low"] > 0:
-        return "above"
-    return "none"
+def judge(diffs: dict, margin: float = verdicts.MARGIN) -> dict:
+    """The differences {label: difference dict or None} of one family, each with its verdict (study.verdicts:
+    symmetric non-inferiority, Holm within the family) merged in; None entries stay None."""
+    judged = verdicts.family({k: d for k, d in diffs.items() if d is not None}, margin)
+    return {k: None if d is None else {**d, **judged[k], "margin": margin} for k, d in diffs.items()}
 
 
-GAP_MARGIN = 0.01  # one point of test accuracy: a smaller deficit counts as no deficit
+def closes_gap(d: dict | None) -> bool | None:
+    """Whether a judged difference (arm − reference) says the arm is no worse than the reference by more
+    than the margin ('non-inferior' or 'better'); None without a verdict."""
+    v = (d or {}).get("verdict")
+    return None if v is None else v in ("non-inferior", "better")
 
 
-def gap_verdict(d: dict | None, margin: float = GAP_MARGIN) -> str | None:
-    """Does an arm close the gap to a reference? From the CI of (arm − reference):
+def verdict_sentence(what: str, judged: dict) -> str:
+    """One sentence listing a judged family ({label: judged difference, or its verdict string}) by outcome —
+    the form every study's conclusions take, so the prose can only say what the verdicts say."""
+    groups = {"non-inferior or better": [], "worse": [], "inconclusive": []}
+    for label, d in sorted(judged.items(), key=lambda kv: _order(kv[0])):
+        v = d if isinstance(d, str) or d is None else d.get("verdict")
+        key = (
+            "non-inferior or better" if v in ("non-inferior", "better") else "worse" if v == "worse" else "inconclusive"
+        )
+        groups[key].append(str(label))
+    body = "; ".join(f"{k}: {', '.join(v) if v else 'none'}" for k, v in groups.items())
+    return f"{what}: {body} (margin {verdicts.MARGIN:g}, Holm over {len(judged)} comparisons)."
 
-    'closes' when the whole interval lies above −margin (a non-inferiority test: any deficit is
-    smaller than `margin`), 'does not close' when it lies below 0, 'inconclusive' otherwise (the
-    interval is too wide to tell: a CI that merely contains 0 is not evidence of no gap). None
-    without a CI (fewer than 2 seeds on a side).
-    """
-    if not d or d["low"] is None:
-        return None
-    if d["low"] >= -margin:
-        return "closes"
-    return "does not close" if d["high"] < 0 else "inconclusive"
+
+def conclusions_markdown(lines: list[str]) -> str:
+    """The generated conclusions, first in a study's answer.md."""
+    return "### Conclusions (generated from the verdicts below)\n\n" + "".join(f"- {c}\n" for c in lines) + "\n"
 
 
-def closes_gap(d: dict | None, margin: float = GAP_MARGIN) -> bool | None:
-    """True when `gap_verdict` says 'closes'; None without a CI."""
-    v = gap_verdict(d, margin)
-    return None if v is None else v == "closes"
+def _order(label):
+    try:
+        return (0, float(label), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(label))
 
 
 def difference_markdown(title: str, items: list[tuple[str, dict | None]], note: str = "") -> str:
-    """A table of labelled differences: mean, Welch 95 % CI, seeds on each side, what the CI says."""
+    """A table of labelled differences, judged as one family: mean, Welch 95 % CI, seeds on each side,
+    Holm-adjusted p of the direction the data point to, and the verdict."""
+    judged = judge(dict(items))
+    margin = verdicts.MARGIN
     lines = (
         [f"### {title}", ""]
         + ([note, ""] if note else [])
-        + ["| comparison | difference (test acc) [95% CI, Welch] | seeds | CI says |", "| --- | --- | --- | --- |"]
+        + [
+            f"Verdict (margin {margin:g} of accuracy, Holm over the {len(items)} comparisons of this table): "
+            "better (CI above +margin), non-inferior (above −margin), worse (below −margin), "
+            "inconclusive (straddles −margin).",
+            "",
+            "| comparison | difference (test acc) [95% CI, Welch] | seeds | p (Holm) | verdict |",
+            "| --- | --- | --- | --- | --- |",
+        ]
     )
-    words = {None: "— (needs ≥ 2 seeds each)", "below": "negative", "above": "positive", "none": "no difference"}
-    for label, d in items:
+    for label, _ in items:
+        d = judged[label]
         if d is None:
-            lines.append(f"| {label} | — (an arm has no result) | — | — |")
+            lines.append(f"| {label} | — (an arm has no result) | — | — | — |")
             continue
         ci = "" if d["low"] is None else f" [{d['low']:+.4f}, {d['high']:+.4f}]"
-        lines.append(f"| {label} | {d['diff']:+.4f}{ci} | {d['n_a']} vs {d['n_b']} | {words[verdict(d)]} |")
+        p = "—" if d["p_holm"] is None else f"{d['p_holm']:.3g}"
+        seeds = f"{d['n_a']} vs {d['n_b']}" if "n_a" in d else "—"
+        lines.append(
+            f"| {label} | {d['diff']:+.4f}{ci} | {seeds} | {p} | {d['verdict'] or '— (needs ≥ 2 seeds each)'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +134,7 @@ def winner_settings(rows: list[dict], results: dict) -> dict:
             "momentum": raw.get("momentum"),
             "beta2": beta2,
             "warmup_epochs": raw.get("warmup_epochs"),
+            "warmup_steps": raw.get("warmup_steps", -1),
             "weight_decay": raw.get("weight_decay"),
             "epochs": raw.get("epochs"),
         }
@@ -132,7 +153,7 @@ def winner_markdown(settings: dict) -> str:
         "### Each arm's winner (epoch budget, chosen on seed 0)",
         "",
         "| arm | B | optimizer | learning rate trained at | base rate (scaling) | momentum / β1 | β2 "
-        "| warmup epochs | weight decay | epochs |",
+        "| warmup | weight decay | epochs |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, s in settings.items():
@@ -140,6 +161,13 @@ def winner_markdown(settings: dict) -> str:
             f"| {arm} | {s['batch_size']} | {s['optimizer']} | {f(s['learning_rate'])} "
             f"| {f(s['base_learning_rate'])} ({s['lr_scaling']}) | {f(s['momentum'], '.4g')} "
             f"| {f(s['beta2'], '.4g') if s['optimizer'] in ('adam', 'adamw', 'lamb') else '—'} "
-            f"| {f(s['warmup_epochs'], '.2g')} | {f(s['weight_decay'], '.2g')} | {s['epochs']} |"
+            f"| {_warmup(s)} | {f(s['weight_decay'], '.2g')} | {s['epochs']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _warmup(s: dict) -> str:
+    steps = s.get("warmup_steps")
+    if steps is not None and steps >= 0:
+        return f"{steps} steps"
+    return "—" if s.get("warmup_epochs") is None else f"{s['warmup_epochs']:.2g} epochs"

@@ -30,10 +30,15 @@ sizes that bracket it — i.e. on the piecewise-linear log-log curve of S(B). Fr
 B*_20% = B_0 + 0.2 (B_0 + B_crit) = 1.2 B_0 + 0.2 B_crit. When B_0 ≪ B_crit this is B_crit/5:
 the 20 % definition marks the *start* of the bend, McCandlish's B_crit its middle (S = 2 S_min).
 
-**Regimes per interval** (`regimes`): between consecutive measured batch sizes the local slope
-k = −Δlog S / Δlog B (1 = steps halve per doubling). Perfect scaling if k ≥ 0.8, maximal data
-parallelism if k ≤ 0.2, diminishing returns in between. Under the model k(B) = B_crit/(B + B_crit),
-so these cuts sit at B = B_crit/4 and B = 4 B_crit.
+Relative to the fitted perfect-scaling asymptote S_min·B_crit/B instead of the smallest measured
+batch (`overhead_batch_asymptote`), R(B) = 1 + B/B_crit, so B*_20% = 0.2·B_crit: it does not depend
+on which batch sizes happen to be measured, which is why studies report this one.
+
+**Regimes** are labelled from the fitted curve (`fitted_regimes`): the model's local slope is
+k(B) = B_crit/(B + B_crit), so perfect scaling (k ≥ 0.8) is B ≤ B_crit/4, maximal data parallelism
+(k ≤ 0.2) is B ≥ 4·B_crit, and diminishing returns lie between. The measured local slopes between
+consecutive batch sizes (`regimes`, k = −Δlog S / Δlog B) are kept as data beside them: one noisy
+point can flip a label read off the slopes alone.
 """
 
 from __future__ import annotations
@@ -190,8 +195,28 @@ def overhead_critical_batch_from_fit(f: Fit, b_ref: float, overhead: float = OVE
     return float(b_ref + overhead * (b_ref + f.b_crit))
 
 
+def overhead_batch_asymptote(f: Fit, overhead: float = OVERHEAD) -> float:
+    """B* where S_fit(B) exceeds the perfect-scaling asymptote S_min·B_crit/B by `overhead`: overhead·B_crit."""
+    return float(overhead * f.b_crit)
+
+
+def fitted_regimes(b_crit: float) -> dict:
+    """The regimes' boundaries on the fitted curve: perfect scaling below, maximal data parallelism above."""
+    slope_b = lambda k: b_crit * (1 - k) / k  # solves k = B_crit / (B + B_crit)
+    return {"perfect_below": slope_b(PERFECT_SLOPE), "maximal_above": slope_b(MAXIMAL_SLOPE)}
+
+
+def regime_of(batch_size: float, b_crit: float) -> str:
+    """The fitted curve's regime at one batch size."""
+    cuts = fitted_regimes(b_crit)
+    if batch_size <= cuts["perfect_below"]:
+        return "perfect scaling"
+    return "maximal data parallelism" if batch_size >= cuts["maximal_above"] else "diminishing returns"
+
+
 def regimes(batch_sizes, steps) -> list[dict]:
-    """Label each interval between consecutive measured batch sizes (module docstring for cuts)."""
+    """The measured local slope between consecutive batch sizes, each with the label its slope alone
+    would give (data beside `fitted_regimes`, not the headline; module docstring for the cuts)."""
     b, s = _clean(batch_sizes, steps)
     out = []
     for i in range(1, len(b)):

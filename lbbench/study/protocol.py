@@ -2,8 +2,9 @@
 
 An experiment's `followup(results, quick)` returns grid points derived from finished results; the
 sweep runner calls it until it returns nothing new. Winners are chosen on the tuning seed only
-(answer.best_trial): per arm, the trial with the fewest steps to the target (if a target is
-given), the best test accuracy within the epoch budget and within the step budget. Each winner is
+(answer.best_trial) and on the validation set only: per arm, the trial with the fewest steps to
+the validation target (if a target is given), and the best validation accuracy at the end of the
+epoch budget and of the step budget. Each winner is
 re-run with fresh seeds (1 … S), with the same overrides as the winning run, so that the reported
 mean and CI exclude the selection run (Shallue et al. 2019 §3.4: the best trial's
 "performance on held-out seeds").
@@ -35,16 +36,17 @@ def winners(
     step_budget: int | None = None,
     tuning_seed: int = 0,
 ) -> dict:
-    """{arm: set of winning run names} by steps-to-target and by the best accuracy in each budget."""
+    """{arm: set of winning run names} by steps to the validation target and by the validation accuracy at
+    the end of each budget."""
     out: dict = {}
     for a, trials in answer.group(results, arm).items():
         scores = []
         if target is not None:
             scores.append(targets.steps_score(target))
         if epoch_budget is not None:
-            scores.append(lambda r: targets.best_within(r, epochs=epoch_budget))
+            scores.append(lambda r: targets.at_budget(r, epochs=epoch_budget))
         if step_budget is not None:
-            scores.append(lambda r: targets.best_within(r, steps=step_budget))
+            scores.append(lambda r: targets.at_budget(r, steps=step_budget))
         names = set()
         for score in scores:
             key = answer.best_trial(trials, score, tuning_seed)

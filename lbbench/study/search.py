@@ -10,12 +10,15 @@ Each dimension maps the unit interval u ∈ [0, 1) onto a value:
 
     log        value = exp(log lo + u (log hi − log lo))            learning rate, weight decay
     log1m      1 − value is log-uniform in [1 − hi, 1 − lo]         momentum, β2 (Shallue: log(1 − m))
-    linear     value = lo + u (hi − lo)                             warmup fraction
+    linear     value = lo + u (hi − lo)                             warmup (steps or epochs)
     log_or_zero  u < zero_fraction → 0, else log-uniform on the rest (weight decay "off or log")
 
-`trials()` returns Config override dicts (fields learning_rate, momentum, beta2, weight_decay,
-warmup_epochs of lbbench.config.Config); the warmup dimension is a *fraction* of the run's epochs,
-converted with the epochs of the batch size being tuned.
+`trials()` returns Config override dicts (fields learning_rate, momentum, beta2, weight_decay and
+warmup_steps or warmup_epochs of lbbench.config.Config). Warmup is an absolute length, never a
+fraction of the run (STUDY_PROTOCOL.md §4): in steps by default, the same at every batch size and
+run length, so a trial's warmup does not change with the budget rule; studies whose arms all train
+the same number of epochs may search it in epochs (= examples) instead. warmup_steps values are
+rounded to whole steps.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class Dim:
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """An ordered set of dimensions. `warmup_epochs` is searched as a fraction of the run's epochs."""
+    """An ordered set of dimensions."""
 
     dims: tuple[Dim, ...]
 
@@ -91,29 +94,28 @@ class SearchSpace:
             return qmc.Halton(d, scramble=True, seed=seed).random(n)
         raise ValueError(f"unknown method {method!r}; choose sobol or halton")
 
-    def trials(self, n: int, seed: int = 0, epochs: float | None = None, method: str = "sobol") -> list[dict]:
-        """n Config override dicts. `epochs` converts the warmup fraction into warmup_epochs."""
+    def trials(self, n: int, seed: int = 0, method: str = "sobol") -> list[dict]:
+        """n Config override dicts, one per quasi-random point."""
         out = []
         for row in self.unit_points(n, seed, method):
-            point = {}
-            for d, u in zip(self.dims, row):
-                v = d.value(u)
-                if d.field == "warmup_epochs":
-                    if epochs is None:
-                        raise ValueError("the space searches warmup as a fraction of epochs: pass epochs")
-                    v *= epochs
-                point[d.field] = v
+            point = {d.field: d.value(u) for d, u in zip(self.dims, row)}
+            if "warmup_steps" in point:
+                point["warmup_steps"] = int(round(point["warmup_steps"]))
             out.append(point)
         return out
 
 
-def default_space(optimizer: str, beta2: bool | None = None) -> SearchSpace:
+WARMUP_STEPS = Dim("warmup_steps", 0.0, 500.0, "linear")
+
+
+def default_space(optimizer: str, beta2: bool | None = None, warmup: Dim = WARMUP_STEPS) -> SearchSpace:
     """The space lbbench tunes each optimizer over (ranges follow Shallue et al. App. D / Nado et al.).
 
     Learning rate is the *base* rate at Config.base_batch_size; experiments that search it per batch
     size combine it with lr_scaling="sqrt", which centres the space at every B (the optimum moves
     with B; Shallue Fig. 8). momentum is β1 for adam/lamb. β2 is searched for adam-family optimizers
-    (log(1 − β2) ∈ [1e-3, 1e-1]) unless beta2=False.
+    (log(1 − β2) ∈ [1e-3, 1e-1]) unless beta2=False. Warmup: 0–500 steps unless `warmup` says otherwise
+    (e.g. Dim("warmup_epochs", 0, 2) for a study whose arms all train the same epochs).
     """
     adaptive = optimizer in ("adam", "adamw", "lamb")
     lr = {"adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lamb": (1e-3, 1e-1), "lars": (0.1, 10.0)}.get(
@@ -122,7 +124,7 @@ def default_space(optimizer: str, beta2: bool | None = None) -> SearchSpace:
     dims = [
         Dim("learning_rate", *lr, "log"),
         Dim("momentum", 0.5, 0.99, "log1m"),
-        Dim("warmup_epochs", 0.0, 0.2, "linear"),
+        warmup,
         Dim("weight_decay", 1e-6, 1e-3, "log_or_zero", zero_fraction=0.25),
     ]
     if beta2 if beta2 is not None else adaptive:

@@ -1,11 +1,15 @@
-"""Steps to a target accuracy, and the best accuracy within a fixed budget, from one run's history.
+"""Steps to a target accuracy and the accuracy at a fixed budget, from one run's evaluations.
 
-Shallue et al. 2019 (§3.2) measure "steps to result": the first training step at which the
-validation metric reaches a target. The first crossing is the first *recorded* evaluation with
-test_accuracy ≥ target (no interpolation between evaluations: the step is a recorded fact). Runs
-evaluate once per epoch (result.json `history`) and, with --eval_every_steps, also between epochs
-(result.json `evals`); both are used, so the resolution is the finer of the two. Examples to target is
-steps × batch size (McCandlish et al. 2018's E).
+Data roles (STUDY_PROTOCOL.md §2; Shallue et al. 2019 §3.2, Zhang et al. 2024): targets, crossings
+and selection read the **validation** metric (`SELECT`); the test metric (`REPORT`) is read once,
+at the checkpoint rule fixed before the runs: **the last evaluation inside the budget** (the
+budget's end), never the best of many test looks.
+
+Steps to result: the validation metric crosses the target between two recorded evaluations; the
+crossing step is interpolated linearly between them (the metric is roughly linear over one
+evaluation interval), and the interval itself is kept as the crossing's quantisation. Runs evaluate
+once per epoch (result.json `history`) and, with --eval_every_steps, between epochs (`evals`); both
+are used. Examples to target is steps × batch size (McCandlish et al. 2018's E).
 
 Only completed runs count: a diverged or failed run reaches nothing (None), and a None entry in
 the history (a non-finite value written as null) is never a crossing.
@@ -14,6 +18,8 @@ the history (a non-finite value written as null) is never a crossing.
 from __future__ import annotations
 
 import math
+
+SELECT, REPORT = "val_accuracy", "test_accuracy"
 
 
 def _ok(result: dict | None) -> bool:
@@ -25,7 +31,8 @@ def _rows(result: dict, metric: str):
 
     Mid-epoch evaluations (`evals`) carry a fractional epoch (step / steps per epoch) and the index
     of the epoch they fall in (whose end-of-epoch B_simple they report); at an epoch's end both
-    records exist and the history row is kept.
+    records exist and the history row is kept. A run without the metric (e.g. written before
+    validation sets existed) has no rows: it never crosses and is never selected.
     """
     h = result["history"]
     rows = {}
@@ -36,7 +43,7 @@ def _rows(result: dict, metric: str):
             if step is not None and value is not None and math.isfinite(value):
                 epoch_index = next((i for i, s in enumerate(h["step"]) if s is not None and s >= step), None)
                 rows[int(step)] = (epoch_index, int(step), step / steps_per_epoch, float(value))
-    for i, (step, epoch, value) in enumerate(zip(h["step"], h["epoch"], h[metric])):
+    for i, (step, epoch, value) in enumerate(zip(h["step"], h["epoch"], h.get(metric) or ())):
         if step is None or value is None or not math.isfinite(value):
             continue
         rows[int(step)] = (i, int(step), epoch, float(value))
@@ -44,59 +51,96 @@ def _rows(result: dict, metric: str):
 
 
 def first_crossing(
-    result: dict | None, target: float, metric: str = "test_accuracy", higher_is_better: bool = True
+    result: dict | None, target: float, metric: str = SELECT, higher_is_better: bool = True
 ) -> dict | None:
-    """The first recorded evaluation reaching `target`: {"step", "epoch", "examples", "index", "value"}.
+    """Where `metric` first reaches `target`: {"step" (interpolated), "recorded_step" (the first
+    evaluation at or past it), "previous_step" (the one before, or None), "quantisation" (the
+    interval between the two, relative to the step), "epoch", "examples", "index", "value"}.
 
-    None if the run is not completed or never reaches the target.
+    Before the first evaluation nothing is known, so a target met there is placed at that evaluation
+    (quantisation 1: the crossing lies anywhere in [0, step]). None if the run is not completed or
+    never reaches the target.
     """
     if not _ok(result):
         return None
     batch = int(result["config"]["batch_size"])
+    sign = 1.0 if higher_is_better else -1.0
+    prev = None
     for i, step, epoch, value in _rows(result, metric):
-        if (value >= target) if higher_is_better else (value <= target):
-            return {"step": step, "epoch": epoch, "examples": step * batch, "index": i, "value": value}
+        if sign * (value - target) >= 0:
+            if prev is None or sign * (value - prev[1]) <= 0:
+                at, width = float(step), float(step - (prev[0] if prev else 0))
+            else:
+                at = prev[0] + (target - prev[1]) / (value - prev[1]) * (step - prev[0])
+                width = float(step - prev[0])
+            return {
+                "step": at,
+                "recorded_step": step,
+                "previous_step": prev[0] if prev else None,
+                "quantisation": width / at if at > 0 else 1.0,
+                "epoch": epoch * at / step if step else epoch,
+                "examples": at * batch,
+                "index": i,
+                "value": value,
+            }
+        prev = (step, value)
     return None
 
 
-def steps_to_target(result: dict | None, target: float, metric: str = "test_accuracy") -> int | None:
+def steps_to_target(result: dict | None, target: float, metric: str = SELECT) -> float | None:
     hit = first_crossing(result, target, metric)
     return None if hit is None else hit["step"]
 
 
-def steps_score(target: float, metric: str = "test_accuracy"):
+def steps_score(target: float, metric: str = SELECT):
     """A higher-is-better trial score for selection: −(steps to target), ties broken by the higher
-    best accuracy (1e-6 weight: never outweighs a single step); None if the target is never reached."""
+    final validation accuracy (1e-6 weight: never outweighs a single step); None if never reached."""
 
     def score(result):
         s = steps_to_target(result, target, metric)
-        return None if s is None else -s + 1e-6 * (best_within(result, epochs=math.inf, metric=metric) or 0)
+        return None if s is None else -s + 1e-6 * (at_budget(result, epochs=math.inf, metric=metric) or 0)
 
     return score
 
 
-def examples_to_target(result: dict | None, target: float, metric: str = "test_accuracy") -> int | None:
+def examples_to_target(result: dict | None, target: float, metric: str = SELECT) -> float | None:
     hit = first_crossing(result, target, metric)
     return None if hit is None else hit["examples"]
 
 
-def best_within(
-    result: dict | None, *, epochs: float | None = None, steps: int | None = None, metric: str = "test_accuracy"
-) -> float | None:
-    """Best `metric` among evaluations at epoch ≤ `epochs` (or step ≤ `steps`); exactly one budget.
-
-    None if the run is not completed, or no evaluation falls inside the budget (e.g. a step budget
-    shorter than one epoch of a small batch). A budget the run did not reach is not filled in: the
-    run is judged on what it recorded, and `covers_budget` says whether it ran long enough.
-    """
-    if (epochs is None) == (steps is None):
+def _inside(budget_epochs, budget_steps):
+    if (budget_epochs is None) == (budget_steps is None):
         raise ValueError("give exactly one of epochs= or steps=")
+    if budget_epochs is not None:
+        return lambda step, epoch: epoch is not None and epoch <= budget_epochs + 1e-9
+    return lambda step, epoch: step <= budget_steps
+
+
+def at_budget(
+    result: dict | None, *, epochs: float | None = None, steps: int | None = None, metric: str = SELECT
+) -> float | None:
+    """`metric` at the last evaluation inside the budget (epoch ≤ `epochs`, or step ≤ `steps`): the
+    pre-declared checkpoint every study reads, for validation (selection) and test (report) alike.
+
+    None if the run is not completed or no evaluation falls inside the budget (e.g. a step budget
+    shorter than one evaluation interval). A budget the run did not reach is not filled in:
+    `covers_budget` says whether it ran long enough.
+    """
+    inside = _inside(epochs, steps)
     if not _ok(result):
         return None
+    vals = [v for _, step, epoch, v in _rows(result, metric) if inside(step, epoch)]
+    return vals[-1] if vals else None
 
-    def inside(step, epoch):
-        return (epoch is not None and epoch <= epochs) if epochs is not None else step <= steps
 
+def best_within(
+    result: dict | None, *, epochs: float | None = None, steps: int | None = None, metric: str = SELECT
+) -> float | None:
+    """The best `metric` among evaluations inside the budget. Never a reported number (that would be
+    early stopping on whatever metric it reads): it only says whether a run ever learned."""
+    inside = _inside(epochs, steps)
+    if not _ok(result):
+        return None
     vals = [v for _, step, epoch, v in _rows(result, metric) if inside(step, epoch)]
     return max(vals) if vals else None
 

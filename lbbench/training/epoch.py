@@ -168,11 +168,16 @@ def _padded(x: np.ndarray, y: np.ndarray, chunk: int):
 
 
 def eval_sets(ds, train_examples: int, put) -> dict:
-    """{"train": (chunk, padded arrays), "test": ...}: the fixed train subset every run reports its
-    train metrics on (same seed for every run) and the full test set, placed with `put`."""
+    """{"train": (chunk, padded arrays), "val": ..., "test": ...}: the fixed train subset every run
+    reports its train metrics on (same seed for every run), the validation set if the dataset has
+    one, and the full test set, placed with `put`."""
     sub = np.random.default_rng(SUBSET_SEED).permutation(ds.num_train)[:train_examples]
+    sets = [("train", (ds.x_train[sub], ds.y_train[sub]))]
+    if ds.num_val:
+        sets.append(("val", (ds.x_val, ds.y_val)))
+    sets.append(("test", (ds.x_test, ds.y_test)))
     out = {}
-    for name, (x, y) in (("train", (ds.x_train[sub], ds.y_train[sub])), ("test", (ds.x_test, ds.y_test))):
+    for name, (x, y) in sets:
         chunk = min(EVAL_CHUNK, len(y))
         out[name] = (chunk, tuple(put(a) for a in _padded(x, y, chunk)))
     return out

@@ -46,7 +46,7 @@ class TrialRecord:
         self.cfg, self.folder, self.run_dir = cfg, folder, folder.path  # staging folder until finish()
         self.writer = RunWriter(folder.path, cfg.to_dict(), grid=grid, wandb_project=cfg.wandb_project)
         self.history: list[dict] = []
-        self.evals = Columns()  # test metrics every cfg.eval_every_steps steps (result.json `evals`)
+        self.evals = Columns()  # validation and test metrics every cfg.eval_every_steps steps (result.json `evals`)
         self.status: str | None = None  # None while training; then completed / diverged / failed
         self.extra: dict = {}
         self.train_s = 0.0
@@ -74,11 +74,11 @@ class Group:
             self.scheduler.after_segment(state, step, [i for i in self.training() if alive[i]])
 
     def _evaluate(self, state, step: int) -> None:
-        for i, ev in enumerate(self.trainer.evaluate(state, sets=("test",))):
+        for i, ev in enumerate(self.trainer.evaluate(state, sets=("val", "test"))):
             r = self.records[i]
             if r.status is None:
                 r.evals.add(step, ev)
-                r.writer.scalars(step, {"eval/test_accuracy": ev["test_accuracy"], "eval/test_loss": ev["test_loss"]})
+                r.writer.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
 
     def end_epoch(self, state, epoch: int, metrics, dist, alive, seconds: float) -> dict:
         """Record the epoch of every trial still training; mark those whose loss went NaN/inf diverged."""
@@ -204,7 +204,8 @@ def run_group(cfgs: list[Config]) -> list[dict]:
 
 def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: dict) -> list[dict]:
     cfg = cfgs[0]
-    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download).subset(cfg.train_subset)
+    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download, validation=cfg.validation_examples)
+    ds = ds.subset(cfg.train_subset)
     parallel.check_batch(cfg, ds.num_train)
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")

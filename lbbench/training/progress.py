@@ -87,7 +87,7 @@ def start_line(cfgs: list[Config], steps_per_epoch: int, ds) -> str:
     lr = f"lr {lrs[0]:.4g}" if len(lrs) == 1 else f"lr {lrs[0]:.3g}..{lrs[-1]:.3g}"
     trials = f"{len(cfgs)} trials in one program (seeds {sorted({c.seed for c in cfgs})}), " if len(cfgs) > 1 else ""
     return (
-        f"lbbench: {cfg.dataset} ({ds.num_train} train, {len(ds.y_test)} test), {cfg.model}, "
+        f"lbbench: {cfg.dataset} ({ds.num_train} train, {ds.num_val} validation, {len(ds.y_test)} test), {cfg.model}, "
         f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
         f"device(s), {trials}{lr} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
         f"{steps_per_epoch} steps/epoch, {ds.num_train % cfg.batch_size} examples dropped per epoch; "
@@ -96,17 +96,20 @@ def start_line(cfgs: list[Config], steps_per_epoch: int, ds) -> str:
 
 
 def epoch_line(epoch: int, cfg: Config, rec: dict) -> str:
+    val = f"val acc {rec['val_accuracy']:.4f}  " if "val_accuracy" in rec else ""
     return (
         f"epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  acc {rec['train_accuracy']:.4f}  "
-        f"test acc {rec['test_accuracy']:.4f}  gap {rec['generalization_gap']:+.4f}  "
+        f"{val}test acc {rec['test_accuracy']:.4f}  gap {rec['generalization_gap']:+.4f}  "
         f"lr {rec['learning_rate']:.3g}  {rec['examples_per_s']:,.0f} ex/s"
     )
 
 
 def group_epoch_line(epoch: int, cfg: Config, recs: dict, seconds: float, n_trials: int) -> str:
-    accs = [recs[i]["test_accuracy"] for i in sorted(recs)]
+    """One line per epoch of a group: each trial's validation accuracy (test without a validation set)."""
+    key = "val_accuracy" if all("val_accuracy" in recs[i] for i in recs) else "test_accuracy"
+    accs = [recs[i][key] for i in sorted(recs)]
     shown = " ".join(f"{a:.3f}" for a in accs[:8]) + (" ..." if len(accs) > 8 else "")
     return (
-        f"epoch {epoch:3d}/{cfg.epochs}  test acc {shown}  (mean {np.mean(accs):.4f}; {len(accs)} of "
-        f"{n_trials} trials training)  {seconds:.1f} s"
+        f"epoch {epoch:3d}/{cfg.epochs}  {key.split('_')[0]} acc {shown}  (mean {np.mean(accs):.4f}; "
+        f"{len(accs)} of {n_trials} trials training)  {seconds:.1f} s"
     )

@@ -18,8 +18,10 @@ HISTORY_KEYS = (
     "epoch",
     "step",
     "train_accuracy",
+    "val_accuracy",
     "test_accuracy",
     "train_loss",
+    "val_loss",
     "test_loss",
     "generalization_gap",
     "learning_rate",
@@ -55,6 +57,7 @@ def dataset_info(ds) -> dict:
         "name": ds.name,
         "num_classes": ds.num_classes,
         "num_train": ds.num_train,
+        "num_val": ds.num_val,
         "num_test": int(len(ds.y_test)),
         "input_shape": list(ds.input_shape),
     }

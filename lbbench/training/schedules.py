@@ -25,7 +25,10 @@ class ScheduleSpec:
 
 
 def warmup_steps(cfg: Config, steps_per_epoch: int) -> int:
-    return int(round(cfg.warmup_epochs * steps_per_epoch)) if cfg.schedule != "constant" else 0
+    """--warmup_steps when set (the same at every batch size), else --warmup_epochs in steps."""
+    if cfg.schedule == "constant":
+        return 0
+    return cfg.warmup_steps if cfg.warmup_steps >= 0 else int(round(cfg.warmup_epochs * steps_per_epoch))
 
 
 def decay_boundaries(cfg: Config, steps_per_epoch: int) -> list[int]:

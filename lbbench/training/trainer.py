@@ -188,9 +188,10 @@ class Trainer:
             return state, metrics[0]
         return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
 
-    def evaluate(self, state, sets=("train", "test")) -> list[dict]:
-        """Train-subset and test loss/accuracy of every trial (one compiled call per set)."""
-        cols = {}
+    def evaluate(self, state, sets=None) -> list[dict]:
+        """Loss and accuracy of every trial on the train subset, validation (if any) and test sets, or
+        on the named `sets` that exist (one compiled call per set)."""
+        cols, sets = {}, [name for name in (sets or self.eval_sets) if name in self.eval_sets]
         for name in sets:
             arrays = self.eval_sets[name][1]
             loss, acc = jax.device_get(self.eval_fns[name](state.params, state.batch_stats, *arrays))

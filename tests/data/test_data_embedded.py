@@ -69,3 +69,41 @@ def test_train_subset_is_fixed_and_keeps_the_test_set():
     rows = {tuple(r) for r in ds.x_train.round(6)}
     assert all(tuple(r) in rows for r in a.x_train.round(6)) and len({tuple(r) for r in a.x_train}) == 300
     assert ds.subset(0) is ds and ds.subset(10**6) is ds
+
+
+def test_mnist1d_validation_is_generated_apart_and_leaves_train_and_test_unchanged(tmp_path):
+    plain = embedded.load_mnist1d(str(tmp_path), num_train=300, num_test=100)
+    ds = embedded.load_mnist1d(str(tmp_path), num_train=300, num_test=100, num_val=200)
+    np.testing.assert_array_equal(ds.x_train, plain.x_train)
+    np.testing.assert_array_equal(ds.x_test, plain.x_test)
+    assert ds.x_val.shape == (200, 40) and ds.num_val == 200 and len(np.unique(ds.y_val)) == 10
+    # another seed: no validation example is a training or test example
+    seen = {row.tobytes() for row in np.concatenate([ds.x_train, ds.x_test])}
+    assert not any(row.tobytes() in seen for row in ds.x_val)
+    # the same distribution: per-class means of validation and train agree far better than across classes
+    mean = lambda x, y, c: x[y == c].mean(0)
+    same = np.mean([np.abs(mean(ds.x_val, ds.y_val, c) - mean(ds.x_train, ds.y_train, c)).mean() for c in range(10)])
+    other = np.mean(
+        [np.abs(mean(ds.x_val, ds.y_val, c) - mean(ds.x_train, ds.y_train, (c + 1) % 10)).mean() for c in range(10)]
+    )
+    assert same < 0.5 * other
+
+
+def test_real_datasets_carve_a_seeded_disjoint_validation_set():
+    rng = np.random.default_rng(0)
+    x = rng.random((100, 4), dtype=np.float32)
+    ds = data.Dataset("toy", x, np.arange(100, dtype=np.int32) % 3, x[:10], np.zeros(10, np.int32), 3)
+    a, b = ds.carve_validation(20), ds.carve_validation(20)
+    np.testing.assert_array_equal(a.x_val, b.x_val)  # seeded: every run holds out the same examples
+    assert a.num_train == 80 and a.num_val == 20
+    train_rows = {r.tobytes() for r in a.x_train}
+    assert not any(r.tobytes() in train_rows for r in a.x_val)
+    assert ds.carve_validation(0) is ds
+    with pytest.raises(data.DataError, match="cannot hold out 100 validation examples"):
+        ds.carve_validation(100)
+
+
+def test_the_random_toy_gets_its_own_validation_draws():
+    plain, ds = embedded.load_random_toy(), embedded.load_random_toy(num_val=50)
+    np.testing.assert_array_equal(plain.x_train, ds.x_train)
+    assert ds.x_val.shape == (50, 20) and not np.array_equal(ds.x_val, ds.x_train[:50])

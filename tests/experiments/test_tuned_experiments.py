@@ -1,6 +1,8 @@
 """experiments/goyal.py, hoffer.py, lars.py (tuned, on the study layer) and the retired shallue.py:
 grids, follow-ups and analyze on fabricated results (no training)."""
 
+import json
+
 import numpy as np
 import pytest
 from _study_fakes import fake_result, run_followups
@@ -103,10 +105,12 @@ def test_goyal_transfers_reruns_and_decomposition(tmp_path):
     assert dec[4096]["batch"]["diff"] == pytest.approx(-0.02, abs=0.01)
     assert dec[4096]["protocol_warmup"]["diff"] == pytest.approx(-0.08, abs=0.01)
     assert dec[4096]["warmup_effect"]["diff"] == pytest.approx(0.2, abs=0.01)
-    assert compare.verdict(dec[8192]["protocol_no_warmup"]) == "below"
+    assert s["verdicts"]["protocol_no_warmup"][8192] == "worse"
     md = (tmp_path / "answer.md").read_text()
-    assert "| tuned_b8192 | 8 (0 / 0) |" in md and "| linear_b4096 | 1 (0 / 0) |" in md
-    assert "B=4096: tuned at B − tuned 256 (batch)" in md
+    assert "| tuned_b8192 | 8 (0 / 0 / 0) |" in md and "| linear_b4096 | 1 (0 / 0 / 0) |" in md
+    assert "### tuned at B − tuned 256 (batch)" in md and "| B=4096 |" in md
+    assert s["conclusions"] == m.conclusions(json.loads(json.dumps(s))) and s["conclusions"][-1] in md
+    assert "holds (non-inferior at every B up to it) up to B = 1024" in s["conclusions"][-1]
     win = out["goyal"]["winners"]
     assert win["linear_b8192"]["learning_rate"] == pytest.approx(32 * best["learning_rate"])
     assert win["tuned_b1024"]["learning_rate"] == pytest.approx(2 * best["learning_rate"])  # sqrt-centred space
@@ -159,7 +163,7 @@ def test_hoffer_transfers_reruns_and_gap_table(tmp_path):
     rows = {r["arm"]: r for r in out["hoffer"]["answer"]}
     assert rows["lb_gbn_long"]["epochs"]["budget"] == 40 and rows["lb"]["epochs"]["budget"] == 10
     md = (tmp_path / "answer.md").read_text()
-    assert md.count("Does accuracy degrade") == 2 and "| lb_gbn_long | 8 (0 / 0) |" in md
+    assert md.count("Does accuracy degrade") == 2 and "| lb_gbn_long | 8 (0 / 0 / 0) |" in md
     assert "lb_gbn_sqrt_long_transfer − sb" in md
     win = out["hoffer"]["winners"]
     assert win["lb_sqrt_transfer"]["learning_rate"] == pytest.approx(4 * best["learning_rate"])
@@ -209,7 +213,8 @@ def test_lars_reruns_gap_and_tuned_vs_recipe(tmp_path):
     assert s["tuned_minus_recipe"]["lamb"] == pytest.approx(0.21, abs=0.01)
     assert "lars_b8192" in s["arms_closing_gap"] and "momentum_b8192" not in s["arms_closing_gap"]
     md = (tmp_path / "answer.md").read_text()
-    assert "| lamb_b8192_recipe | 1 (0 / 0) |" in md and "momentum: tuned − recipe" in md
+    assert "| lamb_b8192_recipe | 1 (0 / 0 / 0) |" in md and "momentum: tuned − recipe" in md
+    assert s["conclusions"] == m.conclusions(json.loads(json.dumps(s))) and s["conclusions"][0] in md
     assert out["lars"]["winners"]["momentum_b8192_recipe"]["learning_rate"] == pytest.approx(3.2)
     assert "| lamb_b8192_recipe | 8192 | lamb | 0.01 | 0.01 (none) | 0.9 | 0.999 |" in md
     assert (tmp_path / "lars.png").exists() and (tmp_path / "lars.json").exists()
@@ -230,7 +235,7 @@ def test_quick_mode_followups_terminate_and_analyze_writes_its_files(name, tmp_p
     assert "needs ≥ 2 seeds each" in (tmp_path / "answer.md").read_text()  # one re-run seed: no CI, no verdict
 
 
-def test_compare_verdicts():
+def test_compare_differences_and_their_verdicts():
     row = lambda vals: {"epochs": {"best": "x", "values": vals}}  # noqa: E731
     by_arm = {
         "ref": row([0.90, 0.91, 0.92]),
@@ -240,15 +245,17 @@ def test_compare_verdicts():
         "one": row([0.9]),
         "none": {"epochs": {"best": None}},
     }
-    assert compare.verdict(compare.difference(by_arm, "same", "ref")) == "none"
-    assert compare.verdict(compare.difference(by_arm, "worse", "ref")) == "below"
-    assert compare.verdict(compare.difference(by_arm, "better", "ref")) == "above"
-    assert compare.closes_gap(compare.difference(by_arm, "better", "ref")) is True
-    assert compare.closes_gap(compare.difference(by_arm, "worse", "ref")) is False
-    d = compare.difference(by_arm, "one", "ref")
-    assert d["low"] is None and compare.verdict(d) is None and compare.closes_gap(d) is None
+    judged = compare.judge({k: compare.difference(by_arm, k, "ref") for k in ("same", "worse", "better", "one")})
+    assert judged["worse"]["verdict"] == "worse" and judged["better"]["verdict"] == "better"
+    assert judged["same"]["verdict"] == "inconclusive"  # 3 seeds: the CI is wider than the 1-point margin
+    assert compare.closes_gap(judged["better"]) is True and compare.closes_gap(judged["worse"]) is False
+    assert (
+        judged["one"]["low"] is None and judged["one"]["verdict"] is None and compare.closes_gap(judged["one"]) is None
+    )
     assert compare.difference(by_arm, "none", "ref") is None and compare.difference(by_arm, "missing", "ref") is None
     assert compare.arm_of_run({"run_name": "lars_b8192__t3__s2"}) == "lars_b8192"
+    sentence = compare.verdict_sentence("X", judged)
+    assert sentence.startswith("X: non-inferior or better: better; worse: worse; inconclusive: one, same")
 
 
 def test_shallue_is_retired_with_a_pointer():
@@ -256,12 +263,9 @@ def test_shallue_is_retired_with_a_pointer():
         experiment_file.load_experiment("shallue")
 
 
-def test_gap_verdict_is_a_non_inferiority_test():
-    """A CI that merely contains 0 (one seed of three trained) is inconclusive, not a closed gap."""
-    assert compare.gap_verdict({"diff": -0.44, "low": -1.29, "high": 0.41}) == "inconclusive"
-    assert compare.gap_verdict({"diff": -0.002, "low": -0.008, "high": 0.004}) == "closes"
-    assert compare.gap_verdict({"diff": 0.02, "low": 0.01, "high": 0.03}) == "closes"
-    assert compare.gap_verdict({"diff": -0.05, "low": -0.06, "high": -0.04}) == "does not close"
-    assert compare.gap_verdict({"diff": -0.005, "low": -0.02, "high": 0.01}) == "inconclusive"
-    assert compare.gap_verdict({"diff": 0.0, "low": None, "high": None}) is None
-    assert compare.closes_gap({"diff": -0.44, "low": -1.29, "high": 0.41}) is False
+def test_a_ci_that_contains_zero_is_not_a_closed_gap():
+    """One seed of three trained: the CI straddles −margin, so the verdict is inconclusive, not 'closes'."""
+    d = {"diff": -0.44, "low": -1.29, "high": 0.41, "se": 0.2, "df": 2.0}
+    assert compare.judge({"x": d})["x"]["verdict"] == "inconclusive" and not compare.closes_gap(
+        compare.judge({"x": d})["x"]
+    )

@@ -61,15 +61,23 @@ def test_old_sweep_reports_and_resumes_without_training(tmp_path):
     )
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (work / "v0_sweep" / "report.md").exists()
-    sweep = subprocess.run(
-        [sys.executable, "-m", "lbbench.sweep", os.path.join(V0, "v0_sweep.py"), "--workdir", str(work)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-2000:]
-    assert "4 of 4 runs already finished" in sweep.stdout
+    def sweep(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "lbbench.sweep", os.path.join(V0, "v0_sweep.py"), "--workdir", str(work), *extra],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=tmp_path,
+            timeout=300,
+        )
+
+    # The old runs held out no validation set; today's default holds out 5,000 examples, so resuming with
+    # the defaults is a changed config: exit 2, named, nothing retrained or deleted.
+    changed = sweep()
+    assert changed.returncode == 2 and "--rerun_changed" in changed.stderr and "b50_lr0.001" in changed.stderr
+    # Asked for what the old runs did (no validation set), the sweep recognises them as finished.
+    same = sweep("--set", "validation_examples=0")
+    assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
+    assert "4 of 4 runs already finished" in same.stdout
     after = {p: os.stat(work / "v0_sweep" / p / "result.json").st_mtime_ns for p in before}
     assert after == before  # nothing retrained

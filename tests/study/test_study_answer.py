@@ -6,7 +6,7 @@ import pytest
 from _study_fakes import fake_result, model_curve
 
 from lbbench.report import figures
-from lbbench.study import answer
+from lbbench.study import answer, bootstrap
 
 
 def test_best_trial_is_chosen_on_the_tuning_seed_and_averaged_over_reruns():
@@ -43,7 +43,7 @@ def test_diverged_trials_are_counted_never_chosen_and_budgets_differ():
     assert row["epochs"]["selection_only"] and row["epochs"]["accuracy"]["low"] is None
     assert row["lambda_max"] == 10.0 and row["epsilon_key"] == "full_0.0005" and row["epsilon_sharpness"] == 2.5
     md = answer.answer_markdown([row])
-    assert "| 256 | 4 (1 / 1) | 0.9500 (n=1, selection run only)" in md and "@ 4 epochs" in md
+    assert "| 256 | 4 (1 / 1 / 0) | 0.9500 (n=1, selection run only)" in md and "@ 4 epochs" in md
 
 
 def test_a_step_budget_inside_the_first_epoch_says_so():
@@ -67,8 +67,11 @@ def test_steps_summary_picks_fewest_steps_and_reads_b_simple_at_the_crossing():
     }
     s128, s512 = answer.steps_summary(res, 0.7)
     spe = 60000 // 128
-    assert s128["best"] == "b128_t1" and s128["tuning_steps"] == {"b128_t0": 2 * spe, "b128_t1": spe}
-    assert s128["seed_steps"] == [2 * spe, spe] and s128["selection_only"] is False
+    # crossings interpolated between evaluations: t0 0.5 → 0.72 over the second epoch, t1 at its first one
+    assert s128["best"] == "b128_t1" and s128["tuning_steps"] == pytest.approx(
+        {"b128_t0": spe + spe * 0.2 / 0.22, "b128_t1": spe}
+    )
+    assert s128["seed_steps"] == pytest.approx([spe + spe * 0.1 / 0.11, spe]) and s128["selection_only"] is False
     assert s128["b_simple_at_target"] == pytest.approx(3.0) and s128["b_simple_final"] == pytest.approx(8.0)
     assert s512["best"] is None and s512["tuning_steps"] == {"b512_t0": None}
 
@@ -76,7 +79,8 @@ def test_steps_summary_picks_fewest_steps_and_reads_b_simple_at_the_crossing():
 def test_figures_render(tmp_path):
     res = {f"b{b}": fake_result(b, model_curve(b, 30), noise=[200.0] * 30) for b in (64, 256, 1024, 4096)}
     summ = answer.steps_summary(res, 0.7)
-    figures.save(figures.steps_figure(summ, target=0.7), str(tmp_path / "s.png"))
+    ci = bootstrap.residual_fit_ci({r["arm"]: r["tuning_steps"][f"b{r['arm']}"] for r in summ})
+    figures.save(figures.steps_figure(summ, ci, target=0.7, b_simple=200.0), str(tmp_path / "s.png"))
     figures.save(figures.accuracy_figure(answer.answer_rows(res)), str(tmp_path / "a.png"))
     assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "a.png").stat().st_size > 1000
 
@@ -90,3 +94,44 @@ def test_no_effect_flags_different_settings_with_identical_histories():
     assert answer.no_effect(res) == [("a", "b")]
     assert "differ in beta2_scaling" in answer.no_effect_markdown(answer.no_effect(res), res)
     assert answer.no_effect({"a": a, "c": c, "d": d}) == []
+
+
+def test_winners_are_chosen_on_validation_and_report_test_at_the_budget_end():
+    """The test set never picks the winner, and the reported number is the checkpoint, not the best look."""
+    res = {
+        # a: better on validation, worse on test; b: the reverse. Validation decides.
+        "a_s0": fake_result(64, [0.5, 0.80], val=[0.5, 0.90], lr=0.1),
+        "b_s0": fake_result(64, [0.5, 0.95], val=[0.5, 0.85], lr=0.2),
+        # a's re-runs: test peaks mid-run (0.93) and ends lower (0.84 / 0.86): the end is reported
+        "a_s1": fake_result(64, [0.93, 0.84], val=[0.9, 0.88], lr=0.1, seed=1),
+        "a_s2": fake_result(64, [0.93, 0.86], val=[0.9, 0.88], lr=0.1, seed=2),
+    }
+    (row,) = answer.answer_rows(res, epoch_budget=2, step_budget=10**6)
+    ep = row["epochs"]
+    assert ep["best"] == "a_s0" and ep["selected_on"] == 0.90
+    assert ep["values"] == [0.84, 0.86] and ep["val_values"] == [0.88, 0.88]
+    assert ep["accuracy"]["mean"] == pytest.approx(0.85)
+
+
+def test_effective_k_counts_diverged_never_learned_and_collapsed_trials():
+    res = {
+        "ok": fake_result(256, [0.5, 0.8, 0.9], lr=0.1),
+        "div": fake_result(256, [0.5, 0.5, 0.5], status="diverged", lr=0.2),
+        "flat": fake_result(256, [0.10, 0.12, 0.14], lr=0.3),  # never 5 points above chance (0.1)
+        "fell": fake_result(256, [0.6, 0.3, 0.12], lr=0.4),  # learned, then back to chance: collapsed
+    }
+    (row,) = answer.answer_rows(res, epoch_budget=3, step_budget=None)
+    assert (row["diverged"], row["no_learn"], row["collapsed"], row["effective"]) == (1, 1, 1, 1)
+    assert "| 256 | 4 (1 / 1 / 1) |" in answer.answer_markdown([row])
+
+
+def test_a_split_arm_reports_its_success_rate_not_a_t_interval():
+    res = {"t_s0": fake_result(64, [0.5, 0.9], lr=0.1)}
+    for seed, final in zip(range(1, 5), (0.9, 0.92, 0.1, 0.11)):  # two seeds learn, two stay at chance
+        res[f"t_s{seed}"] = fake_result(64, [0.5, final], lr=0.1, seed=seed)
+    (row,) = answer.answer_rows(res, epoch_budget=2, step_budget=None)
+    split = row["epochs"]["split"]
+    assert split["bimodal"] and (split["successes"], split["n"]) == (2, 4)
+    assert split["accuracy_of_successes"]["mean"] == pytest.approx(0.91)
+    assert 0.0 <= row["epochs"]["accuracy"]["low"] and row["epochs"]["accuracy"]["high"] <= 1.0  # clipped
+    assert "split: 2/4 seeds learned" in answer.answer_markdown([row])

@@ -92,3 +92,25 @@ def test_never_crossing_resamples_make_the_interval_unbounded_and_json_strict():
     assert not out["fit"]["identified"] and out["unidentified_fraction"] == 1.0
     json.dumps(strict_json({**out, "x": [math.inf, math.nan, (1, 2)], 3: np.float64(2.5)})[0], allow_nan=False)
     assert strict_json({1: math.inf, "t": (np.int64(2),)})[0] == {"1": None, "t": [2]}
+
+
+def test_the_residual_bootstrap_covers_b_crit_under_tuning_granularity_noise():
+    """Points scattered around S(B) by far more than seed noise (one draw per B, 25 % log-normal, as the
+    best of K coarse trials scatters): the residual bootstrap's 95 % interval covers the true B_crit
+    at least 90 % of the time (the seed-only bootstrap cannot see this scatter at all)."""
+    rng = np.random.default_rng(7)
+    batch_sizes = [2**k for k in range(5, 15)]
+    hits, repeats = 0, 200
+    for rep in range(repeats):
+        points = {b: 300 * (1 + 1000 / b) * np.exp(0.25 * rng.standard_normal()) for b in batch_sizes}
+        ci = bs.residual_fit_ci(points, n_resamples=500, seed=rep)["b_crit"]
+        hits += ci["low"] <= 1000 <= ci["high"]
+    assert hits / repeats >= 0.90
+
+
+def test_the_residual_bootstrap_reports_the_asymptote_overhead_batch():
+    points = {b: 300 * (1 + 1000 / b) for b in (64, 256, 1024, 4096)}
+    ci = bs.residual_fit_ci(points, n_resamples=50)
+    assert ci["b_crit"]["estimate"] == pytest.approx(1000, rel=1e-4)
+    assert ci["b_overhead_fit"]["estimate"] == pytest.approx(200, rel=1e-4)  # 0.2 · B_crit
+    assert bs.residual_fit_ci({64: 10.0, 128: 5.0}) is None  # two points leave no residual

@@ -78,3 +78,20 @@ def test_regimes_follow_the_local_slope():
             assert x["regime"] == "perfect scaling"
         elif mid > 1.5 * 4 * 1024:
             assert x["regime"] == "maximal data parallelism"
+
+
+def test_fitted_regimes_sit_where_the_model_slope_crosses_the_cuts():
+    cuts = cb.fitted_regimes(1000.0)
+    assert cuts == {"perfect_below": pytest.approx(250.0), "maximal_above": pytest.approx(4000.0)}
+    for b, name in ((64, "perfect scaling"), (1000, "diminishing returns"), (8192, "maximal data parallelism")):
+        assert cb.regime_of(b, 1000.0) == name
+        slope = 1000.0 / (b + 1000.0)  # the model's −dlog S/dlog B
+        assert (slope >= cb.PERFECT_SLOPE) == (name == "perfect scaling")
+        assert (slope <= cb.MAXIMAL_SLOPE) == (name == "maximal data parallelism")
+
+
+def test_the_asymptote_overhead_batch_is_a_fifth_of_b_crit_on_the_model():
+    f = cb.fit([64, 256, 1024, 4096], [300 * (1 + 1000 / b) for b in (64, 256, 1024, 4096)])
+    b20 = cb.overhead_batch_asymptote(f)
+    # at B*, S_fit is 20 % above the perfect-scaling asymptote S_min·B_crit/B
+    assert f.steps(b20) / (f.s_min * f.b_crit / b20) == pytest.approx(1.2)

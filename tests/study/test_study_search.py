@@ -10,9 +10,9 @@ from lbbench.study.search import Dim, SearchSpace, default_space
 
 def test_same_seed_same_trials_other_seed_differs():
     space = default_space("adam")
-    a = space.trials(8, seed=3, epochs=10)
-    assert a == space.trials(8, seed=3, epochs=10)
-    assert a != space.trials(8, seed=4, epochs=10)
+    a = space.trials(8, seed=3)
+    assert a == space.trials(8, seed=3)
+    assert a != space.trials(8, seed=4)
 
 
 @pytest.mark.parametrize("method", ["sobol", "halton"])
@@ -47,11 +47,27 @@ def test_scales_map_the_unit_interval_onto_the_declared_ranges():
 
 def test_trials_are_valid_config_overrides_within_range():
     space = default_space("adam")
-    for t in space.trials(32, seed=0, epochs=20):
+    for t in space.trials(32, seed=0):
         cfg = Config(optimizer="adam", epochs=20).replace(**t).validate()
         assert 1e-4 <= cfg.learning_rate <= 3e-2 and 0.5 <= cfg.momentum <= 0.99
-        assert 0.9 <= cfg.beta2 <= 0.999 and 0 <= cfg.warmup_epochs <= 4.0
+        assert 0.9 <= cfg.beta2 <= 0.999 and 0 <= cfg.warmup_steps <= 500 and isinstance(cfg.warmup_steps, int)
         assert cfg.weight_decay == 0 or 1e-6 <= cfg.weight_decay <= 1e-3
     assert "beta2" not in default_space("momentum").fields
-    with pytest.raises(ValueError):
-        SearchSpace((Dim("warmup_epochs", 0, 0.2, "linear"),)).trials(2)  # fraction needs epochs
+    epochs = SearchSpace((Dim("warmup_epochs", 0, 2, "linear"),)).trials(4)  # an absolute length in epochs
+    assert all(0 <= t["warmup_epochs"] <= 2 for t in epochs)
+
+
+def test_warmup_in_steps_is_the_same_at_every_batch_size_and_run_length():
+    """A trial's warmup must not depend on the budget rule (issue 17: it was a fraction of the run)."""
+    from lbbench.experiments import critical_batch
+    from lbbench.training import schedules
+
+    by_batch = {}
+    for p in critical_batch.grid(quick=False):
+        trial = p["run_name"].split("__")[1]
+        cfg = critical_batch.base_config(False).replace(**{k: v for k, v in p.items() if k != "run_name"})
+        steps = schedules.warmup_steps(cfg, 60000 // cfg.batch_size)
+        by_batch.setdefault(trial, set()).add(steps)
+    assert len(by_batch) == critical_batch.K
+    assert all(len(v) == 1 for v in by_batch.values())  # one warmup per trial, whatever B and epochs
+    assert len({next(iter(v)) for v in by_batch.values()}) == critical_batch.K  # and trials differ

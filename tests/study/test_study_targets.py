@@ -1,11 +1,11 @@
-"""Steps-to-target and best-within-budget on hand-made histories with known answers."""
+"""Steps to a validation target (interpolated) and the budget-end checkpoint, on hand-made histories."""
 
 import pytest
 
 from lbbench.study import targets
 
 
-def run(acc, status="completed", batch=128, steps_per_epoch=10, noise=None):
+def run(acc, status="completed", batch=128, steps_per_epoch=10, noise=None, test=None):
     n = len(acc)
     return {
         "status": status,
@@ -13,23 +13,45 @@ def run(acc, status="completed", batch=128, steps_per_epoch=10, noise=None):
         "history": {
             "epoch": list(range(1, n + 1)),
             "step": [steps_per_epoch * e for e in range(1, n + 1)],
-            "test_accuracy": acc,
+            "val_accuracy": acc,
+            "test_accuracy": test or [None if a is None else a - 0.05 for a in acc],
             "noise_b_simple": noise or [None] * n,
         },
     }
 
 
-def test_first_crossing_is_exact_not_the_best_or_last():
-    r = run([0.2, 0.69, 0.7, 0.65, 0.9])
+def test_first_crossing_is_interpolated_between_the_evaluations_around_it():
+    r = run([0.2, 0.6, 0.8, 0.65, 0.9])
     hit = targets.first_crossing(r, 0.7)
-    assert hit["step"] == 30 and hit["epoch"] == 3 and hit["examples"] == 30 * 128 and hit["index"] == 2
-    assert targets.steps_to_target(r, 0.66) == 20 and targets.steps_to_target(r, 0.695) == 30
-    assert targets.steps_to_target(r, 0.9) == 50
-    assert targets.examples_to_target(r, 0.2) == 10 * 128
+    # 0.6 at step 20, 0.8 at step 30: 0.7 is crossed half-way, at step 25
+    assert hit["step"] == pytest.approx(25.0) and hit["recorded_step"] == 30 and hit["previous_step"] == 20
+    assert hit["quantisation"] == pytest.approx(10 / 25) and hit["epoch"] == pytest.approx(2.5)
+    assert hit["examples"] == pytest.approx(25 * 128) and hit["index"] == 2 and hit["value"] == 0.8
+    assert targets.steps_to_target(r, 0.8) == pytest.approx(30.0)  # met exactly at an evaluation
+    assert targets.steps_to_target(r, 0.85) == pytest.approx(40 + 10 * 0.2 / 0.25)  # after the dip at 40
+    # met at the first evaluation: nothing is known before it, so the crossing stays there, quantisation 1
+    first = targets.first_crossing(r, 0.1)
+    assert first["step"] == 10 and first["previous_step"] is None and first["quantisation"] == 1.0
+
+
+def test_interpolation_is_exact_on_a_linear_curve():
+    """A metric that is linear in the step between evaluations: interpolation recovers the crossing exactly."""
+    slope = 0.9 / 1000
+    r = run([slope * s for s in range(7, 1001, 7)], steps_per_epoch=7)
+    for goal in (0.1, 0.333, 0.5, 0.77):
+        assert targets.steps_to_target(r, goal) == pytest.approx(goal / slope, rel=1e-9)
+
+
+def test_crossings_read_validation_not_test():
+    r = run([0.2, 0.6, 0.8], test=[0.9, 0.9, 0.9])  # the test set would say: crossed at once
+    assert targets.steps_to_target(r, 0.7) == pytest.approx(25.0)
+    assert targets.steps_to_target(r, 0.7, metric=targets.REPORT) == 10
+    del r["history"]["val_accuracy"]  # a result without a validation set is never selected
+    assert targets.steps_to_target(r, 0.7) is None and targets.at_budget(r, epochs=3) is None
 
 
 def test_none_never_and_diverged():
-    assert targets.steps_to_target(run([None, 0.5, None, 0.8]), 0.75) == 40  # None entries skipped
+    assert targets.steps_to_target(run([None, 0.5, None, 0.8]), 0.75) == pytest.approx(20 + 20 * 0.25 / 0.3)
     assert targets.steps_to_target(run([0.1, 0.2]), 0.5) is None  # never
     assert targets.steps_to_target(run([0.1, 0.9], status="diverged"), 0.5) is None
     assert targets.steps_to_target(run([0.1, 0.9], status="failed"), 0.5) is None
@@ -37,17 +59,19 @@ def test_none_never_and_diverged():
     assert targets.steps_to_target(run([float("nan"), 0.6]), 0.5) == 20
 
 
-def test_best_within_epoch_and_step_budgets():
+def test_the_budget_end_checkpoint_is_the_last_evaluation_inside_it_not_the_best():
     r = run([0.3, 0.8, 0.7, 0.95], steps_per_epoch=7)
+    assert targets.at_budget(r, epochs=3) == 0.7  # the best inside would be 0.8: early stopping
     assert targets.best_within(r, epochs=3) == 0.8
-    assert targets.best_within(r, epochs=4) == 0.95
-    assert targets.best_within(r, steps=20) == 0.8  # evaluations at steps 7, 14 (21 > 20)
-    assert targets.best_within(r, steps=6) is None  # no evaluation inside the budget
-    assert targets.best_within(run([0.3, 0.9], status="diverged"), epochs=2) is None
+    assert targets.at_budget(r, epochs=4) == 0.95
+    assert targets.at_budget(r, steps=20) == 0.8  # evaluations at steps 7, 14 (21 > 20)
+    assert targets.at_budget(r, steps=6) is None  # no evaluation inside the budget
+    assert targets.at_budget(r, epochs=3, metric=targets.REPORT) == pytest.approx(0.65)
+    assert targets.at_budget(run([0.3, 0.9], status="diverged"), epochs=2) is None
     assert targets.covers_budget(r, epochs=4) and not targets.covers_budget(r, epochs=5)
     assert targets.covers_budget(r, steps=28) and not targets.covers_budget(r, steps=29)
     with pytest.raises(ValueError):
-        targets.best_within(r)
+        targets.at_budget(r)
 
 
 def test_b_simple_at_the_crossing():
@@ -57,17 +81,16 @@ def test_b_simple_at_the_crossing():
 
 
 def test_mid_epoch_evaluations_refine_the_first_crossing():
-    from lbbench.study.targets import first_crossing
-
     result = {
         "status": "completed",
         "config": {"batch_size": 32},
-        "history": {"step": [100, 200], "epoch": [1, 2], "test_accuracy": [0.5, 0.9], "noise_b_simple": [10.0, 20.0]},
-        "evals": {"step": [25, 50, 75, 125, 150, 175], "test_accuracy": [0.1, 0.2, 0.3, 0.6, 0.85, 0.95]},
+        "history": {"step": [100, 200], "epoch": [1, 2], "val_accuracy": [0.5, 0.9], "noise_b_simple": [10.0, 20.0]},
+        "evals": {"step": [25, 50, 75, 125, 150, 175], "val_accuracy": [0.1, 0.2, 0.3, 0.6, 0.85, 0.95]},
     }
-    hit = first_crossing(result, 0.8)
-    assert (hit["step"], hit["epoch"], hit["examples"], hit["index"]) == (150, 1.5, 4800, 1)
-    assert first_crossing(result, 0.5)["step"] == 100  # the epoch's own evaluation, not a later mid-epoch one
-    assert first_crossing(result, 0.92)["step"] == 175
+    hit = targets.first_crossing(result, 0.8)
+    assert hit["step"] == pytest.approx(125 + 25 * 0.2 / 0.25) and hit["recorded_step"] == 150
+    assert (hit["examples"], hit["index"]) == (pytest.approx(hit["step"] * 32), 1)
+    assert targets.first_crossing(result, 0.5)["step"] == pytest.approx(100)  # the epoch's own evaluation
+    assert targets.first_crossing(result, 0.92)["step"] == pytest.approx(150 + 25 * 0.07 / 0.1)
     del result["evals"]
-    assert first_crossing(result, 0.8)["step"] == 200
+    assert targets.first_crossing(result, 0.8)["step"] == pytest.approx(100 + 100 * 0.3 / 0.4)

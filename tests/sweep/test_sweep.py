@@ -21,7 +21,7 @@ STUDY_FILES = {
     "goyal": ("answer.md", "goyal.json", "goyal.png"),
     "lars": ("answer.md", "lars.json", "lars.png"),
     "hoffer": ("answer.md", "hoffer.json", "hoffer.png"),
-    "critical_batch": ("answer.md", "critical_batch.json", "steps_to_target.png", "accuracy_vs_batch.png"),
+    "critical_batch": ("answer.md", "critical_batch.json", "steps_to_target_0.12.png", "accuracy_vs_batch.png"),
     "remedies": ("answer.md", "remedies.json", "remedies.png"),
 }
 

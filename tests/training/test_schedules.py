@@ -56,3 +56,14 @@ def test_warmup_step_goyal(step, factor):
 def test_warmup_step_default_boundaries_at_half_and_three_quarters():
     cfg = Config(learning_rate=1.0, schedule="warmup_step", warmup_epochs=0, epochs=8)
     assert [lr_at(cfg, s) for s in (39, 40, 59, 60)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+
+
+def test_warmup_steps_override_epochs_and_do_not_depend_on_the_run_length_or_batch():
+    """--warmup_steps: the same warmup whatever the epochs or the steps per epoch (issue 17)."""
+    for epochs in (3, 6, 100):
+        cfg = Config(learning_rate=0.2, schedule="warmup", warmup_epochs=5, warmup_steps=40, epochs=epochs)
+        for spe in (1, 10, 1875):
+            f = make_schedule(cfg, spe)
+            assert [float(f(t)) for t in (0, 19, 39, 40)] == pytest.approx([0.2 / 40, 0.2 * 20 / 40, 0.2, 0.2])
+    cfg = Config(schedule="warmup", warmup_steps=0, epochs=2)
+    assert lr_at(cfg, 0) == pytest.approx(cfg.learning_rate)  # zero steps means no warmup, not "use epochs"
