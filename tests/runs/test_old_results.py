@@ -61,6 +61,7 @@ def test_old_sweep_reports_and_resumes_without_training(tmp_path):
     )
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (work / "v0_sweep" / "report.md").exists()
+
     def sweep(*extra):
         return subprocess.run(
             [sys.executable, "-m", "lbbench.sweep", os.path.join(V0, "v0_sweep.py"), "--workdir", str(work), *extra],
