@@ -5,11 +5,14 @@ the grouped `--help`. Flags are generated from the Config dataclass (one source 
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import textwrap
 
 from absl import flags
 
 from lbbench.config import SECTIONS, Config, ConfigError
+from lbbench.runs import folder as run_folder
 from lbbench.runs import names
 
 
@@ -96,7 +99,30 @@ def parse(argv: list[str]) -> list[Config]:
         except names.UnsafeName as e:
             raise ConfigError("run_name", str(e)) from None
     seeds = parse_seeds(fv["seeds"].value)
-    return seed_configs(cfg, seeds) if seeds else [cfg]
+    cfgs = seed_configs(cfg, seeds) if seeds else [cfg]
+    return cfgs if cfg.run_name else versioned(cfgs)
+
+
+def versioned(cfgs: list[Config]) -> list[Config]:
+    """Configs named by default whose folders are taken get the next free version (…_v2, …_v3; for
+    --seeds the version goes before the seed: …_v2_s0), announced in one line. An explicit --run_name
+    keeps the refuse / --overwrite rules. Multi-host runs keep the plain name: every process must
+    agree on it and only process 0 sees the folders being made."""
+    if cfgs[0].coordinator_address:
+        return cfgs
+    names_ = [c.run_name or c.default_run_name() for c in cfgs]
+    seeded = len(cfgs) > 1
+    insert = (lambda n, v: f"{n.rsplit('_s', 1)[0]}{v}_s{n.rsplit('_s', 1)[1]}") if seeded else (lambda n, v: n + v)
+    suffix = run_folder.free_version(cfgs[0].workdir, names_, insert)
+    if not suffix:
+        return cfgs
+    out = [c.replace(run_name=insert(n, suffix)) for c, n in zip(cfgs, names_)]
+    print(
+        f"lbbench: {os.path.join(cfgs[0].workdir, names_[0])} already holds a run; this one is "
+        f"{out[0].run_name}{' (and its seeds)' if seeded else ''} (--run_name chooses, --overwrite replaces)",
+        file=sys.stderr,
+    )
+    return out
 
 
 USAGE = "usage: lbbench [--flag=value ...] [--flagfile=FILE]      (or: python -m lbbench.main ...)"

@@ -160,6 +160,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         compare.conclusions_markdown(lines)
         + answer.answer_markdown(rows)
         + "\n"
+        + answer.tuning_markdown(rows, results, lambda arm: default_space("momentum"))
+        + "\n"
         + degradation_markdown(rows)
         + "\n"
         + "\n".join(critical_batch_markdown(t) for t in per_target)
@@ -188,7 +190,11 @@ def degradation(rows: list[dict]) -> dict:
         if not cells:
             continue
         ref = min(cells)
-        diffs = {b: bootstrap.difference_ci(c["values"], cells[ref]["values"]) for b, c in cells.items() if b != ref}
+        diffs = {
+            b: bootstrap.difference_ci(c["values"], cells[ref]["values"], bounds=(-1.0, 1.0))
+            for b, c in cells.items()
+            if b != ref
+        }
         out[kind] = {"reference": ref, "comparisons": compare.judge(diffs)}
     return out
 

@@ -85,9 +85,13 @@ def base_config(quick: bool) -> Config:
     )
 
 
+def space(quick: bool):
+    """Momentum SGD's space; warmup in epochs (= examples): every arm trains the same epochs."""
+    return default_space("momentum", warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear"))
+
+
 def _tuned(arm: str, b: int, quick: bool) -> list[dict]:
-    warmup = Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear")  # every arm trains the same epochs
-    trials = default_space("momentum", warmup=warmup).trials(2 if quick else K, seed=SEARCH_SEED)
+    trials = space(quick).trials(2 if quick else K, seed=SEARCH_SEED)
     return [{**t, "batch_size": b, "seed": 0, "run_name": f"{arm}{protocol.SEP}t{i}"} for i, t in enumerate(trials)]
 
 
@@ -184,6 +188,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + answer.answer_markdown(rows, arm_name="arm")
         + "\n"
         + decomposition_markdown(dec)
+        + "\n"
+        + answer.tuning_markdown(rows, results, lambda a: None if a.startswith("linear") else space(quick), "arm")
         + "\n"
         + compare.winner_markdown(out["winners"])
         + answer.no_effect_markdown(out["no_effect"], results),

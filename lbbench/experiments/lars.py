@@ -78,9 +78,18 @@ def base_config(quick: bool) -> Config:
     )
 
 
+def space(opt: str, quick: bool):
+    """What each optimizer is tuned over; warmup in epochs (= examples): every arm trains the same epochs."""
+    return default_space(opt, warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear"))
+
+
+def space_of_arm(arm: str, quick: bool):
+    """The search space of a tuned arm ('<opt>_b<B>'); None for a fixed recipe."""
+    return None if arm.endswith("_recipe") else space(arm.split("_b")[0], quick)
+
+
 def _tuned(opt: str, b: int, quick: bool) -> list[dict]:
-    warmup = Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear")  # every arm trains the same epochs
-    trials = default_space(opt, warmup=warmup).trials(2 if quick else K, seed=SEARCH_SEED)
+    trials = space(opt, quick).trials(2 if quick else K, seed=SEARCH_SEED)
     return [
         {**t, "optimizer": opt, "batch_size": b, "seed": 0, "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"}
         for i, t in enumerate(trials)
@@ -155,6 +164,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
             [(f"{opt}: tuned − recipe", d) for opt, d in tuning.items()],
             "Positive: the recipe's verdict was (partly) an artefact of its untuned rate.",
         )
+        + "\n"
+        + answer.tuning_markdown(rows, results, lambda a: space_of_arm(a, quick), arm_name="arm")
         + "\n"
         + compare.winner_markdown(out["winners"])
         + answer.no_effect_markdown(out["no_effect"], results),

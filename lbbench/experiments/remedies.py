@@ -77,10 +77,19 @@ def arm(cfg: dict) -> str:
     return cfg["run_name"].split(protocol.SEP)[0]
 
 
+def space(opt: str, quick: bool):
+    """What each optimizer is tuned over; warmup in epochs (= examples): every arm trains the same epochs."""
+    return default_space(opt, warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear"))
+
+
+def space_of_arm(arm: str, quick: bool):
+    """The search space of a tuned arm ('<opt>_b<B>'); None for a zero-shot transfer."""
+    return None if arm.endswith("_transfer") else space(arm.split("_b")[0], quick)
+
+
 def _tuned(opt: str, b: int, quick: bool) -> list[dict]:
     e = epochs(quick)
-    warmup = Dim("warmup_epochs", 0.0, 0.2 * e, "linear")  # every arm trains e epochs: warmup in examples
-    trials = default_space(opt, warmup=warmup).trials(1 if quick else K, seed=SEARCH_SEED)
+    trials = space(opt, quick).trials(1 if quick else K, seed=SEARCH_SEED)
     return [
         {**t, "optimizer": opt, "batch_size": b, "epochs": e, "seed": 0, "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"}
         for i, t in enumerate(trials)
@@ -140,7 +149,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     for r in rows:
         if ref is None or r is ref or not (r["epochs"] and r["epochs"].get("best")):
             continue
-        gaps[r["arm"]] = bootstrap.difference_ci(r["epochs"]["values"], ref["epochs"]["values"])
+        gaps[r["arm"]] = bootstrap.difference_ci(r["epochs"]["values"], ref["epochs"]["values"], bounds=(-1.0, 1.0))
     gaps = {a: {**d, "closes_gap": compare.closes_gap(d)} for a, d in compare.judge(gaps).items()}
     out = {
         "epoch_budget": epochs(quick),
@@ -164,6 +173,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + answer.answer_markdown(rows, arm_name="arm")
         + "\n"
         + gap_markdown(out)
+        + "\n"
+        + answer.tuning_markdown(rows, results, lambda a: space_of_arm(a, quick), arm_name="arm")
         + answer.no_effect_markdown(out["no_effect"], results),
     )
     figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))

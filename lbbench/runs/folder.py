@@ -23,6 +23,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 import jax
 
@@ -72,6 +73,23 @@ def result_fingerprint(result: dict) -> str | None:
 
 def run_name(cfg: Config) -> str:
     return names.normalize_run_name(cfg.run_name or cfg.default_run_name())
+
+
+def taken(workdir: str, name: str) -> bool:
+    """Whether a run folder name is in use: the folder exists or a run holds its lock."""
+    final = os.path.join(workdir, name)
+    return os.path.lexists(final) or os.path.lexists(lock_path(final))
+
+
+def free_version(workdir: str, names_: list[str], insert: Callable[[str, str], str]) -> str:
+    """The first version suffix ("", "_v2", "_v3", …) for which every name, with the suffix put in by
+    `insert(name, suffix)`, is free: a rerun without --run_name never collides and never overwrites."""
+    version = 1
+    while True:
+        suffix = "" if version == 1 else f"_v{version}"
+        if not any(taken(workdir, insert(n, suffix)) for n in names_):
+            return suffix
+        version += 1
 
 
 def run_dir(cfg: Config) -> str:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lbbench.study import targets, verdicts
+from lbbench.study import search, targets, verdicts
 from lbbench.study.bootstrap import mean_ci
 
 CHANCE_MARGIN = 0.05  # within 5 points of chance = not learning
@@ -134,11 +134,27 @@ def _chance(r: dict) -> float:
     return 1.0 / max(int((r.get("dataset") or {}).get("num_classes") or 10), 1)
 
 
+def expected_best_of_k(values: list, k: int) -> float | None:
+    """Expected best of k trials drawn with replacement from these (Dodge et al. 2019, "Show Your Work",
+    Eq. 1): Σ_i v_(i) [(i/K)^k − ((i−1)/K)^k] over the sorted values. A trial without a value (diverged,
+    or no evaluation in the budget) counts as accuracy 0: it was tried and found nothing."""
+    v = sorted(0.0 if x is None or not math.isfinite(x) else float(x) for x in values)
+    n = len(v)
+    if not n:
+        return None
+    return float(sum(x * ((i / n) ** k - ((i - 1) / n) ** k) for i, x in enumerate(v, start=1)))
+
+
+def tuning_curve(values: list) -> list[float | None]:
+    """expected_best_of_k for k = 1 … K: flat at the end means K was enough for this arm."""
+    return [expected_best_of_k(values, k) for k in range(1, len(values) + 1)]
+
+
 def learning_outcome(r: dict) -> str:
     """'diverged', 'failed', 'never learned' (validation never 5 points above chance), 'collapsed'
     (it was, and ended within 5 points of chance) or 'learned'."""
     status = r.get("status")
-    if status in ("diverged", "failed") or status != "completed":
+    if status != "completed":
         return "diverged" if status == "diverged" else "failed"
     floor = _chance(r) + CHANCE_MARGIN
     if (targets.best_within(r, epochs=math.inf) or 0) < floor:
@@ -216,6 +232,7 @@ def answer_rows(
                 "values": values,
                 "val_values": [select(r) for r in reruns],
                 "selection_only": biased,
+                "tuning_curve": tuning_curve([select(r) for r in tuning]),
             }
             if kind == "epochs":
                 row["generalization_gap"] = _mean([(r.get("final") or {}).get("generalization_gap") for r in reruns])
@@ -278,6 +295,34 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
             f"| {_fmt(r.get('generalization_gap'))} | {_fmt(r.get('lambda_max'), '.3g')} "
             f"| {_fmt(r.get('epsilon_sharpness'), '.3g')} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def tuning_markdown(rows: list[dict], results: dict, space_of: Callable, arm_name: str = "batch size") -> str:
+    """Was K enough, and did a winner sit at the edge of its range? Per arm: the expected best validation
+    accuracy of k trials at the epoch budget (tuning_curve) and the winner's edge dimensions (`space_of(arm)`
+    gives the arm's search space, or None for an arm that was not searched)."""
+    cells = [(r["arm"], r.get("epochs") or {}) for r in rows]
+    cells = [(a, c) for a, c in cells if c.get("tuning_curve")]
+    if not cells:
+        return ""
+    ks = sorted({k for _, c in cells for k in (1, 2, 4, len(c["tuning_curve"])) if k <= len(c["tuning_curve"])})
+    lines = [
+        "### Was K enough? Expected best validation accuracy of k trials (Dodge et al. 2019), epoch budget",
+        "",
+        "A curve still rising at k = K says more trials would have helped; a winner in the outer 10 % of a "
+        "searched range may have its optimum outside it.",
+        "",
+        f"| {arm_name} | " + " | ".join(f"k = {k}" for k in ks) + " | winner at the edge of its range |",
+        "| --- | " + " | ".join("---" for _ in ks) + " | --- |",
+    ]
+    for arm, c in cells:
+        curve = c["tuning_curve"]
+        space = space_of(arm)
+        best = results.get(c.get("best") or "") or {}
+        edges = search.edge_dims(space, best.get("config") or {}) if space is not None and best else []
+        vals = " | ".join(_fmt(curve[k - 1]) if k <= len(curve) else "—" for k in ks)
+        lines.append(f"| {arm} | {vals} | {', '.join(edges) or 'no'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -81,13 +81,15 @@ def _mean_ci(values, confidence, method, n_resamples, seed) -> dict:
     return out
 
 
-def difference_ci(a, b, confidence: float = 0.95) -> dict:
+def difference_ci(a, b, confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
     """mean(a) − mean(b) with Welch's t interval (unequal variances, Welch–Satterthwaite df); also its
-    standard error `se` and `df`, which the verdict rule's one-sided tests use (study.verdicts)."""
+    standard error `se` and `df`, which the verdict rule's one-sided tests use (study.verdicts), and the
+    sample sizes. `bounds`: the range the difference lives in (of two accuracies: (−1, 1)); the interval
+    is clipped to it."""
     a = np.asarray([v for v in a if v is not None and math.isfinite(v)], dtype=float)
     b = np.asarray([v for v in b if v is not None and math.isfinite(v)], dtype=float)
     out = {"diff": float(a.mean() - b.mean()) if len(a) and len(b) else None, "low": None, "high": None}
-    out.update(se=None, df=None)
+    out.update(se=None, df=None, n_a=len(a), n_b=len(b))
     if len(a) < 2 or len(b) < 2:
         return out
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
@@ -96,7 +98,10 @@ def difference_ci(a, b, confidence: float = 0.95) -> dict:
         return out
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(va + vb)
-    out.update(low=out["diff"] - half, high=out["diff"] + half, se=math.sqrt(va + vb), df=float(df))
+    low, high = out["diff"] - half, out["diff"] + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    out.update(low=low, high=high, se=math.sqrt(va + vb), df=float(df))
     return out
 
 

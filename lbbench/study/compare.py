@@ -33,8 +33,7 @@ def difference(by_arm: dict, a: str, b: str, confidence: float = 0.95) -> dict |
     va, vb = epoch_values(by_arm.get(a)), epoch_values(by_arm.get(b))
     if not va or not vb:
         return None
-    d = bootstrap.difference_ci(va, vb, confidence)
-    return {**d, "a": a, "b": b, "n_a": len(va), "n_b": len(vb)}
+    return {**bootstrap.difference_ci(va, vb, confidence, bounds=(-1.0, 1.0)), "a": a, "b": b}
 
 
 def judge(diffs: dict, margin: float = verdicts.MARGIN) -> dict:

@@ -55,6 +55,20 @@ class Dim:
         if not 0 <= self.zero_fraction < 1:
             raise ValueError(f"{self.field}: zero_fraction must be in [0, 1)")
 
+    def unit(self, value: float) -> float | None:
+        """Where `value` sits in the unit interval (the inverse of `value`); None for log_or_zero's zero."""
+        if self.scale == "linear":
+            return (value - self.low) / (self.high - self.low)
+        if self.scale == "log":
+            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        if self.scale == "log1m":
+            a, b = math.log(1 - self.low), math.log(1 - self.high)
+            return (math.log(1 - value) - a) / (b - a)
+        if value == 0:
+            return None
+        v = (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return self.zero_fraction + v * (1 - self.zero_fraction)
+
     def value(self, u: float) -> float:
         u = float(np.clip(u, 0.0, 1.0))
         if self.scale == "linear":
@@ -106,6 +120,21 @@ class SearchSpace:
 
 
 WARMUP_STEPS = Dim("warmup_steps", 0.0, 500.0, "linear")
+
+
+EDGE = 0.1  # a winner in the outer 10 % of a searched range may want a wider range (STUDY_PROTOCOL.md §3)
+
+
+def edge_dims(space: SearchSpace, config: dict) -> list[str]:
+    """The dimensions where a configuration sits in the outer EDGE of its searched range, e.g.
+    ["learning_rate (high)"]: its optimum may lie outside the range, so the arm may be under-tuned."""
+    out = []
+    for d in space.dims:
+        v = config.get(d.field)
+        u = None if v is None else d.unit(float(v))
+        if u is not None and (u < EDGE or u > 1 - EDGE):
+            out.append(f"{d.field} ({'low' if u < EDGE else 'high'})")
+    return out
 
 
 def default_space(optimizer: str, beta2: bool | None = None, warmup: Dim = WARMUP_STEPS) -> SearchSpace:

@@ -14,19 +14,8 @@ from lbbench.runs.atomic import finite_or_none
 from lbbench.runs.provenance import environment
 from lbbench.runs.tags import FINAL
 
-HISTORY_KEYS = (
-    "epoch",
-    "step",
-    "train_accuracy",
-    "val_accuracy",
-    "test_accuracy",
-    "train_loss",
-    "val_loss",
-    "test_loss",
-    "generalization_gap",
-    "learning_rate",
-    "noise_b_simple",
-)
+# result.json `history` columns: the end-of-run metrics per epoch (but the loss gap), rate, noise scale
+HISTORY_KEYS = ("epoch", "step", *(k for k in FINAL if k != "loss_gap"), "learning_rate", "noise_b_simple")
 
 
 def epoch_record(metrics: dict, evals: dict, distance: float, examples: int, seconds: float) -> dict:

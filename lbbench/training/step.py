@@ -1,8 +1,9 @@
 """One optimisation step of one trial, pure and jitted inside the epoch's scan (training/epoch.py).
 
 The gradient noise scale (McCandlish et al. 2018) is measured every `noise_every` steps: on those
-steps the batch is split into `groups` sub-batches whose gradients are taken side by side (vmap);
-their mean *is* the full-batch gradient, so the update is the same either way. Measuring or not is
+steps the batch is split into `groups` sub-batches whose gradients are taken one after another
+(unrolled: XLA:CPU runs small batched matmuls slower than plain ones); their mean *is* the full-batch
+gradient, so the update is the same either way. Measuring or not is
 static: the epoch's scan places one measured step at the start of every block of `noise_every`
 steps, so the other steps are the plain step and pay nothing (a `lax.cond` in every step cost
 far more than the measurement it skipped; BUILD_NOTES).

@@ -162,3 +162,22 @@ def test_dot_slash_name_is_the_same_run(tmp_path, capsys):
     assert cli(tmp_path) == 0
     code = main.main(["lbbench", *TINY, f"--workdir={tmp_path}", "--run_name=./r"])
     assert code == main.EXIT_BAD_INPUT and "already holds" in capsys.readouterr().err
+
+
+def test_a_rerun_without_run_name_gets_the_next_version_and_loses_nothing(tmp_path, capsys):
+    """The README's command run twice: two run folders, the second `…_v2`, said in one line (issue 21)."""
+    args = ["lbbench", *TINY, f"--workdir={tmp_path}"]
+    assert main.main(args) == 0
+    (first,) = files(tmp_path)
+    first_result = (tmp_path / first / "result.json").read_text()
+    capsys.readouterr()
+    assert main.main(args) == 0
+    err = capsys.readouterr().err
+    assert files(tmp_path) == sorted([first, f"{first}_v2"])
+    assert f"this one is {first}_v2" in err and len([l for l in err.splitlines() if "already holds" in l]) == 1
+    assert (tmp_path / first / "result.json").read_text() == first_result  # the first run untouched
+    assert main.main(args + ["--seeds=0,1"]) == 0  # seeds: the version goes before the seed
+    base = first.rsplit("_s", 1)[0]
+    assert {f"{base}_v2_s0", f"{base}_v2_s1"} <= set(files(tmp_path))  # {base}_s0 was taken by the first run
+    assert main.main(args + ["--seeds=0,1"]) == 0
+    assert {f"{base}_v3_s0", f"{base}_v3_s1"} <= set(files(tmp_path))

@@ -135,3 +135,31 @@ def test_a_split_arm_reports_its_success_rate_not_a_t_interval():
     assert split["accuracy_of_successes"]["mean"] == pytest.approx(0.91)
     assert 0.0 <= row["epochs"]["accuracy"]["low"] and row["epochs"]["accuracy"]["high"] <= 1.0  # clipped
     assert "split: 2/4 seeds learned" in answer.answer_markdown([row])
+
+
+def test_expected_best_of_k_equals_brute_force_over_all_draws():
+    """Dodge et al.'s closed form against enumerating every k-tuple drawn with replacement."""
+    import itertools
+
+    values = [0.8, None, 0.9, 0.85, 0.1]
+    scored = [0.0 if v is None else v for v in values]  # a trial without a value found nothing
+    for k in range(1, 5):
+        draws = list(itertools.product(scored, repeat=k))
+        brute = sum(max(d) for d in draws) / len(draws)
+        assert answer.expected_best_of_k(values, k) == pytest.approx(brute)
+    curve = answer.tuning_curve(values)
+    assert len(curve) == 5 and curve == sorted(curve) and curve[0] == pytest.approx(sum(scored) / 5)
+
+
+def test_tuning_table_flags_a_winner_at_the_edge_of_its_range():
+    from lbbench.study.search import Dim, SearchSpace
+
+    space = SearchSpace((Dim("learning_rate", 1e-3, 1.0, "log"), Dim("momentum", 0.5, 0.99, "log1m")))
+    res = {
+        "edge": fake_result(64, [0.5, 0.9], lr=0.9, momentum=0.8),  # lr at 98 % of its log range
+        "mid": fake_result(64, [0.5, 0.8], lr=0.03, momentum=0.8),
+    }
+    rows = answer.answer_rows(res, epoch_budget=2, step_budget=None)
+    md = answer.tuning_markdown(rows, res, lambda arm: space)
+    assert "learning_rate (high)" in md and "momentum" not in md.split("|")[-2]
+    assert answer.tuning_markdown(rows, res, lambda arm: None).count("| no |") == 1

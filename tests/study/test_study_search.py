@@ -71,3 +71,16 @@ def test_warmup_in_steps_is_the_same_at_every_batch_size_and_run_length():
     assert len(by_batch) == critical_batch.K
     assert all(len(v) == 1 for v in by_batch.values())  # one warmup per trial, whatever B and epochs
     assert len({next(iter(v)) for v in by_batch.values()}) == critical_batch.K  # and trials differ
+
+
+def test_unit_inverts_value_on_every_scale():
+    dims = (
+        Dim("a", 1e-3, 1.0, "log"),
+        Dim("b", 0.5, 0.99, "log1m"),
+        Dim("c", 0.0, 500.0, "linear"),
+        Dim("d", 1e-6, 1e-3, "log_or_zero", zero_fraction=0.25),
+    )
+    for d in dims:
+        for u in (0.3, 0.5, 0.97):
+            assert d.unit(d.value(u)) == pytest.approx(u)
+    assert dims[3].unit(0.0) is None  # "off" is its own category, never at an edge

@@ -151,3 +151,28 @@ def test_interrupted_run_is_recorded_as_failed_not_completed(tmp_path, monkeypat
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["status"] == "failed" and saved["error"].startswith("KeyboardInterrupt")
     assert saved["history"]["epoch"] == []
+
+
+def test_a_longer_run_repeats_the_shorter_one_step_for_step(tmp_path):
+    """With warmup in steps and a constant rate after it, the first epochs do not depend on the run length:
+    doubling a study's budget cannot move a crossing that happened inside it (issue 17)."""
+    kw = dict(schedule="warmup", warmup_steps=3, optimizer="momentum", learning_rate=0.05, eval_every_steps=5)
+    short = train.run(tiny_cfg(tmp_path / "short", epochs=2, **kw))
+    long = train.run(tiny_cfg(tmp_path / "long", epochs=4, **kw))
+    for key in ("val_accuracy", "val_loss", "train_loss", "learning_rate"):
+        assert long["history"][key][:2] == short["history"][key]
+    n = len(short["evals"]["step"])
+    assert long["evals"]["val_loss"][:n] == short["evals"]["val_loss"] and short["dataset"]["num_val"] == 5000
+    assert len(long["evals"]["step"]) > n
+
+
+def test_validation_metrics_are_recorded_everywhere(tmp_path):
+    result = train.run(tiny_cfg(tmp_path, validation_examples=300, eval_every_steps=4))
+    assert result["dataset"]["num_val"] == 300
+    assert math.isfinite(result["final"]["val_accuracy"]) and len(result["history"]["val_accuracy"]) == 2
+    assert set(result["evals"]) >= {"step", "val_accuracy", "val_loss", "test_accuracy", "test_loss"}
+    acc = EventAccumulator(str(tmp_path / "run")).Reload()
+    assert "validation/accuracy" in acc.Tags()["scalars"] and "eval/val_accuracy" in acc.Tags()["scalars"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["record"] == "epoch"]
+    assert len(epochs) == 2 and all(math.isfinite(r["validation/accuracy"]) for r in epochs)
