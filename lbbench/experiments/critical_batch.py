@@ -190,11 +190,7 @@ def degradation(rows: list[dict]) -> dict:
         if not cells:
             continue
         ref = min(cells)
-        diffs = {
-            b: bootstrap.difference_ci(c["values"], cells[ref]["values"], bounds=(-1.0, 1.0))
-            for b, c in cells.items()
-            if b != ref
-        }
+        diffs = {b: compare.cell_difference(c, cells[ref]) for b, c in cells.items() if b != ref}
         out[kind] = {"reference": ref, "comparisons": compare.judge(diffs)}
     return out
 

@@ -36,7 +36,7 @@ import os
 from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
-from lbbench.study import answer, bootstrap, compare, protocol
+from lbbench.study import answer, compare, protocol
 from lbbench.study.search import Dim, default_space
 from lbbench.sweep import env_dataset
 
@@ -149,7 +149,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     for r in rows:
         if ref is None or r is ref or not (r["epochs"] and r["epochs"].get("best")):
             continue
-        gaps[r["arm"]] = bootstrap.difference_ci(r["epochs"]["values"], ref["epochs"]["values"], bounds=(-1.0, 1.0))
+        gaps[r["arm"]] = compare.cell_difference(r["epochs"], ref["epochs"])
     gaps = {a: {**d, "closes_gap": compare.closes_gap(d)} for a, d in compare.judge(gaps).items()}
     out = {
         "epoch_budget": epochs(quick),

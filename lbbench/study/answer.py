@@ -108,6 +108,10 @@ def best_trial(
     trials: dict, score: Callable[[dict], float | None], tuning_seed: int = 0, higher_is_better: bool = True
 ):
     """The hparams key whose tuning run scores best (None scores never win); None if none scored."""
+    if len(trials) == 1:  # one fixed configuration (a transfer, a recipe): nothing to select; a divergence at
+        (key,) = trials  # the tuning seed is reported over the re-run seeds like any other outcome
+        if tuning_run(trials[key], tuning_seed)[1].get("status") == "diverged":
+            return key
     scored = []
     for key, runs in trials.items():
         s = score(tuning_run(runs, tuning_seed)[1])

@@ -30,10 +30,20 @@ def epoch_values(row: dict | None) -> list | None:
 def difference(by_arm: dict, a: str, b: str, confidence: float = 0.95) -> dict | None:
     """mean(a) − mean(b) over their re-run seeds at the epoch budget, with a Welch CI; None if either
     arm has no winner. `by_arm`: {arm: answer row}."""
-    va, vb = epoch_values(by_arm.get(a)), epoch_values(by_arm.get(b))
-    if not va or not vb:
+    ca, cb = ((by_arm.get(x) or {}).get("epochs") for x in (a, b))
+    d = cell_difference(ca, cb, confidence)
+    return None if d is None else {**d, "a": a, "b": b}
+
+
+def cell_difference(a: dict | None, b: dict | None, confidence: float = 0.95) -> dict | None:
+    """The difference of two answer cells' re-run values (Welch, clipped to [−1, 1]); None if either has no
+    winner. `split` when either arm's seeds split (some learn, some stay at chance or diverge): the verdict
+    rule then gives no verdict, because a mean over learners and non-learners describes neither
+    (study.verdicts.split). An arm whose seeds all fail is not split: it is compared, and is worse."""
+    if not (a or {}).get("best") or not (b or {}).get("best"):
         return None
-    return {**bootstrap.difference_ci(va, vb, confidence, bounds=(-1.0, 1.0)), "a": a, "b": b}
+    d = bootstrap.difference_ci(a["values"], b["values"], confidence, bounds=(-1.0, 1.0))
+    return {**d, "split": any((c.get("split") or {}).get("bimodal") for c in (a, b))}
 
 
 def judge(diffs: dict, margin: float = verdicts.MARGIN) -> dict:
@@ -50,18 +60,22 @@ def closes_gap(d: dict | None) -> bool | None:
     return None if v is None else v in ("non-inferior", "better")
 
 
+NO_VERDICT = "no verdict (an arm diverged, split across seeds, or has fewer than 2 seeds)"
+
+
 def verdict_sentence(what: str, judged: dict) -> str:
     """One sentence listing a judged family ({label: judged difference, or its verdict string}) by outcome —
     the form every study's conclusions take, so the prose can only say what the verdicts say."""
-    groups = {"non-inferior or better": [], "worse": [], "inconclusive": []}
+    groups = {"non-inferior or better": [], "worse": [], "inconclusive": [], NO_VERDICT: []}
     for label, d in sorted(judged.items(), key=lambda kv: _order(kv[0])):
         v = d if isinstance(d, str) or d is None else d.get("verdict")
-        key = (
-            "non-inferior or better" if v in ("non-inferior", "better") else "worse" if v == "worse" else "inconclusive"
-        )
+        key = {"non-inferior": "non-inferior or better", "better": "non-inferior or better"}.get(v, v or NO_VERDICT)
         groups[key].append(str(label))
+    tested = len(judged) - len(groups[NO_VERDICT])
+    if not groups[NO_VERDICT]:
+        del groups[NO_VERDICT]
     body = "; ".join(f"{k}: {', '.join(v) if v else 'none'}" for k, v in groups.items())
-    return f"{what}: {body} (margin {verdicts.MARGIN:g}, Holm over {len(judged)} comparisons)."
+    return f"{what}: {body} (margin {verdicts.MARGIN:g}, Holm over {tested} comparisons)."
 
 
 def conclusions_markdown(lines: list[str]) -> str:

@@ -58,8 +58,9 @@ def holm(pvalues: list[float]) -> list[float]:
 
 def one_sided(d: dict, margin: float = MARGIN) -> dict | None:
     """p-values of the three one-sided Welch tests of a difference: H0 diff ≤ −m (reject: non-inferior),
-    H0 diff ≥ −m (reject: worse) and H0 diff ≤ +m (reject: better). None without a standard error."""
-    if not d or d.get("se") is None:
+    H0 diff ≥ −m (reject: worse) and H0 diff ≤ +m (reject: better). None without a standard error, or
+    when an arm's seeds split (`split`): no t-test for a bimodal arm."""
+    if not d or d.get("se") is None or d.get("split"):
         return None
     diff, se = d["diff"], d["se"]
     if se == 0:  # identical seeds on both sides: the difference is known exactly

@@ -255,7 +255,10 @@ def test_compare_differences_and_their_verdicts():
     assert compare.difference(by_arm, "none", "ref") is None and compare.difference(by_arm, "missing", "ref") is None
     assert compare.arm_of_run({"run_name": "lars_b8192__t3__s2"}) == "lars_b8192"
     sentence = compare.verdict_sentence("X", judged)
-    assert sentence.startswith("X: non-inferior or better: better; worse: worse; inconclusive: one, same")
+    assert sentence == (
+        "X: non-inferior or better: better; worse: worse; inconclusive: same; "
+        f"{compare.NO_VERDICT}: one (margin 0.01, Holm over 3 comparisons)."
+    )
 
 
 def test_shallue_is_retired_with_a_pointer():

@@ -163,3 +163,36 @@ def test_tuning_table_flags_a_winner_at_the_edge_of_its_range():
     md = answer.tuning_markdown(rows, res, lambda arm: space)
     assert "learning_rate (high)" in md and "momentum" not in md.split("|")[-2]
     assert answer.tuning_markdown(rows, res, lambda arm: None).count("| no |") == 1
+
+
+def test_a_fixed_configuration_that_diverged_at_the_tuning_seed_is_still_reported_over_seeds():
+    """A transfer is one configuration: nothing is selected, so a divergence at seed 0 must not hide its
+    re-runs (some seeds may train); a split arm then gets no t-test verdict."""
+    from lbbench.study import compare, protocol
+
+    res = {"x": fake_result(64, [0.5, 0.5], status="diverged", lr=5.0)}
+    assert protocol.winners(res, lambda cfg: "arm", epoch_budget=2) == {"arm": {"x"}}
+    res.update(
+        {
+            "x_s1": fake_result(64, [0.5, 0.9], lr=5.0, seed=1),
+            "x_s2": fake_result(64, [0.5, 0.5], lr=5.0, seed=2, status="diverged"),
+            "r_s0": fake_result(64, [0.5, 0.9], lr=0.1, batch_size_tag=1),
+            "r_s1": fake_result(64, [0.5, 0.91], lr=0.1, seed=1, batch_size_tag=1),
+            "r_s2": fake_result(64, [0.5, 0.92], lr=0.1, seed=2, batch_size_tag=1),
+        }
+    )
+    by_arm = {
+        r["arm"]: r
+        for r in answer.answer_rows(
+            res,
+            epoch_budget=2,
+            step_budget=None,
+            arm=lambda c: c["run_name"] or ("r" if c.get("batch_size_tag") else "x"),
+        )
+    }
+    cell = by_arm["x"]["epochs"]
+    assert (
+        cell["best"] == "x" and cell["split"]["bimodal"] and (cell["split"]["successes"], cell["split"]["n"]) == (1, 2)
+    )
+    d = compare.judge({"x − r": compare.difference(by_arm, "x", "r")})["x − r"]
+    assert d["split"] and d["verdict"] is None
