@@ -226,12 +226,21 @@ def conclusions(summary: dict) -> list[str]:
             out.append(f"Validation target {t['target']:g}: B_crit is not identified in the measured range.")
             continue
         lo, hi = t["b_crit_ci_residual"]
+        cuts = critical_batch.fitted_regimes(t["b_crit"])
+        perfect, maximal = critical_batch.PERFECT_SLOPE, critical_batch.MAXIMAL_SLOPE
         out.append(
-            f"Validation target {t['target']:g}: B_crit = {t['b_crit']:.3g} [{lo:.3g}, {hi:.3g}] (residual "
-            f"bootstrap); steps scale perfectly up to B ≈ {t['b_crit'] / 4:.3g} and stop improving beyond "
-            f"≈ {4 * t['b_crit']:.3g}; the 20 %-overhead batch is {t['b_overhead_20']:.3g}."
+            f"Validation target {t['target']:g}: B_crit = {t['b_crit']:,.0f} [{lo:,.0f}, {hi:,.0f}] (residual "
+            f"bootstrap); on the fitted curve each doubling of B cuts the steps by at least {_cut(perfect):.0%} up "
+            f"to B ≈ {cuts['perfect_below']:,.0f} (perfect scaling) and by at most {_cut(maximal):.0%} beyond "
+            f"B ≈ {cuts['maximal_above']:,.0f} (maximal data parallelism); the 20 %-overhead batch is "
+            f"{t['b_overhead_20']:,.0f}."
         )
     return out
+
+
+def _cut(slope: float) -> float:
+    """The fraction of steps one doubling of B saves at a local slope −dlog S/dlog B = slope."""
+    return 1 - 2**-slope
 
 
 def target_analysis(results: dict, goal: float) -> dict:
