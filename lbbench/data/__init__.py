@@ -25,4 +25,12 @@ def load(name: str, cache_dir: str, download: bool = True, validation: int = 0) 
     return loaders[name](cache_dir, download=download).carve_validation(validation)
 
 
-__all__ = ["DataError", "Dataset", "load"]
+def load_for(cfg, download: bool | None = None) -> Dataset:
+    """The data a run with Config `cfg` trains on: its dataset, validation set held out, training subset
+    taken. One place, so a later reader (interpolation, instruments) sees the run's own training set."""
+    download = cfg.download if download is None else download
+    ds = load(cfg.dataset, cfg.cache_dir, download=download, validation=cfg.validation_examples)
+    return ds.subset(cfg.train_subset)
+
+
+__all__ = ["DataError", "Dataset", "load", "load_for"]

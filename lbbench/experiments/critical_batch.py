@@ -56,7 +56,7 @@ from lbbench.sweep import env_dataset
 NAME = "critical_batch"
 TARGETS = {"mnist1d": (0.85, 0.90, 0.93), "mnist": (0.97, 0.98, 0.985), "fashion_mnist": (0.85, 0.88, 0.9)}
 QUICK_TARGETS = (0.12, 0.15)
-TRAIN_SIZE = {"mnist1d": 60000, "mnist": 55000, "fashion_mnist": 55000, "cifar10": 45000, "cifar100": 45000}
+TRAIN_SIZE = {"mnist1d": 60000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 E_MIN, T_MIN = 10, 1000
 EVAL_EXAMPLES = 6000
 EQUILIBRATED_STEPS = 300  # 3 windows of the noise scale's per-step EMA (1 / (1 − 0.99) steps)
@@ -68,7 +68,11 @@ def batches(quick: bool) -> tuple[int, ...]:
 
 
 def _steps_per_epoch(b: int) -> int:
-    return TRAIN_SIZE.get(env_dataset(), 60000) // b
+    """Steps per epoch: the official training set, less the validation set a real dataset carves from it
+    (MNIST-1D generates its validation set apart)."""
+    name = env_dataset()
+    carved = 0 if name == "mnist1d" else Config().validation_examples
+    return (TRAIN_SIZE.get(name, 60000) - carved) // b
 
 
 def epochs(b: int, quick: bool) -> int:
@@ -152,17 +156,21 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     out = {"targets": per_target, "budgets": bud, "answer": rows, "no_effect": answer.no_effect(results)}
     out["degradation"] = degradation(rows)
     atomic.write_json(os.path.join(sweep_dir, "critical_batch.json"), out)
-    lines = conclusions(
-        {"targets": [_headline(t) for t in per_target], "degradation": out["degradation"], "budgets": bud}
-    )
+    summary = {
+        "targets": [_headline(t) for t in per_target],
+        "degradation": out["degradation"],
+        "budgets": bud,
+        "no_effect_pairs": len(out["no_effect"]),
+    }
+    summary["conclusions"] = conclusions(summary)
     atomic.write_text(
         os.path.join(sweep_dir, "answer.md"),
-        compare.conclusions_markdown(lines)
+        compare.conclusions_markdown(summary["conclusions"])
         + answer.answer_markdown(rows)
         + "\n"
         + answer.tuning_markdown(rows, results, lambda arm: default_space("momentum"))
         + "\n"
-        + degradation_markdown(rows)
+        + degradation_markdown(out["degradation"])
         + "\n"
         + "\n".join(critical_batch_markdown(t) for t in per_target)
         + answer.no_effect_markdown(out["no_effect"], results),
@@ -171,13 +179,6 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         fig = figures.steps_figure(t["steps"], t["fit_residual"], t["target"], t["b_simple_equilibrated"])
         figures.save(fig, os.path.join(sweep_dir, f"steps_to_target_{t['target']:g}.png"))
     figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
-    summary = {
-        "targets": [_headline(t) for t in per_target],
-        "degradation": out["degradation"],
-        "budgets": bud,
-        "no_effect_pairs": len(out["no_effect"]),
-    }
-    summary["conclusions"] = conclusions(summary)
     return {"summary": summary, "critical_batch": out}
 
 
@@ -195,10 +196,11 @@ def degradation(rows: list[dict]) -> dict:
     return out
 
 
-def degradation_markdown(rows: list[dict]) -> str:
+def degradation_markdown(judged: dict) -> str:
+    """`degradation`'s families as tables (difference_markdown judges each again, with the same result)."""
     parts = []
     for kind, label in (("epochs", "an equal number of epochs"), ("steps", "an equal number of steps")):
-        d = degradation(rows).get(kind)
+        d = judged.get(kind)
         if not d:
             continue
         items = [(f"B = {b} − B = {d['reference']}", v) for b, v in sorted(d["comparisons"].items())]

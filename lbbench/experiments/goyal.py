@@ -47,7 +47,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import Dim, default_space
+from lbbench.study.search import equal_epochs_space
 from lbbench.sweep import env_dataset
 
 NAME = "goyal"
@@ -86,8 +86,8 @@ def base_config(quick: bool) -> Config:
 
 
 def space(quick: bool):
-    """Momentum SGD's space; warmup in epochs (= examples): every arm trains the same epochs."""
-    return default_space("momentum", warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear"))
+    """Momentum SGD's space (every arm trains the same epochs)."""
+    return equal_epochs_space("momentum", epochs(quick))
 
 
 def _tuned(arm: str, b: int, quick: bool) -> list[dict]:

@@ -49,7 +49,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import Dim, default_space
+from lbbench.study.search import equal_epochs_space
 from lbbench.sweep import env_dataset
 
 NAME = "hoffer"
@@ -116,7 +116,7 @@ def grid(quick: bool) -> list[dict]:
     for name, over in arms(quick).items():
         # Hoffer et al.'s regime adaptation stretches the whole schedule with the run: warmup here stays a
         # fraction of each arm's epochs by design (the one study that does; STUDY_PROTOCOL.md §4)
-        space = default_space("momentum", warmup=Dim("warmup_epochs", 0.0, 0.2 * over["epochs"], "linear"))
+        space = equal_epochs_space("momentum", over["epochs"])
         for i, t in enumerate(space.trials(2 if quick else K, seed=SEARCH_SEED)):
             points.append({**t, **over, "seed": 0, "run_name": f"{name}{protocol.SEP}t{i}"})
     return points

@@ -36,7 +36,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import Dim, default_space
+from lbbench.study.search import equal_epochs_space
 from lbbench.sweep import env_dataset
 
 NAME = "lars"
@@ -79,8 +79,8 @@ def base_config(quick: bool) -> Config:
 
 
 def space(opt: str, quick: bool):
-    """What each optimizer is tuned over; warmup in epochs (= examples): every arm trains the same epochs."""
-    return default_space(opt, warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear"))
+    """What each optimizer is tuned over (every arm trains the same epochs)."""
+    return equal_epochs_space(opt, epochs(quick))
 
 
 def space_of_arm(arm: str, quick: bool):
@@ -133,7 +133,9 @@ def followup(results: dict, quick: bool) -> list[dict]:
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     rows = answer.answer_rows(results, epoch_budget=epochs(quick), step_budget=None, arm=compare.arm_of_run)
     by_arm = {r["arm"]: r for r in rows}
-    gaps = {r["arm"]: compare.difference(by_arm, r["arm"], REFERENCE) for r in rows if r["arm"] != REFERENCE}
+    gaps = compare.judge(
+        {r["arm"]: compare.difference(by_arm, r["arm"], REFERENCE) for r in rows if r["arm"] != REFERENCE}
+    )
     b = sizes(quick)[-1]
     tuning = {opt: compare.difference(by_arm, f"{opt}_b{b}", f"{opt}_b{b}_recipe") for opt in optimizers(quick)}
     out = {
@@ -146,16 +148,28 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         "no_effect": answer.no_effect(results),
     }
     atomic.write_json(os.path.join(sweep_dir, "lars.json"), out)
-    items = [(f"{a} − {REFERENCE}", gaps[a]) for a in sorted(gaps)]
-    verdict_of = {a: (d or {}).get("verdict") for a, d in compare.judge(gaps).items()}
+
+    def acc(arm):
+        return ((by_arm.get(arm) or {}).get("epochs") or {}).get("accuracy")
+
+    summary = {
+        "reference_accuracy": (acc(REFERENCE) or {}).get("mean"),
+        "gap": {a: d and d["diff"] for a, d in gaps.items()},
+        "arms_closing_gap": sorted(a for a, d in gaps.items() if compare.closes_gap(d)),
+        "verdicts": {a: (d or {}).get("verdict") for a, d in gaps.items()},
+        "tuned_minus_recipe": {o: d and d["diff"] for o, d in tuning.items()},
+        "no_effect_pairs": len(out["no_effect"]),
+        "epoch_budget": out["epoch_budget"],
+    }
+    summary["conclusions"] = conclusions(summary)
     atomic.write_text(
         os.path.join(sweep_dir, "answer.md"),
-        compare.conclusions_markdown(conclusions({"verdicts": verdict_of, "epoch_budget": out["epoch_budget"]}))
+        compare.conclusions_markdown(summary["conclusions"])
         + answer.answer_markdown(rows, arm_name="arm")
         + "\n"
         + compare.difference_markdown(
             f"Gap to the tuned small batch ({REFERENCE})",
-            items,
+            [(f"{a} − {REFERENCE}", gaps[a]) for a in sorted(gaps)],
             "An arm closes the gap when its verdict is non-inferior or better (study.verdicts).",
         )
         + "\n"
@@ -170,26 +184,11 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + compare.winner_markdown(out["winners"])
         + answer.no_effect_markdown(out["no_effect"], results),
     )
-
-    def acc(arm):
-        return ((by_arm.get(arm) or {}).get("epochs") or {}).get("accuracy")
-
     series = {opt: [(bb, acc(f"{opt}_b{bb}")) for bb in sizes(quick)] for opt in optimizers(quick)}
     figures.save(
         figures.series_figure(series, (f"tuned momentum, B={SMALL}", acc(REFERENCE))),
         os.path.join(sweep_dir, "lars.png"),
     )
-    judged_gaps = compare.judge(gaps)
-    summary = {
-        "reference_accuracy": (acc(REFERENCE) or {}).get("mean"),
-        "gap": {a: d and d["diff"] for a, d in gaps.items()},
-        "arms_closing_gap": sorted(a for a, d in judged_gaps.items() if compare.closes_gap(d)),
-        "verdicts": {a: (d or {}).get("verdict") for a, d in judged_gaps.items()},
-        "tuned_minus_recipe": {o: d and d["diff"] for o, d in tuning.items()},
-        "no_effect_pairs": len(out["no_effect"]),
-        "epoch_budget": out["epoch_budget"],
-    }
-    summary["conclusions"] = conclusions(summary)
     return {"summary": summary, "lars": out}
 
 

@@ -37,7 +37,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import Dim, default_space
+from lbbench.study.search import equal_epochs_space
 from lbbench.sweep import env_dataset
 
 NAME = "remedies"
@@ -78,8 +78,8 @@ def arm(cfg: dict) -> str:
 
 
 def space(opt: str, quick: bool):
-    """What each optimizer is tuned over; warmup in epochs (= examples): every arm trains the same epochs."""
-    return default_space(opt, warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs(quick), "linear"))
+    """What each optimizer is tuned over (every arm trains the same epochs)."""
+    return equal_epochs_space(opt, epochs(quick))
 
 
 def space_of_arm(arm: str, quick: bool):
@@ -159,25 +159,6 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         "no_effect": answer.no_effect(results),
     }
     atomic.write_json(os.path.join(sweep_dir, "remedies.json"), out)
-    atomic.write_text(
-        os.path.join(sweep_dir, "answer.md"),
-        compare.conclusions_markdown(
-            conclusions(
-                {
-                    "reference": out["reference"],
-                    "epoch_budget": out["epoch_budget"],
-                    "verdicts": {k: v["verdict"] for k, v in gaps.items()},
-                }
-            )
-        )
-        + answer.answer_markdown(rows, arm_name="arm")
-        + "\n"
-        + gap_markdown(out)
-        + "\n"
-        + answer.tuning_markdown(rows, results, lambda a: space_of_arm(a, quick), arm_name="arm")
-        + answer.no_effect_markdown(out["no_effect"], results),
-    )
-    figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
     large_arms = {a: g for a, g in gaps.items() if f"_b{large}" in a}
     best = max(large_arms.items(), key=lambda kv: kv[1]["diff"], default=(None, None))
     summary = {
@@ -189,6 +170,17 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         "epoch_budget": out["epoch_budget"],
     }
     summary["conclusions"] = conclusions(summary)
+    atomic.write_text(
+        os.path.join(sweep_dir, "answer.md"),
+        compare.conclusions_markdown(summary["conclusions"])
+        + answer.answer_markdown(rows, arm_name="arm")
+        + "\n"
+        + gap_markdown(out)
+        + "\n"
+        + answer.tuning_markdown(rows, results, lambda a: space_of_arm(a, quick), arm_name="arm")
+        + answer.no_effect_markdown(out["no_effect"], results),
+    )
+    figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
     return {"summary": summary, "remedies": out}
 
 

@@ -122,6 +122,12 @@ class SearchSpace:
 WARMUP_STEPS = Dim("warmup_steps", 0.0, 500.0, "linear")
 
 
+def equal_epochs_space(optimizer: str, epochs: float) -> SearchSpace:
+    """default_space with warmup searched over 0–20 % of `epochs`, in epochs: for a study whose arms all
+    train `epochs` epochs, an absolute length in examples, the same for every arm (STUDY_PROTOCOL.md §4)."""
+    return default_space(optimizer, warmup=Dim("warmup_epochs", 0.0, 0.2 * epochs, "linear"))
+
+
 EDGE = 0.1  # a winner in the outer 10 % of a searched range may want a wider range (STUDY_PROTOCOL.md §3)
 
 

@@ -39,9 +39,10 @@ def interpolate_variables(sb, lb, alpha):
 
 
 def _eval_sets(cfg, train_examples: int):
-    """The fixed train subset train.py uses for train metrics, and the full test set, padded."""
-    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=False).subset(cfg.train_subset)
-    return eval_sets(ds, train_examples, jnp.asarray)
+    """The fixed train subset train.py uses for train metrics (of the run's own training set, its
+    validation set held out), and the full test set, padded."""
+    sets = eval_sets(data_lib.load_for(cfg, download=False), train_examples, jnp.asarray)
+    return {name: sets[name] for name in ("train", "test")}
 
 
 def _check_compatible(cfg_sb, cfg_lb) -> None:

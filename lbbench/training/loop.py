@@ -204,8 +204,7 @@ def run_group(cfgs: list[Config]) -> list[dict]:
 
 def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: dict) -> list[dict]:
     cfg = cfgs[0]
-    ds = data_lib.load(cfg.dataset, cfg.cache_dir, download=cfg.download, validation=cfg.validation_examples)
-    ds = ds.subset(cfg.train_subset)
+    ds = data_lib.load_for(cfg)
     parallel.check_batch(cfg, ds.num_train)
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")

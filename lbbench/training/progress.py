@@ -64,10 +64,9 @@ class StepCounter:
 
     def update(self, step: int) -> bool:
         """Report `step` if enough time passed or it is the last; returns whether it printed."""
-        now = self.clock()
-        if step < self.total and now - self._last < self.every_s:
+        if step < self.total and not self.due():
             return False
-        self._last = now
+        self._last = self.clock()
         prefix = f"{self.label}: " if self.label else ""
         self.log(f"lbbench: {prefix}step {step}/{self.total} ({100 * step / max(self.total, 1):.0f} %)")
         return True
