@@ -425,6 +425,15 @@ SECTIONS = {
 }
 
 
+# Keys that say how a run was measured, written or launched, not what was trained: reports never
+# compare or group runs by them, and results.load puts them last (train_eval_examples only sizes the
+# train-accuracy subset; data_dir and download only say where the data comes from).
+BOOKKEEPING = frozenset(
+    (*SECTIONS["measurement"], *SECTIONS["output"], *SECTIONS["distribution"])
+    + ("seed", "data_dir", "download", "train_eval_examples")
+)
+
+
 def help_texts() -> dict[str, str]:
     """{field name: help text} of every Config field."""
     return {f.name: f.metadata["help"] for f in dataclasses.fields(Config)}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from lbbench.config import default_cache_dir
 from lbbench.data import embedded, real
 from lbbench.data.dataset import DataError, Dataset
 
 
-def load(name: str, cache_dir: str, download: bool = True, validation: int = 0) -> Dataset:
+def load(name: str, cache_dir: str | None = None, download: bool = True, validation: int = 0) -> Dataset:
     """Load dataset `name` (see config.DATASETS) with `validation` held-out examples; raise DataError
     with a how-to-fix message. Embedded datasets generate their validation set apart; real ones carve
-    it, seeded, from their training set (they ship train and test only)."""
+    it, seeded, from their training set (they ship train and test only).
+
+    `cache_dir` None or "" (a Config's unset `data_dir`) means the CLI's default, config.default_cache_dir()
+    ($LBBENCH_CACHE, else ~/.cache/lbbench), never the current directory. For a finished run's own data
+    (its validation split and training subset), use `load_for(cfg)`."""
+    cache_dir = cache_dir or default_cache_dir()
     if name == "mnist1d":
         return embedded.load_mnist1d(cache_dir, num_val=validation)
     if name == "random":

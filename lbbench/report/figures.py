@@ -6,12 +6,17 @@ Figure; `save` writes one. Sweep reports (report/write.py) and the studies' anal
 compares them side by side:
 - one style per arm at any number of arms (colour × line style × marker; `styles`), and every
   point has a marker, so a one-epoch curve is still visible;
-- the legend sits outside the axes (never on the data), one entry per arm, not per seed;
+- the legend sits outside the axes (never on the data), one entry per arm, not per seed, at most
+  MAX_LEGEND entries (the rest summarised as "+N more") with labels cut to LABEL_CHARS, so a sweep
+  of 130 configurations still gives a legend a reader can scan;
+- report figures have a fixed size (WIDTH × HEIGHT inches, saved at REPORT_DPI; side-by-side panels
+  at most twice as wide): a long label never stretches the image or squeezes the axes;
 - batch-size axes are log2 with a tick labelled at every batch size used (6000 too), in the
-  reports' number format (lbbench/report/numfmt.py);
-- error bars are ±1 sample s.d. over seeds, clipped to the metric's valid range, drawn only when
-  n ≥ 3; with fewer seeds each seed is drawn as a dot; the title says which. Study figures draw
-  95 % CIs over seeds, clipped to [0, 1] for accuracies.
+  reports' number format (lbbench/report/numfmt.py); other axes are log when their values span
+  more than LOG_SPAN (epochs 1–334 would press every short run against the y axis);
+- error bars are the 95 % t interval of the mean over seeds (lbbench.study.bootstrap.mean_ci, the
+  interval of the study answers), clipped to the metric's valid range, drawn when n ≥ 3; with two
+  seeds each seed is drawn as a dot; the title says which.
 """
 
 from __future__ import annotations
@@ -22,14 +27,22 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from lbbench.report.numfmt import whole
 
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-ERROR_NOTE = "error bars ±1 s.d. over seeds (n ≥ 3); dots = single seeds (n < 3)"
+CI_NOTE = "mean over seeds; bars: 95% t interval (n ≥ 3); dots: the seeds (n = 2)"
 MIN_SEEDS_FOR_BARS = 3
+MAX_LEGEND = 12  # legend entries per figure, a "+N more" summary included
+LABEL_CHARS = 48  # longer legend labels are cut with "…"
+WIDTH, HEIGHT = 8.0, 4.6  # inches; report figures are saved at this size (REPORT_DPI), never grown to fit
+REPORT_DPI = 110
+LOG_SPAN = 30  # an axis whose positive values span more than this factor is drawn log
+NEVER_LEARNED = "never learned (left out of the mean)"
+OTHERS = "other configurations (seed means)"
 
 
 def styles(labels) -> dict:
@@ -52,8 +65,10 @@ def styles(labels) -> dict:
     }
 
 
-def _figure(title: str, xlabel: str, ylabel: str, size=(7.0, 4.0), panels: int = 1):
-    fig = Figure(figsize=(size[0] + 2.6 * (panels - 1), size[1]), layout="constrained")
+def _figure(title: str, xlabel: str, ylabel: str, size=(WIDTH, HEIGHT), panels: int = 1):
+    """A fixed-size figure of `panels` side-by-side axes (constrained layout), at most 2 × WIDTH wide."""
+    width = min(size[0] + 3.0 * (panels - 1), 2 * WIDTH)
+    fig = Figure(figsize=(width, size[1]), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
     fig.suptitle(title, fontsize=9)
     for ax in axes:
@@ -61,6 +76,31 @@ def _figure(title: str, xlabel: str, ylabel: str, size=(7.0, 4.0), panels: int =
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     return fig, axes
+
+
+def short(label: str, chars: int = LABEL_CHARS) -> str:
+    return label if len(label) <= chars else label[: chars - 1] + "…"
+
+
+def labelled(labels: list[str], cap: int = MAX_LEGEND) -> set:
+    """Which of `labels` (in order) get a legend entry: all if they fit in `cap`, else cap − 1 spread
+    evenly over the order (first and last included), the "+N more" entry taking the last place."""
+    if len(labels) <= cap:
+        return set(labels)
+    idx = np.unique(np.linspace(0, len(labels) - 1, cap - 1).round().astype(int))
+    return {labels[i] for i in idx}
+
+
+def figure_legend(fig, ax, hidden: int = 0) -> None:
+    """The axes' legend below the plot, across the figure (≤ MAX_LEGEND entries, labels cut to
+    LABEL_CHARS); `hidden` lines without an entry are summarised as "+N more"."""
+    handles, labels = ax.get_legend_handles_labels()
+    if hidden:
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(f"+{hidden} more (unlabelled, in between)")
+    if handles:
+        labels = [short(x) for x in labels]
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(handles)), fontsize=7, frameon=False)
 
 
 def legend_outside(ax, below: bool = False) -> None:
@@ -95,45 +135,35 @@ def batch_axis(ax, batches) -> None:
         ax.set_xlim(lo / 1.3, hi * 1.3)
 
 
-def clipped_errors(means, sds, valid):
-    """Asymmetric ±sd error bars cut at the valid range (lo, hi), so no bar leaves it."""
+def auto_log(ax, values) -> bool:
+    """Log x when the positive values span more than LOG_SPAN (e.g. epochs 1–334), linear otherwise."""
+    xs = [v for v in values if v is not None and v > 0]
+    if xs and max(xs) / min(xs) > LOG_SPAN:
+        ax.set_xscale("log")
+        return True
+    return False
+
+
+def ci_errors(stats: list[dict], valid=(None, None)):
+    """(lower, upper) error-bar lengths of each stat's 95 % interval, cut at the valid range."""
     lo, hi = valid
-    lower = [min(s, m - lo) if lo is not None else s for m, s in zip(means, sds)]
-    upper = [min(s, hi - m) if hi is not None else s for m, s in zip(means, sds)]
+    lower = [s["mean"] - max(s["low"], lo) if lo is not None else s["mean"] - s["low"] for s in stats]
+    upper = [min(s["high"], hi) - s["mean"] if hi is not None else s["high"] - s["mean"] for s in stats]
     return [max(v, 0.0) for v in lower], [max(v, 0.0) for v in upper]
 
 
-NEVER_LEARNED = "never learned (left out of the mean)"
-
-
-def _draw_never_learned(ax, arms: dict, metric: str, st: dict) -> None:
-    """Runs at chance drawn as crosses in their arm's colour, so a missing mean is explained."""
-    drawn = False
-    for label, groups in arms.items():
-        for g in groups:
-            values = (g.get("never_learned") or {}).get(metric) or []
-            if values:
-                ax.scatter(
-                    [g["batch_size"]] * len(values), values, marker="x", s=30, color=st[label]["color"], zorder=3
-                )
-                drawn = True
-    if drawn:
-        ax.scatter([], [], marker="x", color="grey", label=NEVER_LEARNED)
-
-
-def _draw_arm(ax, points, style, label, valid):
-    """points: [(batch, stat)] with stat {"mean", "std", "n", "values"}; line through the means."""
-    points = sorted((b, s) for b, s in points if s and s.get("mean") is not None)
+def _draw_series(ax, points, style, label, valid):
+    """points: [(x, stat)] with stat {"mean", "low", "high", "n", "values"}: a line through the means,
+    95 % interval bars where n ≥ MIN_SEEDS_FOR_BARS, the seeds as dots where n = 2."""
+    points = sorted((x, s) for x, s in points if s and s.get("mean") is not None)
     if not points:
         return
-    xs = [b for b, _ in points]
-    means = [s["mean"] for _, s in points]
-    ax.plot(xs, means, label=label, lw=1.3, ms=5, **style)
-    bars = [(b, s) for b, s in points if s["n"] >= MIN_SEEDS_FOR_BARS]
+    ax.plot([x for x, _ in points], [s["mean"] for _, s in points], label=label, lw=1.3, ms=5, **style)
+    bars = [(x, s) for x, s in points if s["n"] >= MIN_SEEDS_FOR_BARS and s.get("low") is not None]
     if bars:
-        lower, upper = clipped_errors([s["mean"] for _, s in bars], [s["std"] for _, s in bars], valid)
+        lower, upper = ci_errors([s for _, s in bars], valid)
         ax.errorbar(
-            [b for b, _ in bars],
+            [x for x, _ in bars],
             [s["mean"] for _, s in bars],
             yerr=[lower, upper],
             fmt="none",
@@ -141,77 +171,108 @@ def _draw_arm(ax, points, style, label, valid):
             capsize=3,
             lw=1,
         )
-    for b, s in points:
+    for x, s in points:
         if 1 < s["n"] < MIN_SEEDS_FOR_BARS:
-            ax.scatter([b] * len(s["values"]), s["values"], s=12, color=style["color"], alpha=0.6, zorder=3)
+            ax.scatter([x] * len(s["values"]), s["values"], s=12, color=style["color"], alpha=0.6, zorder=3)
 
 
-def vs_batch_figure(arms: dict, metric: str, ylabel: str, title: str = "", valid=(None, None)) -> Figure:
-    """`metric` (mean over seeds) vs batch size, one styled line per arm, legend outside.
-
-    `arms` maps an arm label to its aggregated groups (dicts with "batch_size" and
-    "<metric>" = {"mean", "std", "n", "values"}).
-    """
-    fig, (ax,) = _figure(f"{title or ylabel + ' vs batch size'}\n{ERROR_NOTE}", "batch size (log2)", ylabel)
-    st = styles(arms)
-    for label, groups in arms.items():
-        _draw_arm(ax, [(g["batch_size"], g.get(metric)) for g in groups], st[label], label or "all", valid)
-    _draw_never_learned(ax, arms, metric, st)
-    batch_axis(ax, [g["batch_size"] for gs in arms.values() for g in gs])
-    legend_outside(ax)
-    return fig
+def _draw_extras(ax, others, never, st) -> None:
+    """Other configurations as faint grey dots; runs at chance as crosses in their series' colour."""
+    if others:
+        ax.scatter(*zip(*others), s=9, color="0.6", alpha=0.5, zorder=1, label=OTHERS)
+    drawn = False
+    for label, pts in (never or {}).items():
+        if pts:
+            ax.scatter(*zip(*pts), marker="x", s=30, color=st[label]["color"] if label in st else "grey", zorder=3)
+            drawn = True
+    if drawn:
+        ax.scatter([], [], marker="x", color="grey", label=NEVER_LEARNED)
 
 
-def vs_batch_panels(arms: dict, metrics: list, title: str, valid=(0.0, None)) -> Figure:
-    """Several metrics (e.g. each ε-sharpness) side by side, one panel each: [(metric, ylabel)]."""
-    fig, axes = _figure(f"{title}\n{ERROR_NOTE}", "batch size (log2)", "", panels=len(metrics))
-    st = styles(arms)
-    for ax, (metric, ylabel) in zip(axes, metrics):
+def vs_batch_figure(series: dict, ylabel: str, title: str, valid=(None, None), others=None, never=None) -> Figure:
+    """A metric (mean over seeds, 95 % interval) against batch size, one line per series.
+
+    series: {label: [(batch size, stat)]}; others: [(batch size, mean)] of the configurations no series
+    draws; never: {label: [(batch size, value)]} of runs at chance."""
+    one = {label: {"": pts} for label, pts in series.items()}
+    return vs_batch_panels(one, [("", ylabel, others, never)], title, valid)
+
+
+def vs_batch_panels(series: dict, panels: list, title: str, valid=(None, None)) -> Figure:
+    """Several metrics side by side (one panel each), one legend below: series = {label: {metric:
+    [(batch, stat)]}}; panels = [(metric, ylabel, others, never)] as in vs_batch_figure."""
+    fig, axes = _figure(f"{title}\n{CI_NOTE}", "batch size (log2)", "", panels=len(panels))
+    st = styles(series)
+    extras = any(p[2] for p in panels) + any(any((p[3] or {}).values()) for p in panels)
+    shown = labelled(list(series), MAX_LEGEND - extras)
+    for ax, (metric, ylabel, others, never) in zip(axes, panels):
         ax.set_ylabel(ylabel)
-        for label, groups in arms.items():
-            _draw_arm(ax, [(g["batch_size"], g.get(metric)) for g in groups], st[label], label or "all", valid)
-        _draw_never_learned(ax, arms, metric, st)
-        batch_axis(ax, [g["batch_size"] for gs in arms.values() for g in gs])
-    legend_outside(axes[-1])
+        batches = [x for x, _ in others or []]
+        for label, by_metric in series.items():
+            pts = by_metric.get(metric, [])
+            batches += [x for x, _ in pts]
+            _draw_series(ax, pts, st[label], label if label in shown else None, valid)
+        _draw_extras(ax, others, never, st)
+        batch_axis(ax, batches)
+    figure_legend(fig, axes[-1], len(series) - len(shown))
     return fig
 
 
-def bars_figure(
-    labels: list[str], groups: list[dict], metric: str, ylabel: str, title: str = "", valid=(None, None)
-) -> Figure:
-    """Metric per group as bars with clipped ±1 s.d. bars (n ≥ 3) or seed dots (used when batch size
-    does not vary)."""
-    fig, (ax,) = _figure(f"{title or ylabel}\n{ERROR_NOTE}", "", ylabel, size=(max(4.0, 0.9 * len(labels) + 2), 4.0))
+def bars_figure(labels: list[str], stats: list[dict], ylabel: str, title: str = "", valid=(None, None)) -> Figure:
+    """A metric per group as bars with their 95 % interval (n ≥ 3) or seed dots (n = 2); used when batch
+    size does not vary. Labels are the x tick labels (cut to LABEL_CHARS)."""
+    fig, (ax,) = _figure(f"{title or ylabel}\n{CI_NOTE}", "", ylabel)
     st = styles(labels)
-    for i, (label, g) in enumerate(zip(labels, groups)):
-        s = g.get(metric) or {}
-        if s.get("mean") is None:
+    for i, (label, s) in enumerate(zip(labels, stats)):
+        if not s or s.get("mean") is None:
             continue
         ax.bar(i, s["mean"], color=st[label]["color"], alpha=0.85)
-        if s["n"] >= MIN_SEEDS_FOR_BARS:
-            lower, upper = clipped_errors([s["mean"]], [s["std"]], valid)
+        if s["n"] >= MIN_SEEDS_FOR_BARS and s.get("low") is not None:
+            lower, upper = ci_errors([s], valid)
             ax.errorbar([i], [s["mean"]], yerr=[lower, upper], fmt="none", ecolor="black", capsize=3)
         elif s["n"] > 1:
             ax.scatter([i] * len(s["values"]), s["values"], s=12, color="black", zorder=3)
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+    ax.set_xticklabels([short(x, 40) for x in labels], rotation=30, ha="right", fontsize=7)
     return fig
 
 
-def curves_figure(runs: list[tuple[str, dict]], key: str, ylabel: str, title: str = "") -> Figure:
-    """Per-epoch `key` of each run; `runs` is [(arm label, result)]: seeds of one arm share a style
-    and one legend entry."""
-    fig, (ax,) = _figure(title or f"{ylabel} per epoch", "epoch", ylabel)
-    st = styles(label for label, _ in runs)
-    seen = set()
-    for label, r in runs:
-        h = r.get("history") or {}
-        pts = [(e, v) for e, v in zip(h.get("epoch", []), h.get(key, [])) if v is not None]
-        if pts:
-            ax.plot(*zip(*pts), lw=1, ms=3, alpha=0.85, label=None if label in seen else label, **st[label])
-            seen.add(label)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    legend_outside(ax)
+def curves_figure(curves: list[tuple[str, dict]], ylabel: str, title: str = "") -> Figure:
+    """A per-epoch metric against epochs (left) and examples seen (right), one line per curve: `curves`
+    = [(label, {"epoch", "examples", "mean", "low", "high"})] (data.mean_curve), the 95 % interval
+    shaded where a curve has ≥ 3 seeds. Either axis is log when it spans more than LOG_SPAN."""
+    fig, axes = _figure(f"{title}\nmean over seeds; band: 95% t interval (n ≥ 3)", "", ylabel, panels=2)
+    st = styles(label for label, _ in curves)
+    shown = labelled([label for label, _ in curves])
+    for ax, xkey, xlabel in zip(axes, ("epoch", "examples"), ("epoch", "training examples seen")):
+        xs_all = []
+        for label, c in curves:
+            pts = [
+                (x, m, lo, hi)
+                for x, m, lo, hi in zip(c[xkey], c["mean"], c["low"], c["high"])
+                if x is not None and m is not None
+            ]
+            if not pts:
+                continue
+            xs, ms, lows, highs = zip(*pts)
+            xs_all += xs
+            ax.plot(
+                xs,
+                ms,
+                lw=1.1,
+                ms=2.5,
+                markevery=max(1, len(xs) // 12),
+                alpha=0.9,
+                label=label if label in shown and xkey == "epoch" else None,
+                **st[label],
+            )
+            band = [(x, lo, hi) for x, lo, hi in zip(xs, lows, highs) if lo is not None]
+            if band:
+                ax.fill_between(*zip(*band), color=st[label]["color"], alpha=0.15, lw=0)
+        ax.set_xlabel(xlabel + (" (log)" if auto_log(ax, xs_all) else ""))
+        if xkey == "epoch" and not ax.get_xscale() == "log":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure_legend(fig, axes[0], len(curves) - len(shown))
     return fig
 
 

@@ -1,5 +1,6 @@
-"""The report's tables: cells (mean ± s.d. over seeds), the group and per-run tables, the analysis
-as tables, runs.csv, and the scrubbing of machine paths out of report text."""
+"""The report's tables: cells (mean and 95 % t interval over seeds, as in the study answers), the
+configuration and per-run tables (each row names its runs, rows in the order of the varying keys),
+the analysis as tables, runs.csv, and the scrubbing of machine paths out of report text."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 
 from lbbench.config import Config
 from lbbench.report import numfmt
-from lbbench.report.data import _value, flatten, run_state, varying_keys
+from lbbench.report.data import ARM, _sort_key, _value, arm_of, flatten, run_state, varying_keys
 from lbbench.runs import tags
 from lbbench.runs.atomic import atomic_open
 from lbbench.runs.reader import CHANCE_MARGIN
@@ -35,10 +36,11 @@ VALID = {
     "hessian_trace": (None, None),
 }
 MEANS_NOTE = (
-    "Each cell: mean ± sample s.d. over the seeds of the runs that completed and learned (n); "
-    "when n < 3, the mean followed by each seed's value in brackets. Runs that never learned "
-    "(final test accuracy ≤ 1/classes + {margin:g}), diverged or failed are left out of the means "
-    "and listed below."
+    "One row per configuration (the seeds of a setting together, whatever was measured on each). "
+    "Each cell: the mean over the seeds that completed and learned (n) and, when n ≥ 3, its 95 % "
+    "t interval [low, high] (the interval the study answers use); when n = 2, the two seeds' values "
+    "(seeds …). Runs that never learned (final test accuracy ≤ 1/classes + {margin:g}), diverged "
+    "or failed are left out of the means and listed below."
 )
 
 
@@ -49,13 +51,13 @@ def eps_label(column: str) -> str:
 
 
 def cell(stat: dict) -> str:
-    """mean ± s.d. for n ≥ 3; mean [seed values] for n = 2; the value for n = 1; a dash for none."""
+    """mean [95 % CI] for n ≥ 3; mean (seeds a, b) for n = 2; the value for n = 1; a dash for none."""
     if not stat or stat["mean"] is None:
         return numfmt.DASH
-    if stat["n"] >= 3:
-        return numfmt.mean_sd(stat["mean"], stat["std"])
-    if stat["n"] == 2:
-        return f"{numfmt.num(stat['mean'])} [{', '.join(numfmt.num(v) for v in stat['values'])}]"
+    if stat["n"] >= 3 and stat.get("low") is not None:
+        return f"{numfmt.num(stat['mean'])} [{numfmt.num(stat['low'])}, {numfmt.num(stat['high'])}]"
+    if stat["n"] >= 2:
+        return f"{numfmt.num(stat['mean'])} (seeds {', '.join(numfmt.num(v) for v in stat['values'])})"
     return numfmt.num(stat["mean"])
 
 
@@ -64,16 +66,17 @@ def header(m: str) -> str:
 
 
 def markdown_table(groups: list[dict], keys: list[str], metrics=None) -> list[str]:
-    """Group table: the varying keys, n (learned runs), what happened to the others, the metrics."""
+    """Configuration table: the varying keys, n (learned runs), what happened to the others, the
+    metrics, and the runs of the row by name."""
     if metrics is None:
         metrics = [m for m in groups[0] if isinstance(groups[0][m], dict) and "mean" in groups[0][m]] if groups else []
     metrics = [m for m in metrics if any(g.get(m, {}).get("n") for g in groups)]
-    head = list(keys) + ["n", "left out"] + [header(m) for m in metrics]
+    head = list(keys) + ["n", "left out"] + [header(m) for m in metrics] + ["runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in groups:
         other = ", ".join(f"{n} {s}" for s, n in g["statuses"].items() if s != "completed") or "0"
         cells = [_value(g[k]) for k in keys] + [str(g["statuses"].get("completed", 0)), other]
-        cells += [cell(g.get(m)) for m in metrics]
+        cells += [cell(g.get(m)) for m in metrics] + [", ".join(g.get("run_names", []))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -85,7 +88,7 @@ def runs_table(rows: list[dict], keys: list[str], sharp: list[str]) -> list[str]
     if "hessian_trace" in sharp:
         head.append("Hessian trace ± stderr")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
+    for row in sorted_rows(rows, keys):
         cells = [
             row["run_name"],
             *(_value(row.get(k)) for k in keys),
@@ -99,6 +102,13 @@ def runs_table(rows: list[dict], keys: list[str], sharp: list[str]) -> list[str]
             cells.append(numfmt.mean_sd(row.get("hessian_trace"), row.get("hessian_trace_stderr")))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def sorted_rows(rows: list[dict], keys: list[str]) -> list[dict]:
+    """Rows in the order of the varying keys (numbers numerically), then seed, then run name."""
+    return sorted(
+        rows, key=lambda r: (*(_sort_key(r.get(k)) for k in keys), _sort_key(r.get("seed")), str(r["run_name"]))
+    )
 
 
 _ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/`'\"|)]+/)*([^\s/`'\"|)]+)")
@@ -186,9 +196,9 @@ def csv_columns(rows: list[dict], keys: list[str]) -> list[str]:
 
 
 def write_csv(path: str, results: list[dict], keys: list[str] | None = None, margin: float = CHANCE_MARGIN) -> None:
-    """One row per run: every config key that varies (plus the usual ones), state and metrics."""
-    rows = [flatten(r, margin) for r in results]
+    """One row per run, in the order of the varying keys: those keys (plus the usual ones), state and metrics."""
     keys = varying_keys(results) if keys is None else keys
+    rows = sorted_rows([{**flatten(r, margin), ARM: arm_of(r)} for r in results], keys)
     columns = csv_columns(rows, keys)
     with atomic_open(path, "w") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")

@@ -5,6 +5,7 @@
     read_json(path)          any other JSON object lbbench writes (sweep.json, analysis.json)
     load_run(folder)         (Config, model, variables) of a completed run, verified
     find(root) / load(root)  every result below a folder, as (folder, result) pairs or a DataFrame
+    history(root)            every run's per-epoch history below a folder, one long DataFrame
 
 `load_run` refuses anything that is not exactly what its result.json describes: the status must be
 `completed` (a diverged or failed run has no trustworthy parameters), params.msgpack must exist,
@@ -24,7 +25,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from lbbench.config import Config, ConfigError
+from lbbench.config import BOOKKEEPING, Config, ConfigError
 from lbbench.models import build_model
 from lbbench.runs.tags import FINAL
 
@@ -204,20 +205,97 @@ def flatten(result: dict, margin: float = CHANCE_MARGIN) -> dict:
 
 
 def find(folder: str) -> list[tuple[str, dict]]:
-    """(run folder relative to `folder`, parsed result.json) for every usable result below `folder`."""
+    """(run folder relative to `folder`, parsed result.json) for every usable result below `folder`;
+    a run that recorded no run_name gets its folder's name."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # staging and failed attempts are hidden
         if "result.json" in files:
             result = read_result(root)
             if result is not None:  # being written, or killed before the atomic write: not a result yet
+                if not result["config"].get("run_name"):
+                    name = os.path.basename(os.path.abspath(root))
+                    result = {**result, "config": {**result["config"], "run_name": name}}
                 found.append((os.path.relpath(root, folder), result))
     return found
 
 
-def load(folder: str, margin: float = CHANCE_MARGIN):
-    """A pandas DataFrame with one row per run under `folder` (column `run_dir` relative to it)."""
+def _varying(results: list[dict]) -> list[str]:
+    """Config keys (bookkeeping excluded) that take more than one value: batch size first, then in
+    config order."""
+    keys = list(dict.fromkeys(k for r in results for k in r["config"] if k not in BOOKKEEPING))
+    value = lambda r, k: repr(r["config"].get(k))  # noqa: E731 - lists are unhashable
+    return sorted((k for k in keys if len({value(r, k) for r in results}) > 1), key=lambda k: k != "batch_size")
+
+
+def _sort_value(v):
+    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
+
+
+def _ordered(found: list[tuple[str, dict]], varying: list[str]) -> list[tuple[str, dict]]:
+    """Runs in the order of the varying keys (numbers numerically), then seed, then run name."""
+    keys = [*varying, "seed", "run_name"]
+    return sorted(found, key=lambda dr: tuple(_sort_value(dr[1]["config"].get(k)) for k in keys))
+
+
+def load(folder: str, margin: float = CHANCE_MARGIN, infrastructure: bool = False):
+    """A pandas DataFrame with one row per run under `folder`, sorted by the keys that vary.
+
+    Columns: run_name, run_dir (relative to `folder`), seed, the varying hyperparameters, status and
+    never_learned, the metrics, the hyperparameters all runs share, timing; bookkeeping config keys
+    (config.BOOKKEEPING: workdir, sharpness, eval_every_steps, …), git_commit and error only with
+    `infrastructure=True`, last.
+    """
     import pandas as pd  # only here: pandas is needed for DataFrames, nowhere else
 
-    rows = [{"run_dir": d, **flatten(r, margin)} for d, r in find(folder)]
-    return pd.DataFrame(rows)
+    found = find(folder)
+    varying = _varying([r for _, r in found])
+    rows = [{"run_dir": d, **flatten(r, margin)} for d, r in _ordered(found, varying)]
+    if not rows:
+        return pd.DataFrame(rows)
+    config_keys = list(dict.fromkeys(k for _, r in found for k in r["config"] if k != "run_name"))
+    infra = [k for k in config_keys if k in BOOKKEEPING and k != "seed"] + ["git_commit", "error"]
+    shared = [k for k in config_keys if k not in BOOKKEEPING and k not in varying]
+    first = ["run_name", "run_dir", "seed", *varying, "status", "never_learned"]
+    placed = set(first) | set(shared) | set(infra) | set(TIMING)
+    metrics = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in placed]
+    columns = [*first, *metrics, *shared, *TIMING] + (infra if infrastructure else [])
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def history(folder: str):
+    """Every run's per-epoch history under `folder` as one long pandas DataFrame (like W&B's
+    `run.history()`, across runs): run_name, run_dir, seed, batch size and the other varying
+    hyperparameters, epoch, step,
+    examples (training examples seen = step × batch size), then every recorded metric. Runs in the
+    order of `load`; a run without history contributes no rows."""
+    import pandas as pd
+
+    found = find(folder)
+    varying = _varying([r for _, r in found])
+    keys = list(dict.fromkeys(["batch_size", *varying]))
+    frames = [_history_frame(d, r, keys) for d, r in _ordered(found, varying)]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _history_frame(run_dir: str, result: dict, varying: list[str]):
+    import pandas as pd
+
+    h = result.get("history") or {}
+    n = len(h.get("epoch") or [])
+    metrics = {k: v for k, v in h.items() if isinstance(v, list) and len(v) == n and k not in ("epoch", "step")}
+    cfg = result["config"]
+    steps = h.get("step") if len(h.get("step") or []) == n else [None] * n
+    b = cfg.get("batch_size")
+    frame = {
+        "run_name": [cfg["run_name"]] * n,
+        "run_dir": [run_dir] * n,
+        "seed": [cfg.get("seed")] * n,
+        **{k: [tuple(cfg[k]) if isinstance(cfg.get(k), list) else cfg.get(k)] * n for k in varying},
+        "epoch": list(h.get("epoch") or []),
+        "step": steps,
+        "examples": [s * b if s is not None and b else None for s in steps],
+        **metrics,
+    }
+    return pd.DataFrame(frame)

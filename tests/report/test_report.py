@@ -72,8 +72,17 @@ def test_mean_std_matches_numpy(sweep_dir):
 
 
 def test_mean_std_edge_cases():
-    assert report_data.mean_std([None]) == {"mean": None, "std": None, "n": 0, "values": []}
-    assert report_data.mean_std([2.0]) == {"mean": 2.0, "std": 0.0, "n": 1, "values": [2.0]}
+    assert report_data.mean_std([None]) == {"mean": None, "std": None, "n": 0, "values": [], "low": None, "high": None}
+    assert report_data.mean_std([2.0]) == {"mean": 2.0, "std": 0.0, "n": 1, "values": [2.0], "low": None, "high": None}
+
+
+def test_intervals_are_the_study_answers_t_interval():
+    from lbbench.study.bootstrap import mean_ci
+
+    values = [0.91, 0.93, 0.96, 0.92]
+    stat = report_data.mean_std(values, (0.0, 1.0))
+    ci = mean_ci(values, bounds=(0.0, 1.0))
+    assert (stat["low"], stat["high"]) == (ci["low"], ci["high"]) and stat["low"] < stat["mean"] < stat["high"]
 
 
 def test_write_report_outputs(sweep_dir):
@@ -159,9 +168,9 @@ def test_never_learned_runs_are_flagged_and_kept_out_of_means(tmp_path):
     row = next(l for l in text.splitlines() if l.startswith("| 1024 | 0 |"))
     assert "| 1 | 1 never learned | 0.94 |" in row
     row = next(l for l in text.splitlines() if l.startswith("| 4096 | 3 |"))
-    assert "| 2 | 0 | 0.6465 [0.906, 0.387] |" in row  # the two seeds, not 0.65 ± 0.37
+    assert "| 2 | 0 | 0.6465 (seeds 0.906, 0.387) |" in row  # the two seeds, not an interval
     row = next(l for l in text.splitlines() if l.startswith("| 256 | 0 |"))
-    assert "0.941 [0.94, 0.942]" in row  # n < 3: the seeds, not a spread
+    assert "0.941 (seeds 0.94, 0.942)" in row  # n < 3: the seeds, not a spread
 
 
 def test_report_has_epsilon_sharpness_trace_stderr_header_and_no_paths(tmp_path):
