@@ -240,40 +240,38 @@ def bars_figure(labels: list[str], stats: list[dict], ylabel: str, title: str = 
 def curves_figure(curves: list[tuple[str, dict]], ylabel: str, title: str = "") -> Figure:
     """A per-epoch metric against epochs (left) and examples seen (right), one line per curve: `curves`
     = [(label, {"epoch", "examples", "mean", "low", "high"})] (data.mean_curve), the 95 % interval
-    shaded where a curve has ≥ 3 seeds. Either axis is log when it spans more than LOG_SPAN."""
+    shaded where a curve has ≥ 3 seeds. Both axes are log when the epochs span more than LOG_SPAN
+    (one decision, so the two panels read alike)."""
     fig, axes = _figure(f"{title}\nmean over seeds; band: 95% t interval (n ≥ 3)", "", ylabel, panels=2)
     st = styles(label for label, _ in curves)
     shown = labelled([label for label, _ in curves])
-    for ax, xkey, xlabel in zip(axes, ("epoch", "examples"), ("epoch", "training examples seen")):
-        xs_all = []
+    epochs = []
+    for ax, xkey in zip(axes, ("epoch", "examples")):
         for label, c in curves:
-            pts = [
-                (x, m, lo, hi)
-                for x, m, lo, hi in zip(c[xkey], c["mean"], c["low"], c["high"])
-                if x is not None and m is not None
-            ]
-            if not pts:
-                continue
-            xs, ms, lows, highs = zip(*pts)
-            xs_all += xs
-            ax.plot(
-                xs,
-                ms,
-                lw=1.1,
-                ms=2.5,
-                markevery=max(1, len(xs) // 12),
-                alpha=0.9,
-                label=label if label in shown and xkey == "epoch" else None,
-                **st[label],
-            )
-            band = [(x, lo, hi) for x, lo, hi in zip(xs, lows, highs) if lo is not None]
-            if band:
-                ax.fill_between(*zip(*band), color=st[label]["color"], alpha=0.15, lw=0)
-        ax.set_xlabel(xlabel + (" (log)" if auto_log(ax, xs_all) else ""))
-        if xkey == "epoch" and not ax.get_xscale() == "log":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            xs = _draw_curve(ax, c, xkey, st[label], label if label in shown and xkey == "epoch" else None)
+            epochs += xs if xkey == "epoch" else []
+    log = auto_log(axes[0], epochs)
+    for ax, xlabel in zip(axes, ("epoch", "training examples seen")):
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel + (" (log)" if log else ""))
+    if not log:
+        axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure_legend(fig, axes[0], len(curves) - len(shown))
     return fig
+
+
+def _draw_curve(ax, c: dict, xkey: str, style: dict, label) -> list:
+    """One mean curve against `xkey` with its interval band; returns the x values drawn."""
+    pts = [(x, m, lo, hi) for x, m, lo, hi in zip(c[xkey], c["mean"], c["low"], c["high"]) if None not in (x, m)]
+    if not pts:
+        return []
+    xs, ms, lows, highs = zip(*pts)
+    ax.plot(xs, ms, lw=1.1, ms=2.5, markevery=max(1, len(xs) // 12), alpha=0.9, label=label, **style)
+    band = [(x, lo, hi) for x, lo, hi in zip(xs, lows, highs) if lo is not None]
+    if band:
+        ax.fill_between(*zip(*band), color=style["color"], alpha=0.15, lw=0)
+    return list(xs)
 
 
 def interpolation_figure(curve: dict) -> Figure:
