@@ -304,19 +304,11 @@ class Config:
             raise ConfigError("decay_epochs", f"must lie in (0, epochs={self.epochs}], got {self.decay_epochs}")
         if self.batch_size % self.noise_scale_groups:
             raise _groups_error(self.batch_size, self.noise_scale_groups)
-        if self.ghost_batch_size and self.batch_size % self.ghost_batch_size:
-            fits = [
-                g
-                for g in range(max(1, self.ghost_batch_size // 2), 2 * self.ghost_batch_size + 1)
-                if self.batch_size % g == 0
-            ]
-            near = sorted(fits, key=lambda g: abs(g - self.ghost_batch_size))[:2]
-            hint = f"; nearby sizes that do: {', '.join(map(str, sorted(near)))}" if near else ""
-            raise ConfigError(
-                "ghost_batch_size",
-                f"{self.ghost_batch_size} does not divide --batch_size="
-                f"{self.batch_size}{hint} (or 0 for statistics over the whole batch)",
-            )
+        ghost = _ghost_error(self.batch_size, self.ghost_batch_size, self.noise_scale_groups)
+        if ghost:
+            raise ghost
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ConfigError("seed", f"must be in [0, 2^63), got {self.seed}")
         if self.wandb_project and not wandb_available():
             raise ConfigError(
                 "wandb_project",
@@ -346,6 +338,31 @@ class Config:
 def wandb_available() -> bool:
     """Whether the optional wandb package is installed (--wandb_project needs it)."""
     return importlib.util.find_spec("wandb") is not None
+
+
+SEED_LIMIT = 2**63  # PRNG keys and numpy take a signed 64-bit seed
+
+
+def _ghost_error(batch_size: int, ghost: int, groups: int) -> ConfigError | None:
+    """--ghost_batch_size must divide the batch and, with the noise scale on, each of its
+    `groups` sub-batches (BatchNorm runs on every sub-batch there); the error names sizes that fit."""
+    if not ghost:
+        return None
+    sub = batch_size // groups if groups > 1 else batch_size
+    bad = [n for n in dict.fromkeys((batch_size, sub)) if n % ghost]
+    if not bad:
+        return None
+    fits = [g for g in range(max(1, ghost // 2), 2 * ghost + 1) if batch_size % g == 0 and sub % g == 0]
+    near = sorted(fits, key=lambda g: abs(g - ghost))[:2]
+    hint = f"; nearby sizes that do: {', '.join(map(str, sorted(near)))}" if near else ""
+    what = (
+        f"--batch_size={batch_size}"
+        if bad[0] == batch_size
+        else f"the noise-scale sub-batch of {sub} (--batch_size={batch_size} / --noise_scale_groups={groups})"
+    )
+    return ConfigError(
+        "ghost_batch_size", f"{ghost} does not divide {what}{hint} (or 0 for statistics over the whole batch)"
+    )
 
 
 def _groups_error(batch_size: int, groups: int) -> ConfigError:

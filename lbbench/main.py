@@ -6,7 +6,11 @@ documented `python -m lbbench.main` working.
 
 import sys
 
-from lbbench.cli.train import main
+from lbbench.runs import signals
+
+signals.install()  # before the imports below (jax takes seconds): a Ctrl-C then is no traceback
+
+from lbbench.cli.train import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

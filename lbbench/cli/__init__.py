@@ -16,8 +16,14 @@ from __future__ import annotations
 import importlib
 import sys
 
+SIGNAL_HANDLING = {"train": "lbbench", "sweep": "lbbench.sweep"}  # commands that stop at safe points
+
 
 def _main(command: str) -> None:
+    if command in SIGNAL_HANDLING:  # before the command's imports (jax takes seconds)
+        from lbbench.runs import signals
+
+        signals.install(SIGNAL_HANDLING[command])
     sys.exit(importlib.import_module(f"lbbench.cli.{command}").main(sys.argv))
 
 

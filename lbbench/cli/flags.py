@@ -11,7 +11,7 @@ import textwrap
 
 from absl import flags
 
-from lbbench.config import SECTIONS, Config, ConfigError
+from lbbench.config import SECTIONS, SEED_LIMIT, Config, ConfigError
 from lbbench.runs import folder as run_folder
 from lbbench.runs import names
 
@@ -56,8 +56,8 @@ def parse_seeds(values: list[str]) -> list[int]:
         seeds = [int(v) for v in values if v.strip() != ""]
     except ValueError:
         raise ConfigError("seeds", f"expects comma-separated integers, got {','.join(values)!r}") from None
-    if any(s < 0 for s in seeds):
-        raise ConfigError("seeds", f"must not be negative, got {seeds}")
+    if any(not 0 <= s < SEED_LIMIT for s in seeds):
+        raise ConfigError("seeds", f"must be in [0, 2^63), got {seeds}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", f"must be distinct, got {seeds}")
     return seeds
@@ -90,6 +90,10 @@ def parse(argv: list[str]) -> list[Config]:
         rest = fv(argv)
     except flags.Error as e:
         raise FlagError(str(e)) from None
+    except UnicodeDecodeError:  # absl reads --flagfile as text
+        files = [a.split("=", 1)[1] for a in argv if a.startswith(("--flagfile=", "-flagfile="))]
+        named = f" {', '.join(files)}" if files else ""
+        raise FlagError(f"--flagfile{named} is not a text file of --name=value lines") from None
     if len(rest) > 1:
         raise FlagError(f"unexpected positional arguments {rest[1:]}; flags take the form --name=value")
     cfg = config_from_flags(fv).validate()

@@ -19,9 +19,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("lb_run")
     p.add_argument("--points", type=int, default=25, help="number of α values in [-1, 2]")
     p.add_argument("--out", default="", help="write the curves as JSON here (default: print a table)")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="load parameters whose result.json records no params_sha256 (nothing shows they are that run's)",
+    )
     args = p.parse_args(argv[1:])
     try:
-        curve = interpolate(args.sb_run, args.lb_run, np.linspace(-1.0, 2.0, args.points))
+        curve = interpolate(args.sb_run, args.lb_run, np.linspace(-1.0, 2.0, args.points), trust=args.trust)
     except (OSError, ValueError, DataError) as e:
         print(f"lbbench-interpolate: error: {e}", file=sys.stderr)
         return 2

@@ -97,7 +97,16 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> runner.Plan | None:
 
 
 def main(argv: list[str]) -> int:
-    signals.install()
+    signals.install("lbbench.sweep")
+    code = _main(argv)
+    late = signals.finished()
+    if late is None or code in (signals.EXIT_INTERRUPTED, signals.EXIT_TERMINATED):
+        return code
+    print("lbbench.sweep: interrupted as the sweep ended; everything it reported above is saved", file=sys.stderr)
+    return late
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = parse_args(argv)
         if args.list:
@@ -117,7 +126,9 @@ def main(argv: list[str]) -> int:
         return signals.exit_code(e)
     try:
         with runner.report_turn(plan.sweep_dir):
-            path = write_report(plan.sweep_dir, analysis=runner.analyze(plan))
+            analysis = runner.analyze(plan)
+            signals.check()  # the last safe point: the report is written whole or not at all
+            path = write_report(plan.sweep_dir, analysis=analysis)
     except KeyboardInterrupt as e:
         print(
             "lbbench.sweep: interrupted while writing the report; every run is saved, "

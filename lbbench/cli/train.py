@@ -36,6 +36,19 @@ def main(argv: list[str]) -> int:
         print(make_flags().get_help())
         return EXIT_OK
     signals.install()  # SIGTERM ends a run like Ctrl-C: result marked failed, one line, exit 143
+    return _late_signal(_main(argv))
+
+
+def _late_signal(code: int) -> int:
+    """The exit status once the work is done: a signal that came after the last safe point (the
+    run had already finished and is saved) still exits 130/143, saying so in one line."""
+    late = signals.finished()
+    if late is None or code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        return code
+    return _fail("interrupted as the command ended; everything it reported above is saved", late)
+
+
+def _main(argv: list[str]) -> int:
     try:
         cfgs = parse(argv)
         parallel.initialize_distributed(cfgs[0])

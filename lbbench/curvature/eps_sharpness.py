@@ -14,6 +14,7 @@ import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.loss import LossFn, Params, jit_bound
+from lbbench.runs import signals
 
 
 def subspace(key, x: jax.Array, p: int) -> tuple[jax.Array, np.ndarray]:
@@ -60,6 +61,7 @@ def _maximise_in_box(objective, half_width: np.ndarray, maxiter: int) -> tuple[f
     best = [-np.inf]
 
     def tracked(y):
+        signals.check()  # a safe point between L-BFGS-B evaluations
         value, grad = objective(y)
         best[0] = max(best[0], -value)
         return value, grad

@@ -21,6 +21,7 @@ from lbbench.curvature.lanczos import power_iteration_mv, top_eigenvalues_mv
 from lbbench.curvature.loss import Params, loss_value, make_loss
 from lbbench.curvature.per_layer import per_layer
 from lbbench.curvature.trace import hutchinson_mv
+from lbbench.runs import signals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +53,23 @@ class _Clock:
         self.report = report
 
     def __call__(self, name: str, fn, *args):
+        signals.check()  # a safe point between parts: a Ctrl-C stops the measurement here
         start = time.perf_counter()
         out = fn(*args)
         self.seconds[name] = time.perf_counter() - start
         if self.report is not None:
             self.report(name, self.seconds[name])
         return out
+
+
+def _interruptible(matvec):
+    """The matvec with a safe point before every product (host loops call it; a Ctrl-C stops there)."""
+
+    def checked(v):
+        signals.check()
+        return matvec(v)
+
+    return checked
 
 
 def _hessian_metrics(matvec, n, dtype, params, options: SharpnessOptions, key, clock: _Clock) -> dict:
@@ -142,6 +154,7 @@ def measure(
     }
     clock = _Clock(report)
     matvec, n, dtype = clock("hvp_setup", flat_matvec, loss_fn, params, options.hvp_cache_bytes)
+    matvec = _interruptible(matvec)
     out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, clock))
     del matvec  # frees a cached linearisation before eps-sharpness needs the memory
     out["epsilon_sharpness"] = clock("epsilon", all_epsilon_sharpness, loss_fn, params, options, epsilon_key)

@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 
 from lbbench.data.dataset import DataError, Dataset
+from lbbench.runs import signals
 from lbbench.runs.atomic import atomic_open
 
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42
@@ -25,17 +26,27 @@ MNIST1D_VAL_SEED = 43
 def generate_mnist1d(
     num_train: int = MNIST1D_TRAIN, num_test: int = MNIST1D_TEST, seed: int = MNIST1D_SEED
 ) -> dict[str, np.ndarray]:
-    """Generate MNIST-1D with the package's default transforms (its own normalisation included)."""
-    from mnist1d.data import get_dataset_args, make_dataset  # only when the cache is missing
+    """Generate MNIST-1D with the package's default transforms (its own normalisation included).
 
-    args = get_dataset_args()
+    Generation takes seconds; a Ctrl-C stops it between two examples (a safe point per example)."""
+    import mnist1d.data as m1d  # only when the cache is missing
+
+    args = m1d.get_dataset_args()
     args.num_samples = num_train + num_test
     args.train_split = num_train / (num_train + num_test) if num_test else 1.0
     args.seed = seed
     state = np.random.get_state()  # mnist1d seeds numpy's global RNG; leave it as we found it
+    transform = m1d.transform
+
+    def checked(*a, **k):
+        signals.check()
+        return transform(*a, **k)
+
+    m1d.transform = checked  # the package's per-example step: the same calls, in the same order
     try:
-        d = make_dataset(args)
+        d = m1d.make_dataset(args)
     finally:
+        m1d.transform = transform
         np.random.set_state(state)
     return {
         "x_train": d["x"].astype(np.float32),
@@ -45,18 +56,40 @@ def generate_mnist1d(
     }
 
 
-def _read_cache(path: str, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+def generated_counts(num_train: int, num_test: int) -> tuple[int, int]:
+    """(train, test) sizes generate_mnist1d gives: mnist1d makes num_samples // 10 examples per
+    class and splits them at int(total * train_split)."""
+    total = (num_train + num_test) // 10 * 10
+    train = int(total * (num_train / (num_train + num_test) if num_test else 1.0))
+    return train, total - train
+
+
+def _read_cache(path: str, counts: dict[str, int]) -> dict[str, np.ndarray] | None:
+    """The arrays at `path` if readable and of the expected sizes, else None (said in one line).
+
+    `counts` maps each array to its number of examples: a file of another size under the standard
+    name (copied from another generation, truncated, hand-edited) is regenerated, never trained on."""
     try:
         with np.load(path) as f:
-            return {k: f[k] for k in keys}
+            arrays = {k: f[k] for k in counts}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         print(f"lbbench: cached MNIST-1D at {path} is unreadable ({e}); regenerating it", file=sys.stderr)
         return None
+    wrong = {k: len(a) for k, a in arrays.items() if a.ndim == 0 or len(a) != counts[k]}
+    if wrong:
+        print(
+            f"lbbench: cached MNIST-1D at {path} holds {wrong} examples, not the {counts} its name "
+            "promises; regenerating it",
+            file=sys.stderr,
+        )
+        return None
+    return arrays
 
 
-def _cached(path: str, keys: tuple[str, ...], generate) -> dict[str, np.ndarray]:
-    """The arrays cached at `path`, generated and written atomically when missing or unreadable."""
-    arrays = _read_cache(path, keys) if os.path.exists(path) else None
+def _cached(path: str, counts: dict[str, int], generate) -> dict[str, np.ndarray]:
+    """The arrays cached at `path`, generated and written atomically when missing, unreadable or of
+    the wrong size."""
+    arrays = _read_cache(path, counts) if os.path.exists(path) else None
     if arrays is not None:
         return arrays
     print(f"lbbench: generating MNIST-1D into {path}", file=sys.stderr)
@@ -81,13 +114,16 @@ def load_mnist1d(
     each generated set by its own mean and standard deviation; over thousands of examples the two
     scalings agree to a fraction of a percent.)
     """
-    keys = ("x_train", "y_train", "x_test", "y_test")
+    n_train, n_test = generated_counts(num_train, num_test)
+    counts = {"x_train": n_train, "y_train": n_train, "x_test": n_test, "y_test": n_test}
     path = os.path.join(cache_dir, f"mnist1d_{num_train}_{num_test}_seed{MNIST1D_SEED}.npz")
-    ds = Dataset("mnist1d", num_classes=10, **_cached(path, keys, lambda: generate_mnist1d(num_train, num_test)))
+    ds = Dataset("mnist1d", num_classes=10, **_cached(path, counts, lambda: generate_mnist1d(num_train, num_test)))
     if not num_val:
         return ds.validate()
     val_path = os.path.join(cache_dir, f"mnist1d_val_{num_val}_seed{MNIST1D_VAL_SEED}.npz")
-    val = _cached(val_path, keys[:2], lambda: generate_mnist1d(num_val, 0, MNIST1D_VAL_SEED))
+    n_val = generated_counts(num_val, 0)[0]
+    val_counts = {"x_train": n_val, "y_train": n_val}
+    val = _cached(val_path, val_counts, lambda: generate_mnist1d(num_val, 0, MNIST1D_VAL_SEED))
     return ds.with_validation(val["x_train"], val["y_train"])
 
 

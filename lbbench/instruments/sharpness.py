@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from lbbench.curvature.measure import SharpnessOptions, measure
 from lbbench.instruments.base import HVP_IN_GRADIENTS, Instrument, TrialView
-from lbbench.runs import signals
 
 NAME = "sharpness"
 ORDER = 50
@@ -82,17 +81,16 @@ class Sharpness(Instrument):
     def run(self, view: TrialView):
         say = view.log or (lambda line: None)
         what = f"sharpness of trial {view.trial}" if view.trial else "sharpness"
-        with signals.deferred():  # from here a Ctrl-C waits for the measurement's end (the line below says so)
-            say(f"lbbench: measuring {what} (lambda_max, trace, eps-sharpness) ...")
-            report = measure(
-                view.logits_fn,
-                view.params,
-                view.measure_x,
-                view.measure_y,
-                self.options,
-                view.measure_key,
-                lambda part, secs: say(f"lbbench:   {PART_NAMES.get(part, part)}: {secs:.1f} s"),
-            )
+        say(f"lbbench: measuring {what} (lambda_max, trace, eps-sharpness) ...")
+        report = measure(  # checks for Ctrl-C before every Hessian product (runs.signals.check)
+            view.logits_fn,
+            view.params,
+            view.measure_x,
+            view.measure_y,
+            self.options,
+            view.measure_key,
+            lambda part, secs: say(f"lbbench:   {PART_NAMES.get(part, part)}: {secs:.1f} s"),
+        )
         self._last[view.trial] = report
         yield from scalars(report)
 

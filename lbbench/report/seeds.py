@@ -31,8 +31,14 @@ def summarise(results: list[dict]) -> dict:
 
 
 def lines(summary: dict) -> list[str]:
+    """The printed summary: a header, then mean ± std per metric; when no seed completed, one line
+    saying so and how each seed ended (there is nothing to average)."""
     n = len(summary["seeds"])
-    done = sum(s == "completed" for s in summary["status"].values())
+    statuses = list(summary["status"].values())
+    done = statuses.count("completed")
+    if not done:
+        ended = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+        return [f"{n} seeds, none completed ({ended}): no mean or std to report"]
     out = [f"{n} seeds ({done} completed), mean ± sample std over completed seeds:"]
     for k, st in summary["stats"].items():
         if st["mean"] is not None:

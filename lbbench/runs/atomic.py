@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 
-_umask_lock = threading.Lock()
+_umask_lock = threading.RLock()  # re-entrant: a signal's hard stop may write while main holds it
 
 
 def current_umask() -> int:

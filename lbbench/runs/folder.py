@@ -117,7 +117,10 @@ class RunFolder:
         self.workdir = os.path.dirname(final)
         self.params_sha256: str | None = None
         self.attempt_dir: str | None = None  # where a failed attempt went when an old run was kept
+        self.failed_result: Callable[[str], dict] = self._minimal_failed_result  # the loop sets a fuller one
         self._open = enabled
+        if enabled:
+            signals.on_abort(id(self), self.abort)
 
     @property
     def path(self) -> str:
@@ -139,7 +142,7 @@ class RunFolder:
         try:
             os.makedirs(cfg.workdir, exist_ok=True)
         except OSError as e:
-            raise ConfigError("workdir", f"cannot write to {final}: {e.strerror or e}") from e
+            raise _cannot_write(e, final) from None
         lock = lock_path(final)
         try:
             locks.acquire(lock)
@@ -148,7 +151,7 @@ class RunFolder:
                 "run_name", f"{final} is in use: {e}; wait for that run or choose another --run_name"
             ) from None
         except OSError as e:
-            raise ConfigError("workdir", f"cannot write to {cfg.workdir}: {e.strerror or e}") from e
+            raise _cannot_write(e, cfg.workdir) from None
         try:
             _recover(final)
             _check_free(final, cfg.overwrite)
@@ -156,7 +159,7 @@ class RunFolder:
             try:
                 os.makedirs(staging)
             except OSError as e:
-                raise ConfigError("workdir", f"cannot write to {final}: {e.strerror or e}") from e
+                raise _cannot_write(e, final) from None
         except BaseException:
             locks.release(lock)
             raise
@@ -185,7 +188,7 @@ class RunFolder:
         result["config_fingerprint"] = result_fingerprint(result)
         if self.params_sha256:
             result["params_sha256"] = self.params_sha256
-        with signals.deferred():
+        with signals.critical():
             try:
                 atomic.write_json(os.path.join(self.staging, "result.json"), result)
                 self._commit(result.get("status"))
@@ -194,6 +197,14 @@ class RunFolder:
                 raise
             self._close()
         return self.final
+
+    def _minimal_failed_result(self, error: str) -> dict:
+        return {"status": "failed", "config": self.cfg.to_dict(), "final": {}, "history": {}, "error": error}
+
+    def abort(self, error: str) -> None:
+        """A second Ctrl-C: commit a failed result.json now (called from the signal handler)."""
+        if self._open:
+            self.finish(self.failed_result(error))
 
     def _commit(self, status: str | None) -> None:
         old = read_result(self.final) if os.path.lexists(self.final) else None
@@ -226,7 +237,16 @@ class RunFolder:
     def _close(self) -> None:
         if self._open:
             self._open = False
+            signals.on_abort(id(self), None)
             locks.release(lock_path(self.final))
+
+
+def _cannot_write(e: OSError, where: str) -> Exception:
+    """A full disk stays an OSError (exit 1, "free space and rerun", as README says); any other
+    write failure (read-only, permissions) is bad input: a ConfigError naming the folder (exit 2)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return e
+    return ConfigError("workdir", f"cannot write to {where}: {e.strerror or e}")
 
 
 def _disk_full(result: dict) -> bool:

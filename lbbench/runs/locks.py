@@ -1,7 +1,10 @@
 """One lock file per run folder, safe on local and shared network filesystems.
 
-The lock is a file created with O_CREAT|O_EXCL (atomic on local filesystems and on NFSv3+), holding
-the owner's host, pid, a random token and the time it was taken. The owner refreshes its
+The lock is a file holding the owner's host, pid, a random token and the time it was taken. It is
+written to a temporary file first and then hard-linked to its name (atomic, and refused if the name
+exists, on local filesystems and on NFSv3+), so a lock is never seen empty; an empty or unreadable
+lock (left by an older version, or by a filesystem fault) has no owner that could be shown alive
+and is broken at once, with a one-line notice. The owner refreshes its
 modification time every `HEARTBEAT_S` seconds from a daemon thread. A lock is stale, and may be
 broken, when its owner is on this host and its pid is dead, or when it has not been refreshed for
 `stale_after_s` seconds (owner on another host, a reused pid, or a file we cannot parse). Breaking renames the
@@ -14,18 +17,22 @@ locks the same folder again, which only counts up.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
 
 HEARTBEAT_S = 30.0
+NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
 STALE_AFTER_S = 600.0
 
 _held: dict[str, list] = {}  # realpath -> [count, token]
-_held_lock = threading.Lock()
+_held_lock = threading.RLock()  # re-entrant: a signal's hard stop may release while main holds it
 _heartbeat: threading.Thread | None = None
 
 
@@ -35,7 +42,8 @@ class LockBusy(RuntimeError):
     def __init__(self, path: str, owner: dict):
         self.path, self.owner = path, owner
         who = f"pid {owner.get('pid', '?')} on {owner.get('host', '?')}" if owner else "another process"
-        super().__init__(f"{path} is locked by {who} since {owner.get('time_text', '?')}")
+        since = f" since {owner['time_text']}" if owner.get("time_text") else ""
+        super().__init__(f"{path} is locked by {who}{since} (if that process is gone, the lock is safe to delete)")
 
 
 def _key(path: str) -> str:
@@ -107,8 +115,78 @@ def _start_heartbeat() -> None:
     _heartbeat.start()
 
 
+def _publish(path: str, info: dict) -> bool:
+    """Make the lock at `path` appear with its contents already in it; False if it exists.
+
+    The contents go to a unique temporary file first, which is then hard-linked to `path` (atomic,
+    fails if `path` exists, also on NFS): no process ever sees an empty lock. If anything fails
+    (a full disk), the temporary file is removed and the error raised: nothing is left behind."""
+    tmp = f"{path}.tmp-{info['token'][:12]}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except OSError as e:
+            if e.errno not in NO_HARD_LINKS:
+                raise
+            return _publish_exclusive(path, info)  # a filesystem without hard links
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def _publish_exclusive(path: str, info: dict) -> bool:
+    """Where hard links are refused: create with O_EXCL, then write (empty for a moment, which
+    `_owner_or_break` allows for by reading twice). A failed write removes the file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.remove(path)
+        raise
+    return True
+
+
+def _owner_or_break(path: str, stale_after_s: float) -> dict | None:
+    """The owner of an existing lock, or None after breaking it (stale, empty or unreadable)."""
+    owner = _read(path)
+    if not _has_owner(owner):
+        time.sleep(0.1)  # a process on a filesystem without hard links may be writing it right now
+        owner = _read(path)
+    if not _has_owner(owner):
+        if not os.path.lexists(path):
+            return None  # released meanwhile
+        _notice(f"removing the lock {path}: it is empty or unreadable, so no process can be shown to own it")
+        _break(path, owner)
+        return None
+    if is_stale(path, owner, stale_after_s):
+        _break(path, owner)
+        return None
+    return owner
+
+
+def _has_owner(owner) -> bool:
+    return isinstance(owner, dict) and "pid" in owner
+
+
+def _notice(line: str) -> None:
+    print(f"lbbench: {line}", file=sys.stderr, flush=True)
+
+
 def acquire(path: str, stale_after_s: float = STALE_AFTER_S) -> None:
-    """Take the lock at `path` without waiting; raise LockBusy if a live process holds it."""
+    """Take the lock at `path` without waiting; raise LockBusy if a live process holds it.
+
+    OSError (a full disk, a read-only folder) propagates with nothing left behind."""
     key = _key(path)
     with _held_lock:
         if key in _held:
@@ -123,25 +201,14 @@ def acquire(path: str, stale_after_s: float = STALE_AFTER_S) -> None:
         "time_text": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     for _ in range(5):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            owner = _read(path)
-            if owner is None:  # being written right now, or garbage: judge by age only
-                time.sleep(0.05)
-                owner = _read(path)
-            if is_stale(path, owner, stale_after_s):
-                _break(path, owner)
-                continue
-            raise LockBusy(path, owner or {}) from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
-            f.flush()
-            os.fsync(f.fileno())
-        with _held_lock:
-            _held[key] = [1, token]
-        _start_heartbeat()
-        return
+        if _publish(path, info):
+            with _held_lock:
+                _held[key] = [1, token]
+            _start_heartbeat()
+            return
+        owner = _owner_or_break(path, stale_after_s)
+        if owner is not None:
+            raise LockBusy(path, owner)
     raise LockBusy(path, _read(path) or {})
 
 

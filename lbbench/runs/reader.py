@@ -101,7 +101,7 @@ def _checked_params(run_dir: str, result: dict, trust: bool) -> bytes:
     if not want and not trust:
         raise RunLoadError(
             f"{run_dir}/result.json records no params_sha256, so nothing shows that {ppath} is "
-            "this run's; load it anyway with load_run(..., trust=True)"
+            "this run's; load it anyway with load_run(..., trust=True) (lbbench-interpolate --trust)"
         )
     if want and hashlib.sha256(data).hexdigest() != want:
         raise RunLoadError(

@@ -2,6 +2,10 @@
 
 import sys
 
-from lbbench.cli.sweep import main
+from lbbench.runs import signals
+
+signals.install("lbbench.sweep")  # before the heavy imports below: a Ctrl-C then is no traceback
+
+from lbbench.cli.sweep import main  # noqa: E402
 
 sys.exit(main(sys.argv))

@@ -37,7 +37,7 @@ import sys
 import time
 
 from lbbench.config import Config
-from lbbench.runs import atomic, locks
+from lbbench.runs import atomic, locks, signals
 from lbbench.runs import folder as run_folder
 from lbbench.runs.reader import read_result
 from lbbench.sweep.experiment_file import (
@@ -132,7 +132,7 @@ def report_turn(sweep_dir: str):
     """Workers finishing together take turns analysing and reporting (a lock in the sweep folder)."""
     lock = os.path.join(sweep_dir, ".report.lock")
     while not locks.try_acquire(lock):
-        time.sleep(WAIT_POLL_S)
+        signals.sleep(WAIT_POLL_S)
     try:
         yield
     finally:
@@ -233,6 +233,7 @@ def run_sweep(configs: list[Config], log=print, max_trials: int = 8, poll_s: flo
     while todo:
         busy, progressed = [], False
         for group in pack(todo, max_trials):
+            signals.check()  # a safe point between programs: no lock is half-taken here
             claimed = []
             try:
                 for cfg in group:
@@ -270,7 +271,7 @@ def run_sweep(configs: list[Config], log=print, max_trials: int = 8, poll_s: flo
                     f"{', '.join(c.run_name for c in todo[:5])}{' ...' if len(todo) > 5 else ''}"
                 )
                 waited = True
-            time.sleep(poll_s)
+            signals.sleep(poll_s)
     return statuses
 
 

@@ -53,11 +53,13 @@ def _check_compatible(cfg_sb, cfg_lb) -> None:
             )
 
 
-def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 10000) -> dict:
-    """Train/test loss and accuracy along θ(α) between two finished runs (JSON-ready dict)."""
+def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 10000, trust: bool = False) -> dict:
+    """Train/test loss and accuracy along θ(α) between two finished runs (JSON-ready dict).
+
+    `trust`: load parameters whose result.json records no checksum (load_run refuses them otherwise)."""
     alphas = np.linspace(-1.0, 2.0, 25) if alphas is None else np.asarray(alphas, dtype=float)
-    cfg_sb, model, var_sb = load_run(sb_dir)
-    cfg_lb, _, var_lb = load_run(lb_dir)
+    cfg_sb, model, var_sb = load_run(sb_dir, trust=trust)
+    cfg_lb, _, var_lb = load_run(lb_dir, trust=trust)
     _check_compatible(cfg_sb, cfg_lb)
     var_sb, var_lb = ({"params": v["params"], "batch_stats": v.get("batch_stats") or {}} for v in (var_sb, var_lb))
     out = {

@@ -10,6 +10,7 @@ half-written.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
@@ -24,7 +25,7 @@ from lbbench.config import Config
 from lbbench.instruments import registry
 from lbbench.instruments.base import Columns
 from lbbench.instruments.scheduler import Scheduler
-from lbbench.runs import hparams, tags
+from lbbench.runs import hparams, signals, tags
 from lbbench.runs.folder import RunFolder
 from lbbench.runs.provenance import provenance
 from lbbench.runs.writer import RunWriter
@@ -98,7 +99,7 @@ class Group:
             recs[i] = rec
             if not alive[i] or result.diverged(rec):
                 r.extra.update(diverged_epoch=epoch, error=f"loss became NaN/inf in epoch {epoch}")
-                log(f"lbbench: run {os.path.basename(r.run_dir)} diverged: loss became NaN/inf in epoch {epoch}")
+                log(f"lbbench: run {os.path.basename(r.folder.final)} diverged: loss became NaN/inf in epoch {epoch}")
                 self.finish(i, state, "diverged")
         return recs
 
@@ -119,6 +120,15 @@ class Group:
             raise
         finally:
             self.write_result(i)
+
+    def failed_result(self, i: int, error: str) -> dict:
+        """Trial i's result.json after a second Ctrl-C: what it has so far, from host values only
+        (built inside the signal handler, so no device calls, no writers, no instruments)."""
+        r = self.records[i]
+        steps = len(r.history) * self.trainer.steps_per_epoch
+        timing = {"total_s": time.perf_counter() - self.timing["t_start"], "train_s": r.train_s, "steps": steps}
+        extra = {"dataset": result.dataset_info(self.trainer.ds), **r.extra, "error": error}
+        return result.result(r.cfg, "failed", list(r.history), timing, extra)
 
     @staticmethod
     def _last_step(r: TrialRecord) -> int:
@@ -205,6 +215,7 @@ def run_group(cfgs: list[Config]) -> list[dict]:
 def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: dict) -> list[dict]:
     cfg = cfgs[0]
     ds = data_lib.load_for(cfg)
+    signals.check()  # before anything is trained (nothing is recorded: the run had not started)
     parallel.check_batch(cfg, ds.num_train)
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")
@@ -225,7 +236,10 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     for line in scheduler.describe():
         log(f"lbbench: {line}")
     group = Group(trainer, records, scheduler, {"t_start": t_start, "compile_s": compile_s})
+    for i, r in enumerate(records):  # from here a second Ctrl-C leaves a failed result.json
+        r.folder.failed_result = functools.partial(group.failed_result, i)
     try:
+        signals.check()  # a Ctrl-C during compilation stops here, recorded as a failed run
         state = _train_epochs(group, state)
         for i in group.training():
             group.finish(i, state, "completed")

@@ -21,6 +21,7 @@ from lbbench.curvature.loss import BoundLogits
 from lbbench.data.augment import crop_flip
 from lbbench.instruments.base import TrialView, measurement_subset
 from lbbench.models import build_model, uses_batch_norm
+from lbbench.runs import signals
 from lbbench.training import epoch, parallel, progress, schedules
 from lbbench.training.optim import make_optimizer, with_learning_rate
 from lbbench.training.state import init_state, stack_trials, trial, trial_keys
@@ -181,6 +182,7 @@ class Trainer:
             offset += length
             if on_segment is not None:
                 on_segment(state, start_step + offset)
+            signals.check()  # a safe point: between compiled segments, never inside JAX
             if offset < self.steps_per_epoch and counter.due():
                 jax.block_until_ready(m["loss"])  # report steps done, not steps dispatched
                 counter.update(offset)

@@ -77,6 +77,16 @@ def test_diverged_run_exit_3_and_result_kept(capsys, tmp_path):
     assert json.loads((tmp_path / "boom" / "result.json").read_text())["status"] == "diverged"
 
 
+def test_seeds_group_where_every_seed_diverged(capsys, tmp_path):
+    args = ["--optimizer=sgd", "--learning_rate=1e30", "--epochs=2", "--seeds=0,1", f"--workdir={tmp_path}"]
+    code = main.main(["lbbench", *TINY, *args, "--run_name=boom"])
+    captured = capsys.readouterr()
+    assert code == main.EXIT_DIVERGED
+    assert "lbbench: 2 seeds, none completed (2 diverged): no mean or std to report" in captured.out
+    assert "mean ± sample std" not in captured.out  # no header followed by nothing
+    assert "run boom_s0 diverged" in captured.out and ".new-" not in captured.out + captured.err  # no staging name
+
+
 def test_successful_run_prints_where_results_went(capsys, tmp_path):
     code = main.main(["lbbench"] + TINY + [f"--workdir={tmp_path}", "--run_name=ok"])
     out = capsys.readouterr().out

@@ -41,6 +41,34 @@ def test_rejected_before_training(args, needle, tmp_path, capsys):
     ]
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--seed=9223372036854775808"], "--seed: must be in [0, 2^63), got 9223372036854775808"),
+        (["--seeds=0,9223372036854775808"], "--seeds: must be in [0, 2^63)"),
+        (
+            ["--model=tiny_bn_mlp", "--noise_scale_groups=2", "--ghost_batch_size=20"],
+            "--ghost_batch_size: 20 does not divide the noise-scale sub-batch of 50",
+        ),
+    ],
+)
+def test_rejected_before_loading_data(args, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("lbbench.data.load_for", lambda *a, **k: pytest.fail("data loaded before validation"))
+    code = run(tmp_path, *args)
+    err = capsys.readouterr().err.strip()
+    assert code == main.EXIT_BAD_INPUT and needle in err and len(err.splitlines()) == 1, err
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_binary_flagfile_is_one_line_exit_2(tmp_path, capsys):
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_bytes(bytes(range(128, 256)))
+    code = run(tmp_path, f"--flagfile={flagfile}")
+    err = capsys.readouterr().err.strip()
+    assert code == main.EXIT_BAD_INPUT, err
+    assert err == f"lbbench: error: --flagfile {flagfile} is not a text file of --name=value lines"
+
+
 def test_measurement_flags_are_free_when_sharpness_is_off(tmp_path):
     assert run(tmp_path, "--nosharpness", "--lanczos_iters=0", "--sharpness_examples=0") == 0
 

@@ -38,6 +38,25 @@ def test_corrupt_cache_is_regenerated(tmp_path, capsys):
     np.testing.assert_array_equal(again.x_train, ds.x_train)  # same seed, same data
 
 
+def test_cache_of_another_size_under_the_standard_name_is_regenerated(tmp_path, capsys):
+    ds = embedded.load_mnist1d(str(tmp_path), num_train=100, num_test=50)
+    (path,) = [p for p in tmp_path.iterdir() if p.suffix == ".npz"]
+    small = embedded.generate_mnist1d(60, 20)  # e.g. a cache copied from a smaller generation
+    with open(path, "wb") as f:
+        np.savez(f, **small)
+    again = embedded.load_mnist1d(str(tmp_path), num_train=100, num_test=50)
+    err = capsys.readouterr().err
+    assert "holds {'x_train': 60, 'y_train': 60, 'x_test': 20, 'y_test': 20} examples" in err
+    assert again.num_train == 100 and len(again.y_test) == 50
+    np.testing.assert_array_equal(again.x_train, ds.x_train)  # regenerated: the data its name promises
+
+
+def test_generated_counts_match_the_generator():
+    for n_train, n_test in ((300, 100), (1234, 567), (15, 0)):
+        d = embedded.generate_mnist1d(n_train, n_test)
+        assert embedded.generated_counts(n_train, n_test) == (len(d["y_train"]), len(d["y_test"]))
+
+
 def test_random_toy_matches_the_seed_article():
     ds = data.load("random", "")
     assert ds.x_train.shape == (1000, 20) and ds.x_test.shape == (200, 20) and ds.num_classes == 2

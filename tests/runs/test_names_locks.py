@@ -1,5 +1,6 @@
 """Safe run names, removals that cannot leave their root, and the run-folder lock across real processes."""
 
+import errno
 import json
 import os
 import socket
@@ -79,10 +80,75 @@ def test_lock_on_another_host_is_stale_only_when_old(tmp_path):
     path = tmp_path / ".run.lock"
     path.write_text(json.dumps({"host": "other-" + socket.gethostname(), "pid": 1, "token": "t"}))
     assert not locks.try_acquire(str(path))  # fresh: trust it (the pid is not checkable from here)
+    with pytest.raises(locks.LockBusy, match="if that process is gone, the lock is safe to delete"):
+        locks.acquire(str(path))
     old = time.time() - locks.STALE_AFTER_S - 5
     os.utime(path, (old, old))
     assert locks.try_acquire(str(path))  # not refreshed for too long: the other host's process is gone
     locks.release(str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x00", b'{"host": "h"'], ids=["empty", "binary", "truncated"])
+def test_empty_or_unreadable_lock_is_broken_at_once_with_a_notice(tmp_path, capsys, content):
+    path = tmp_path / ".run.lock"
+    path.write_bytes(content)  # fresh (mtime now): before issue 20 this blocked the name for 10 minutes
+    locks.acquire(str(path))
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lbbench: removing the lock") and "no process can be shown to own it" in err
+    assert len(err.splitlines()) == 1
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    locks.release(str(path))
+    assert os.listdir(tmp_path) == []
+
+
+class _SpyOs:
+    """The os module as locks.py sees it, recording what it opens and what the lock holds when linked."""
+
+    def __init__(self):
+        self.opened, self.linked = [], []
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def open(self, path, *a, **k):
+        self.opened.append(path)
+        return os.open(path, *a, **k)
+
+    def link(self, src, dst):
+        self.linked.append(json.loads(open(src).read()))  # complete before the name appears
+        return os.link(src, dst)
+
+
+def test_a_lock_appears_with_its_contents_already_in_it(tmp_path, monkeypatch):
+    spy = _SpyOs()
+    monkeypatch.setattr(locks, "os", spy)
+    path = str(tmp_path / ".run.lock")
+    locks.acquire(path)
+    assert path not in spy.opened  # never created empty and then written
+    assert spy.linked and spy.linked[0]["pid"] == os.getpid()
+    assert os.listdir(tmp_path) == [".run.lock"]  # the temporary file is gone
+    locks.release(path)
+
+
+class _FullDiskOs:
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def fdopen(self, fd, mode="r"):
+        f = os.fdopen(fd, mode)
+
+        def write(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.write = write
+        return f
+
+
+def test_full_disk_while_locking_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks, "os", _FullDiskOs())
+    with pytest.raises(OSError) as e:
+        locks.acquire(str(tmp_path / ".run.lock"))
+    assert e.value.errno == errno.ENOSPC and os.listdir(tmp_path) == []
 
 
 def test_lock_is_reentrant_within_a_process(tmp_path):

@@ -12,6 +12,7 @@ import sys
 import pytest
 from _paths import ROOT
 
+from lbbench.cli import interpolate as interpolate_cli
 from lbbench.cli import train as main
 from lbbench.config import Config, ConfigError
 from lbbench.results import RunLoadError, load_run
@@ -123,6 +124,25 @@ def test_load_run_checks_status_and_parameters(tmp_path):
         load_run(w["run_dir"])
     with pytest.raises(RunLoadError, match="no result.json"):
         load_run(str(tmp_path / "nothing"))
+
+
+def test_load_run_without_a_checksum_needs_trust(tmp_path, capsys):
+    cfg = Config(dataset="random", model="tiny_mlp", batch_size=100, epochs=1, sharpness=False, noise_scale_groups=1)
+    runs = [
+        train.run(cfg.replace(workdir=str(tmp_path), run_name=n, batch_size=b)) for n, b in (("a", 100), ("b", 500))
+    ]
+    for r in runs:  # as an older lbbench, or a hand-edited result.json, would leave it
+        path = os.path.join(r["run_dir"], "result.json")
+        res = json.loads(open(path).read())
+        del res["params_sha256"]
+        open(path, "w").write(json.dumps(res))
+    with pytest.raises(RunLoadError, match="records no params_sha256.*trust=True"):
+        load_run(runs[0]["run_dir"])
+    assert load_run(runs[0]["run_dir"], trust=True)[0].run_name == "a"
+    args = ["lbbench-interpolate", runs[0]["run_dir"], runs[1]["run_dir"], "--points=3"]
+    assert interpolate_cli.main(args) == 2
+    assert "--trust" in capsys.readouterr().err
+    assert interpolate_cli.main([*args, "--trust"]) == 0
 
 
 def test_second_process_on_the_same_run_folder_is_refused(tmp_path):

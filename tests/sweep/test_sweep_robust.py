@@ -179,6 +179,8 @@ def test_followup_runs_points_derived_from_results(tmp_path, capsys):
 
 
 def test_sigterm_stops_a_sweep_with_143(tmp_path):
+    """Robust under load: it waits for an event (the first point's result.json), never a fixed time,
+    and the handler only sets a flag, so the signal cannot be lost inside JAX's callbacks."""
     path = experiment(tmp_path, SEEDS % 50, epochs=20)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lbbench.sweep", path, "--workdir", str(tmp_path / "w"), "--max_trials_per_program=1"],
@@ -188,11 +190,13 @@ def test_sigterm_stops_a_sweep_with_143(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while not glob.glob(str(tmp_path / "w" / "t" / "*" / "result.json")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 143, err[-2000:]
-    assert "terminated (SIGTERM)" in err and "Traceback" not in err
-    assert not glob.glob(str(tmp_path / "w" / "t" / ".run*.lock"))
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err and "Exception ignored" not in err
+    left = [f for f in os.listdir(tmp_path / "w" / "t") if f.startswith(".run")]
+    assert left == []  # no lock, lock temporary or staging folder left behind
