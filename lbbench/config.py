@@ -126,7 +126,7 @@ class Config:
     hutchinson_probes: int = _f(20, "Rademacher probes for the Hutchinson trace (0 = skip)")
     spectral_density: bool = _f(False, "estimate the Hessian spectral density (SLQ) at the end")
     sharpness_per_layer: bool = _f(False, "also lambda_max and trace of each layer's Hessian block")
-    epsilons: tuple[float, ...] = _f((1e-3, 5e-4), "box sizes for Keskar eps-sharpness (empty = skip)")
+    epsilons: tuple[float, ...] = _f((1e-3,), "box sizes for Keskar eps-sharpness (empty = skip)")
     eps_subspace_dim: int = _f(100, "random-subspace dimension p for eps-sharpness (0 = full space only)")
     lbfgs_iters: int = _f(10, "L-BFGS-B iterations maximising the loss in the eps-box")
     noise_scale_groups: int = _f(4, "sub-batches per step for the gradient noise scale (1 = off)")

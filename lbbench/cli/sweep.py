@@ -14,7 +14,8 @@ import sys
 
 from lbbench.config import Config, ConfigError
 from lbbench.report.write import write_report
-from lbbench.runs import signals
+from lbbench.runs import compile_cache, signals
+from lbbench.sweep import progress as sweep_progress
 from lbbench.sweep import runner
 from lbbench.sweep.experiment_file import SweepError, parse_sets, shipped
 
@@ -116,6 +117,7 @@ def _main(argv: list[str]) -> int:
         if plan is None:
             return EXIT_OK
         print(f"lbbench.sweep: {plan.module.NAME}: {len(plan.configs)} runs in {plan.sweep_dir}", flush=True)
+        compile_cache.enable(plan.base.data_dir)  # sweep processes share every compiled program
         statuses = runner.execute(plan, argv, lambda m: print(m, flush=True), args.max_trials_per_program)
     except (SweepError, ConfigError) as e:
         print(f"lbbench.sweep: error: {e}", file=sys.stderr)
@@ -138,7 +140,8 @@ def _main(argv: list[str]) -> int:
         return signals.exit_code(e)
     failed = sorted(k for k, s in statuses.items() if s not in runner.FINISHED)
     counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
-    print(f"lbbench.sweep: {counts}; report {path}")
+    print(f"lbbench.sweep: {', '.join(f'{n} {s}' for s, n in counts.items())}")
+    print("\n".join(sweep_progress.answer_lines(plan.sweep_dir, analysis, path)))
     if failed:
         print(f"lbbench.sweep: failed runs (rerun to retry): {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED

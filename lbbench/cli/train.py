@@ -15,9 +15,9 @@ import sys
 from lbbench.cli.flags import help_text, make_flags, parse
 from lbbench.config import Config, ConfigError
 from lbbench.data import DataError
+from lbbench.report import run_summary
 from lbbench.report import seeds as seeds_summary
-from lbbench.report.numfmt import mean_sd, num
-from lbbench.runs import atomic, signals
+from lbbench.runs import atomic, compile_cache, signals
 from lbbench.training import loop, parallel
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
@@ -51,6 +51,7 @@ def _late_signal(code: int) -> int:
 def _main(argv: list[str]) -> int:
     try:
         cfgs = parse(argv)
+        compile_cache.enable(cfgs[0].data_dir)
         parallel.initialize_distributed(cfgs[0])
         results = loop.run_group(cfgs)
     except ConfigError as e:
@@ -78,15 +79,20 @@ def _main(argv: list[str]) -> int:
             "LBBENCH_DEBUG=1 shows the traceback)",
             EXIT_FAILED,
         )
-    if len(results) > 1:
-        _report_seeds(cfgs, results)
     for result in results:
         where = result["run_dir"]
         if result["status"] == "diverged":
             print(f"lbbench: DIVERGED ({result.get('error')}); logs and result kept in {where}", file=sys.stderr)
             continue
-        print(summary_line(result))
+        if len(results) == 1:
+            print(f"lbbench: {os.path.basename(where)} done")
+            for line in run_summary.block(result):
+                print(f"lbbench: {line}")
+        else:
+            print(f"lbbench: seed {result['config']['seed']}: {run_summary.one_line(result)}")
         print(f"lbbench: result  {os.path.join(where, 'result.json')}")
+    if len(results) > 1:
+        _report_seeds(cfgs, results)
     print(f"lbbench: logs    tensorboard --logdir {os.path.dirname(results[0]['run_dir']) or '.'}")
     return EXIT_DIVERGED if any(r["status"] == "diverged" for r in results) else EXIT_OK
 
@@ -99,25 +105,3 @@ def _report_seeds(cfgs: list[Config], results: list[dict]) -> None:
     for line in seeds_summary.lines(summary):
         print(f"lbbench: {line}")
     print(f"lbbench: summary {path}")
-
-
-def summary_line(result: dict) -> str:
-    """The last line of a run: accuracy, gap, the sharpness measures, the noise scale, wall time."""
-    final, parts = result["final"], []
-    parts.append(f"test accuracy {final['test_accuracy']:.4f}, generalization gap {final['generalization_gap']:+.4f}")
-    s = result.get("sharpness") or {}
-    if s.get("lambda_max") is not None:
-        parts.append(f"lambda_max {num(s['lambda_max'])}")
-    if s.get("hessian_trace") is not None:
-        parts.append(f"Hessian trace {mean_sd(s['hessian_trace'], s.get('hessian_trace_stderr'))}")
-    eps = s.get("epsilon_sharpness") or {}
-    if eps:
-        parts.append(
-            "eps-sharpness " + ", ".join(f"{k.replace('_', ' eps=')} {num(v)}" for k, v in sorted(eps.items()))
-        )
-    b = (result.get("noise_scale") or {}).get("b_simple")
-    if b is not None:
-        parts.append(f"B_simple {num(b)}")
-    total = (result.get("timing") or {}).get("total_s")
-    wall = f" in {total:.1f} s" if total is not None else ""
-    return f"lbbench: done{wall}. " + ", ".join(parts)

@@ -35,7 +35,7 @@ class SharpnessOptions:
     density: bool = False  # stochastic Lanczos quadrature spectral density
     density_runs: int = 2  # SLQ random starting vectors
     density_iters: int = 30
-    epsilons: tuple[float, ...] = (1e-3, 5e-4)  # empty = skip eps-sharpness
+    epsilons: tuple[float, ...] = (1e-3,)  # empty = skip eps-sharpness
     subspace_dim: int = 100  # p for Keskar's random-subspace variant; 0 = full space only
     lbfgs_iters: int = 10
     chunk_size: int = 512  # examples per chunk when summing the loss
@@ -48,12 +48,16 @@ class _Clock:
 
     Results are host values, so the clock includes device work (and compilation)."""
 
-    def __init__(self, report: Callable[[str, float], None] | None = None):
+    def __init__(
+        self, report: Callable[[str, float], None] | None = None, started: Callable[[str], None] | None = None
+    ):
         self.seconds: dict[str, float] = {}
-        self.report = report
+        self.report, self.started = report, started
 
     def __call__(self, name: str, fn, *args):
         signals.check()  # a safe point between parts: a Ctrl-C stops the measurement here
+        if self.started is not None:
+            self.started(name)
         start = time.perf_counter()
         out = fn(*args)
         self.seconds[name] = time.perf_counter() - start
@@ -130,6 +134,7 @@ def measure(
     options: SharpnessOptions,
     key,
     report: Callable[[str, float], None] | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> dict:
     """All sharpness metrics of the mean cross-entropy of `logits_fn` on (x, y) at `params`.
 
@@ -140,7 +145,8 @@ def measure(
     "density" ({"grid", "values"}, only if options.density), "per_layer" (if asked) and "seconds"
     (hvp_setup, lambda_max, trace, epsilon, density, total; plus power_iteration / per_layer if
     run; all include compile time). Nothing in `params`, or in any state that `logits_fn` closes
-    over, is mutated. `report(part, seconds)` is called as each part finishes (progress output).
+    over, is mutated. `report(part, seconds)` is called as each part finishes and `started(part)` as it
+    starts (progress output).
     """
     if options.top_k > options.lanczos_iters:
         raise ValueError(f"top_k={options.top_k} > lanczos_iters={options.lanczos_iters}")
@@ -152,7 +158,7 @@ def measure(
         "num_params": int(ravel_pytree(params)[0].size),
         "num_examples": int(loss_fn.num_examples),
     }
-    clock = _Clock(report)
+    clock = _Clock(report, started)
     matvec, n, dtype = clock("hvp_setup", flat_matvec, loss_fn, params, options.hvp_cache_bytes)
     matvec = _interruptible(matvec)
     out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, clock))

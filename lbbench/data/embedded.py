@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 
 from lbbench.data.dataset import DataError, Dataset
-from lbbench.runs import signals
+from lbbench.runs import signals, ticker
 from lbbench.runs.atomic import atomic_open
 
 MNIST1D_TRAIN, MNIST1D_TEST, MNIST1D_SEED = 60_000, 10_000, 42
@@ -92,8 +92,9 @@ def _cached(path: str, counts: dict[str, int], generate) -> dict[str, np.ndarray
     arrays = _read_cache(path, counts) if os.path.exists(path) else None
     if arrays is not None:
         return arrays
-    print(f"lbbench: generating MNIST-1D into {path}", file=sys.stderr)
-    arrays = generate()
+    print(f"lbbench: generating MNIST-1D into {path} (once; later runs read the cache)", file=sys.stderr)
+    with ticker.still_running("generating MNIST-1D", lambda line: print(line, file=sys.stderr, flush=True)):
+        arrays = generate()
     try:
         with atomic_open(path, "wb") as f:
             np.savez(f, **arrays)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from lbbench.curvature.measure import SharpnessOptions, measure
 from lbbench.instruments.base import HVP_IN_GRADIENTS, Instrument, TrialView
+from lbbench.runs import ticker
 
 NAME = "sharpness"
 ORDER = 50
@@ -82,15 +83,23 @@ class Sharpness(Instrument):
         say = view.log or (lambda line: None)
         what = f"sharpness of trial {view.trial}" if view.trial else "sharpness"
         say(f"lbbench: measuring {what} (lambda_max, trace, eps-sharpness) ...")
-        report = measure(  # checks for Ctrl-C before every Hessian product (runs.signals.check)
-            view.logits_fn,
-            view.params,
-            view.measure_x,
-            view.measure_y,
-            self.options,
-            view.measure_key,
-            lambda part, secs: say(f"lbbench:   {PART_NAMES.get(part, part)}: {secs:.1f} s"),
-        )
+        part = ["hvp_setup"]
+        with ticker.still_running(lambda: f"  {PART_NAMES.get(part[0], part[0])}", say) as beat:
+
+            def started(name: str) -> None:
+                part[0] = name
+                beat.restart()
+
+            report = measure(  # checks for Ctrl-C before every Hessian product (runs.signals.check)
+                view.logits_fn,
+                view.params,
+                view.measure_x,
+                view.measure_y,
+                self.options,
+                view.measure_key,
+                lambda name, secs: say(f"lbbench:   {PART_NAMES.get(name, name)}: {secs:.1f} s"),
+                started,
+            )
         self._last[view.trial] = report
         yield from scalars(report)
 

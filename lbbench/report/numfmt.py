@@ -57,3 +57,13 @@ def mean_sd(mean, sd) -> str:
     if decimals == 0:
         return f"{whole(round(mean))} ± {whole(round(round(sd, 1 - math.floor(math.log10(abs(sd))))))}"
     return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+
+
+def mean_interval(mean, low, high) -> str:
+    """`mean [low, high]`, all three to the decimal place of the half-width's second significant digit."""
+    if mean is None:
+        return DASH
+    if low is None or high is None or not math.isfinite(high - low) or high <= low:
+        return num(mean)
+    decimals = max(0, 1 - math.floor(math.log10((high - low) / 2)))
+    return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"

@@ -1,17 +1,26 @@
-"""Mean ± sample std of the final metrics over the seeds of one `--seeds` group."""
+"""Mean, sample std and 95 % t-interval of the final metrics over the seeds of one `--seeds` group.
+
+The interval is the one the study tables use (`lbbench.study.bootstrap.mean_ci`, Student t), so a
+seeds summary and a study's answer table state the same uncertainty the same way.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-METRICS = ("test_accuracy", "train_accuracy", "generalization_gap", "test_loss", "train_loss")
+from lbbench.report.numfmt import mean_interval
+from lbbench.study.bootstrap import mean_ci
+
+METRICS = ("val_accuracy", "test_accuracy", "train_accuracy", "generalization_gap", "test_loss", "train_loss")
 
 
 def _stat(values: list) -> dict:
     xs = np.asarray([v for v in values if v is not None], float)
     if xs.size == 0:
-        return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(xs.mean()), "std": float(xs.std(ddof=1)) if xs.size > 1 else None, "n": int(xs.size)}
+        return {"mean": None, "std": None, "n": 0, "ci_low": None, "ci_high": None}
+    ci = mean_ci(xs.tolist())
+    std = float(xs.std(ddof=1)) if xs.size > 1 else None
+    return {"mean": float(xs.mean()), "std": std, "n": int(xs.size), "ci_low": ci["low"], "ci_high": ci["high"]}
 
 
 def summarise(results: list[dict]) -> dict:
@@ -31,17 +40,16 @@ def summarise(results: list[dict]) -> dict:
 
 
 def lines(summary: dict) -> list[str]:
-    """The printed summary: a header, then mean ± std per metric; when no seed completed, one line
-    saying so and how each seed ended (there is nothing to average)."""
+    """The printed summary: one line a metric, `mean [95 % t-interval]` to one precision (printed
+    after the per-seed lines); when no seed completed, one line saying how each seed ended."""
     n = len(summary["seeds"])
     statuses = list(summary["status"].values())
     done = statuses.count("completed")
     if not done:
         ended = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
-        return [f"{n} seeds, none completed ({ended}): no mean or std to report"]
-    out = [f"{n} seeds ({done} completed), mean ± sample std over completed seeds:"]
+        return [f"{n} seeds, none completed ({ended}): no mean or interval to report"]
+    out = [f"{n} seeds ({done} completed); mean [95 % t-interval] over the completed seeds:"]
     for k, st in summary["stats"].items():
         if st["mean"] is not None:
-            std = f" ± {st['std']:.4g}" if st["std"] is not None else ""
-            out.append(f"  {k:<20} {st['mean']:.4g}{std}  (n={st['n']})")
+            out.append(f"  {k:<20} {mean_interval(st['mean'], st['ci_low'], st['ci_high'])}  (n={st['n']})")
     return out

@@ -356,7 +356,7 @@ def write_report(
     lines += [
         "",
         "Training curves of every run: `tensorboard --logdir .` in the sweep folder (Scalars: "
-        "`by_epoch/` compares batch sizes per epoch; HParams: one row per run).",
+        "`per_epoch/` compares batch sizes per epoch; HParams: one row per run).",
         "",
     ]
     path = os.path.join(out_dir, "report.md")

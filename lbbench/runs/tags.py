@@ -2,15 +2,20 @@
 
 `tag(key)` is the TensorBoard tag of an epoch-record key (e.g. test_accuracy -> test/accuracy);
 `label(key)` its column label in reports; `describe(tag)` the description TensorBoard shows beside
-a chart, looked up by exact tag, then without a `by_epoch/` prefix, then by its first component, so
-instrument tags such as `sharpness/eps_full_0.001` and `by_epoch/test/accuracy` are described too.
+a chart, looked up by exact tag, then without a `per_epoch/` prefix, then by its first component, so
+instrument tags such as `sharpness/eps_full_0.001` and `per_epoch/accuracy/test` are described too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-BY_EPOCH = "by_epoch/"
+# Tag groups, named so TensorBoard (which sorts groups alphabetically) opens on accuracy and loss:
+# accuracy/, loss/, then mid_epoch/, noise_scale/, optim/, per_epoch/, perf/, result/, sharpness/, train_steps/.
+BY_EPOCH = "per_epoch/"  # every epoch scalar again with the epoch as its step
+MID_EPOCH = "mid_epoch/"  # validation and test evaluated every --eval_every_steps steps
+RESULT = "result/"  # the end-of-run values result.json keeps under `final` (HParams metrics)
+STEP_LOSS = "train_steps/loss"  # the loss of every optimizer step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,45 +29,48 @@ class Metric:
 METRICS = (
     Metric(
         "train_loss",
-        "train/loss",
+        "loss/train",
         "train loss",
         "Cross-entropy on the fixed 10k-example training subset, evaluated after the epoch.",
     ),
     Metric(
         "train_accuracy",
-        "train/accuracy",
+        "accuracy/train",
         "train acc",
         "Accuracy on the fixed training subset (same examples for every run), after the epoch.",
     ),
     Metric(
         "val_loss",
-        "validation/loss",
+        "loss/validation",
         "val loss",
         "Cross-entropy on the held-out validation set after the epoch (what studies select on).",
     ),
     Metric(
         "val_accuracy",
-        "validation/accuracy",
+        "accuracy/validation",
         "val acc",
         "Accuracy on the held-out validation set after the epoch (what studies select and stop on).",
     ),
-    Metric("test_loss", "test/loss", "test loss", "Cross-entropy on the full test set after the epoch."),
-    Metric("test_accuracy", "test/accuracy", "test acc", "Accuracy on the full test set after the epoch."),
+    Metric("test_loss", "loss/test", "test loss", "Cross-entropy on the full test set after the epoch."),
+    Metric("test_accuracy", "accuracy/test", "test acc", "Accuracy on the full test set after the epoch."),
     Metric(
         "generalization_gap",
-        "gap/accuracy",
+        "accuracy/gap",
         "gap (train − test acc)",
         "Generalization gap: train accuracy minus test accuracy (positive = overfitting).",
     ),
-    Metric("loss_gap", "gap/loss", "loss gap (test − train)", "Test loss minus train loss."),
+    Metric("loss_gap", "loss/gap", "loss gap (test − train)", "Test loss minus train loss."),
     Metric(
         "step_loss",
-        "train/step_loss_mean",
+        "train_steps/loss_mean",
         "mean step loss",
         "Mean mini-batch loss over the epoch's steps (training mode, BatchNorm batch stats).",
     ),
     Metric(
-        "step_accuracy", "train/step_accuracy_mean", "mean step acc", "Mean mini-batch accuracy over the epoch's steps."
+        "step_accuracy",
+        "train_steps/accuracy_mean",
+        "mean step acc",
+        "Mean mini-batch accuracy over the epoch's steps.",
     ),
     Metric("grad_norm", "optim/grad_norm", "gradient norm", "Mean global gradient norm over the epoch's steps."),
     Metric(
@@ -139,13 +147,13 @@ FAMILIES = {
     "curvature": "Curvature tracked during training (warm-started Lanczos): lambda_max, the optimizer's stability "
     "threshold, Adam's preconditioned sharpness, batch sharpness.",
     "gradient_tests": "Cockpit's gradient tests, step-size quality alpha and gradient/top-eigenvector overlap.",
-    "final/test_accuracy": "Test accuracy at the end of the run (HParams metric).",
-    "final/val_accuracy": "Validation accuracy at the end of the run (HParams metric; studies select on it).",
-    "final/train_accuracy": "Train-subset accuracy at the end of the run (HParams metric).",
-    "final/generalization_gap": "Train minus test accuracy at the end of the run (HParams metric).",
-    "final": "Value at the end of the run (HParams metric).",
-    "eval": "Evaluated every --eval_every_steps steps, between epochs.",
-    "train/step_loss": "Training loss of each optimizer step on its own mini-batch (x axis: steps).",
+    RESULT + "test_accuracy": "Test accuracy at the end of the run (HParams metric).",
+    RESULT + "val_accuracy": "Validation accuracy at the end of the run (HParams metric; studies select on it).",
+    RESULT + "train_accuracy": "Train-subset accuracy at the end of the run (HParams metric).",
+    RESULT + "generalization_gap": "Train minus test accuracy at the end of the run (HParams metric).",
+    RESULT[:-1]: "Value at the end of the run, as result.json's `final` records it (HParams metric).",
+    MID_EPOCH[:-1]: "Evaluated every --eval_every_steps steps, between epochs.",
+    STEP_LOSS: "Training loss of each optimizer step on its own mini-batch (x axis: steps).",
 }
 DESCRIPTIONS = {**{m.tag: m.description for m in METRICS}, **FAMILIES}
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 
 import jax
 import numpy as np
 from tensorboard.compat.proto import summary_pb2 as tbs
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2 as pd
-from tensorboardX import SummaryWriter
+from tensorboardX import FileWriter, SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 
-from lbbench.config import help_texts
+from lbbench.config import Config, help_texts
 from lbbench.runs import hparams as hparams_lib
 from lbbench.runs import tags as tags_lib
 from lbbench.runs.atomic import finite_or_none
@@ -33,36 +35,68 @@ _STATUS = {
 }
 
 
-def _hparams_summaries(hparams: dict, metrics, descriptions: dict, domains: dict):
-    """HParams `experiment` and `session_start_info` summaries, built with TensorBoard's own protos
-    (they have `differs`, which decides which columns the tab shows) and written by tensorboardX.
-    Keys whose sweep domain has several values are marked `differs`."""
-    ssi, infos = pd.SessionStartInfo(), []
-    for k, v in hparams.items():
-        info = api_pb2.HParamInfo(name=k, description=descriptions.get(k, ""))
-        domain = [hparams_lib.encode(x) for x in domains.get(k, ())]
-        if isinstance(v, bool):
-            ssi.hparams[k].bool_value, info.type = v, api_pb2.DATA_TYPE_BOOL
-        elif isinstance(v, float):
-            ssi.hparams[k].number_value, info.type = v, api_pb2.DATA_TYPE_FLOAT64
-            if domain:
-                info.domain_interval.min_value, info.domain_interval.max_value = min(domain), max(domain)
-        else:
-            ssi.hparams[k].string_value, info.type = str(v), api_pb2.DATA_TYPE_STRING
-            if domain and str(v) in map(str, domain):
-                info.domain_discrete.extend(str(x) for x in domain)
-        info.differs = len(domain) > 1
-        infos.append(info)
+def _hparam_info(key: str, values: list, differs: bool, description: str):
+    """One HParams column: its type from the values, their discrete domain (or interval), `differs`."""
+    info = api_pb2.HParamInfo(name=key, description=description, differs=differs)
+    if values and all(isinstance(v, bool) for v in values):
+        info.type = api_pb2.DATA_TYPE_BOOL
+    elif values and all(isinstance(v, float) for v in values):
+        info.type = api_pb2.DATA_TYPE_FLOAT64
+        info.domain_interval.min_value, info.domain_interval.max_value = min(values), max(values)
+    else:
+        info.type = api_pb2.DATA_TYPE_STRING
+        info.domain_discrete.extend(str(v) for v in values)
+    return info
+
+
+def experiment_summary(sessions: list[dict], metrics, descriptions: dict):
+    """The HParams `experiment` summary of a logdir: a column per key of its runs' sessions."""
+    infos = [
+        _hparam_info(k, values, differs, descriptions.get(k, ""))
+        for k, (values, differs) in hparams_lib.columns(sessions).items()
+    ]
     exp = api_pb2.Experiment(
         hparam_infos=infos,
         metric_infos=[
             api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m), description=tags_lib.describe(m)) for m in metrics
         ],
     )
-    return (
-        _plugin_summary("_hparams_/experiment", pd.HParamsPluginData(version=0, experiment=exp)),
-        _plugin_summary("_hparams_/session_start_info", pd.HParamsPluginData(version=0, session_start_info=ssi)),
-    )
+    return _plugin_summary("_hparams_/experiment", pd.HParamsPluginData(version=0, experiment=exp))
+
+
+def _session_start(hparams: dict):
+    """A run's HParams session: its values (bool, number or string, as `hparams.encode` made them)."""
+    ssi = pd.SessionStartInfo()
+    for k, v in hparams.items():
+        if isinstance(v, bool):
+            ssi.hparams[k].bool_value = v
+        elif isinstance(v, float):
+            ssi.hparams[k].number_value = v
+        else:
+            ssi.hparams[k].string_value = str(v)
+    return _plugin_summary("_hparams_/session_start_info", pd.HParamsPluginData(version=0, session_start_info=ssi))
+
+
+def write_logdir_experiment(logdir: str, metrics) -> None:
+    """(Re)write the logdir's one experiment summary from its runs, atomically (EXPERIMENT_FILE)."""
+    sessions = hparams_lib.logdir_sessions(logdir)
+    if not sessions:
+        return
+    tmp = tempfile.mkdtemp(prefix=".hparams-", dir=logdir)
+    try:
+        writer = FileWriter(tmp)
+        writer.add_summary(experiment_summary(sessions, metrics, {**help_texts(), **HPARAM_HELP}))
+        writer.close()
+        (written,) = os.listdir(tmp)
+        os.replace(os.path.join(tmp, written), os.path.join(logdir, hparams_lib.EXPERIMENT_FILE))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+HPARAM_HELP = {
+    hparams_lib.SCALED_LR: "The learning rate after --lr_scaling to this batch size (before the schedule).",
+    hparams_lib.STATUS: "How the run ended: completed, diverged (loss NaN/inf) or failed.",
+}
 
 
 def _session_end(status: str):
@@ -95,16 +129,22 @@ class RunWriter:
     """Scalars, figures and hparams to TensorBoard (and W&B if asked); one JSON line per record to
     metrics.jsonl.
 
-    `hparams` is the full config dict. HParams shows `hparam_keys` if given, else the core keys plus
-    the keys the sweep `grid` varies (`grid` = `hparams.sweep_grid(sweep_dir)`: {"grid": [override
-    dicts], "base": base config dict}, or None for a single run); see lbbench/hparams.py. Scalars
-    logged with an `epoch` are also written under `by_epoch/<tag>` with the epoch as step, so runs
+    `hparams` is the full config dict; `close(status)` writes its HParams session (runs/hparams.py:
+    the key hyperparameters, the non-default ones, `hparam_keys` or else the keys the sweep `grid`
+    varies, and the status); the Text tab gets the command and the config at the start. Scalars
+    logged with an `epoch` are also written under `per_epoch/<tag>` with the epoch as step, so runs
     with different batch sizes (and so different steps per epoch) line up. `close(status)` records
     the run's status as the HParams session status: a diverged or failed run shows as a failure.
     """
 
     def __init__(
-        self, run_dir: str, hparams: dict, hparam_keys=None, grid: dict | None = None, wandb_project: str = ""
+        self,
+        run_dir: str,
+        hparams: dict,
+        hparam_keys=None,
+        grid: dict | None = None,
+        wandb_project: str = "",
+        command: str | None = None,
     ):
         self.enabled = jax.process_index() == 0
         if not self.enabled:
@@ -114,19 +154,12 @@ class RunWriter:
         self._last_step: dict[str, int] = {}
         self._epoch: int | None = None
         self._closed = False
-        if hparam_keys is None:
-            hparam_keys = hparams_lib.experiment_keys(sorted({k for p in (grid or {}).get("grid", []) for k in p}))
-        exp, ssi = _hparams_summaries(
-            hparams_lib.select(hparams, hparam_keys),
-            hparams_lib.metric_tags(hparams),
-            help_texts(),
-            hparams_lib.grid_domains(grid, hparam_keys),
-        )
-        self.tb.file_writer.add_summary(exp)
-        self.tb.file_writer.add_summary(ssi)
+        self._hparams = hparams
+        self._varying = list(hparam_keys or sorted({k for p in (grid or {}).get("grid", []) for k in p}))
+        self.tb.add_text("config", config_markdown(hparams, command), 0)
         self.wandb = None
         if wandb_project:
-            self.wandb = WandbLogger(wandb_project, os.path.basename(os.path.normpath(run_dir)), hparams, run_dir)
+            self.wandb = WandbLogger(wandb_project, hparams)
 
     def _add(self, tag: str, value: float, step: int) -> None:
         """One scalar; each tag's description goes with its first value; a repeat at a step is dropped."""
@@ -140,7 +173,7 @@ class RunWriter:
         self._last_step[tag] = step
 
     def scalars(self, step: int, values: dict, record: str | None = None, epoch: int | None = None) -> None:
-        """Log each finite value under its tag at `step`, and under `by_epoch/<tag>` at `epoch` if given;
+        """Log each finite value under its tag at `step`, and under `per_epoch/<tag>` at `epoch` if given;
         write the record (with its epoch: this one, else the last one seen) to metrics.jsonl if `record`."""
         if not self.enabled:
             return
@@ -203,8 +236,19 @@ class RunWriter:
         if not self.enabled or self._closed:
             return
         self._closed = True
+        self.tb.file_writer.add_summary(_session_start(hparams_lib.run_hparams(self._hparams, status, self._varying)))
         self.tb.file_writer.add_summary(_session_end(status))
         self.tb.close()
         self.jsonl.close()
         if self.wandb is not None:
             self.wandb.finish(status)
+
+
+def config_markdown(config: dict, command: str | None = None) -> str:
+    """The Text tab's record of a run: its command line, the flags that differ from the defaults, then every flag."""
+    defaults = Config().to_dict()
+    changed = [k for k, v in config.items() if k not in ("run_name", "workdir") and defaults.get(k, v) != v]
+    lines = [f"**command:** `{command}`", ""] if command else []
+    lines += ["| flag | value |", "|---|---|", *(f"| {k} | {config[k]} |" for k in changed)] if changed else []
+    lines += ["", "all flags:", "", "```", json.dumps(config, indent=1, sort_keys=True), "```"]
+    return "\n".join(lines)

@@ -49,6 +49,7 @@ from lbbench.sweep.experiment_file import (
     normalized_points,
     sweep_dir_for,
 )
+from lbbench.sweep.progress import SweepProgress
 from lbbench.training import loop
 
 FINISHED = run_folder.FINISHED
@@ -122,8 +123,9 @@ def record(p: Plan, argv: list[str]) -> None:
 
 def execute(p: Plan, argv: list[str], log=print, max_trials: int = 8) -> dict:
     """Train the grid, then the follow-ups; {run_name: status} of every point."""
-    statuses = run_sweep(p.configs, log=log, max_trials=max_trials)
-    run_followups(p, statuses, log, max_trials, on_new=lambda: record(p, argv))
+    counter = SweepProgress(len(p.configs), log, more_may_come=hasattr(p.module, "followup"))
+    statuses = run_sweep(p.configs, log=log, max_trials=max_trials, counter=counter)
+    run_followups(p, statuses, log, max_trials, on_new=lambda: record(p, argv), counter=counter)
     return statuses
 
 
@@ -172,13 +174,6 @@ def pack(configs: list[Config], max_trials: int) -> list[list[Config]]:
 # ---------------------------------------------------------------------------- running
 
 
-def _eta(seconds_per_run: list[float], remaining: int) -> str:
-    if not seconds_per_run or not remaining:
-        return "done" if not remaining else "?"
-    s = sum(seconds_per_run) / len(seconds_per_run) * remaining
-    return f"~{s / 60:.0f} min left" if s >= 90 else f"~{s:.0f} s left"
-
-
 def run_group_points(cfgs: list[Config]) -> list[tuple[str, dict | None, str | None]]:
     """Train a packed group (locks already held); [(status, result, error)] per config."""
     try:
@@ -196,13 +191,13 @@ def run_group_points(cfgs: list[Config]) -> list[tuple[str, dict | None, str | N
     return out
 
 
-def _progress(i: int, n: int, cfg: Config, status: str, result: dict | None, error, secs: float, eta: str):
-    acc = ((result or {}).get("final") or {}).get("test_accuracy")
-    what = f"test_acc {acc:.4f}" if status == "completed" and acc is not None else (error or "")
-    return f"[{i}/{n}] {cfg.run_name}: {status} {what} ({secs:.0f} s; {eta})"
-
-
-def run_sweep(configs: list[Config], log=print, max_trials: int = 8, poll_s: float = WAIT_POLL_S) -> dict:
+def run_sweep(
+    configs: list[Config],
+    log=print,
+    max_trials: int = 8,
+    poll_s: float = WAIT_POLL_S,
+    counter: SweepProgress | None = None,
+) -> dict:
     """Train every point not finished with its current config; returns {run_name: status}.
 
     Points are claimed group by group under their run-folder locks, so concurrent sweep processes
@@ -219,9 +214,9 @@ def run_sweep(configs: list[Config], log=print, max_trials: int = 8, poll_s: flo
             statuses[cfg.run_name] = r["status"]
         else:
             todo.append(cfg)
-    if statuses:
-        log(f"lbbench.sweep: {len(statuses)} of {len(configs)} runs already finished; skipping them")
-    done_secs, waited = [], False
+    counter = counter or SweepProgress(len(configs), log)
+    counter.skipped(len(statuses))
+    waited = False
 
     def settled(cfg) -> bool:
         state, r = point_state(cfg)
@@ -259,10 +254,8 @@ def run_sweep(configs: list[Config], log=print, max_trials: int = 8, poll_s: flo
                 for cfg in claimed:
                     locks.release(run_folder.lock_path(os.path.join(cfg.workdir, cfg.run_name)))
             for cfg, (status, result, error) in zip(claimed, outcomes):
-                done_secs.append(secs)
                 statuses[cfg.run_name] = status
-                left = len([c for c in configs if c.run_name not in statuses])
-                log(_progress(len(statuses), len(configs), cfg, status, result, error, secs, _eta(done_secs, left)))
+                counter.finished(cfg, status, result, error, secs)
         todo = [c for c in busy if not settled(c)]
         if todo and not progressed:
             if not waited:
@@ -292,7 +285,7 @@ def finished_results(configs: list[Config]) -> dict:
     return out
 
 
-def run_followups(p: Plan, statuses: dict, log, max_trials: int, on_new=None) -> None:
+def run_followups(p: Plan, statuses: dict, log, max_trials: int, on_new=None, counter=None) -> None:
     """Call followup(results, quick) and run the new points it returns, until it returns none new."""
     if not hasattr(p.module, "followup"):
         return
@@ -324,7 +317,9 @@ def run_followups(p: Plan, statuses: dict, log, max_trials: int, on_new=None) ->
                 "different config; rerun with --rerun_changed to replace them"
             )
         log(f"lbbench.sweep: followup() added {len(new)} point(s): {', '.join(q['run_name'] for q in new)}")
-        statuses.update(run_sweep(new_cfgs, log=log, max_trials=max_trials))
+        if counter is not None:
+            counter.added(len(new))
+        statuses.update(run_sweep(new_cfgs, log=log, max_trials=max_trials, counter=counter))
     log(f"lbbench.sweep: warning: followup() still adds points after {MAX_FOLLOWUP_ROUNDS} rounds; stopping")
 
 

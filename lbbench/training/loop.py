@@ -28,7 +28,7 @@ from lbbench.instruments.scheduler import Scheduler
 from lbbench.runs import hparams, signals, tags
 from lbbench.runs.folder import RunFolder
 from lbbench.runs.provenance import provenance
-from lbbench.runs.writer import RunWriter
+from lbbench.runs.writer import RunWriter, write_logdir_experiment
 from lbbench.training import parallel, preflight, progress, result
 from lbbench.training.state import trial
 from lbbench.training.trainer import Trainer, check_group, distances_from_init
@@ -42,10 +42,10 @@ def log(msg: str) -> None:
 class TrialRecord:
     """Host-side bookkeeping of one trial: its folder, writer, history, status and extras."""
 
-    def __init__(self, cfg: Config, folder: RunFolder, grid: dict | None):
-        """`grid`: the sweep's grid (hparams.sweep_grid of the trial's workdir)."""
+    def __init__(self, cfg: Config, folder: RunFolder, grid: dict | None, command: str | None = None):
+        """`grid`: the sweep's grid (hparams.sweep_grid of the trial's workdir); `command`: its command line."""
         self.cfg, self.folder, self.run_dir = cfg, folder, folder.path  # staging folder until finish()
-        self.writer = RunWriter(folder.path, cfg.to_dict(), grid=grid, wandb_project=cfg.wandb_project)
+        self.writer = RunWriter(folder.path, cfg.to_dict(), grid=grid, wandb_project=cfg.wandb_project, command=command)
         self.history: list[dict] = []
         self.evals = Columns()  # validation and test metrics every cfg.eval_every_steps steps (result.json `evals`)
         self.status: str | None = None  # None while training; then completed / diverged / failed
@@ -79,7 +79,7 @@ class Group:
             r = self.records[i]
             if r.status is None:
                 r.evals.add(step, ev)
-                r.writer.scalars(step, {f"eval/{k}": v for k, v in ev.items()})
+                r.writer.scalars(step, {tags.MID_EPOCH + k: v for k, v in ev.items()})
 
     def end_epoch(self, state, epoch: int, metrics, dist, alive, seconds: float) -> dict:
         """Record the epoch of every trial still training; mark those whose loss went NaN/inf diverged."""
@@ -92,7 +92,7 @@ class Group:
             col = {k: v[:, i] for k, v in metrics.items()}
             rec = result.epoch_record(col, evals[i], dist[i], examples, seconds)
             rec.update(self.scheduler.epoch_record(state, step, i))
-            r.writer.step_series("train/step_loss", step - len(col["loss"]), col["loss"])
+            r.writer.step_series(tags.STEP_LOSS, step - len(col["loss"]), col["loss"])
             r.writer.scalars(step, {tags.tag(k): v for k, v in rec.items()}, record="epoch", epoch=epoch)
             r.history.append({"epoch": epoch, "step": step, **rec})
             r.train_s = time.perf_counter() - self.timing["t_train"]
@@ -152,7 +152,7 @@ class Group:
         if r.evals:
             extra["evals"] = r.evals.to_dict()
         res = result.result(r.cfg, r.status, r.history, timing, extra)
-        r.writer.scalars(self._last_step(r), {f"final/{k}": v for k, v in res["final"].items()})
+        r.writer.scalars(self._last_step(r), {tags.RESULT + k: v for k, v in res["final"].items()})
         r.writer.close(r.status)
         run_dir = r.folder.finish(res)  # result.json, then the folder is committed and unlocked
         if r.folder.attempt_dir:
@@ -162,6 +162,17 @@ class Group:
             )
         r.run_dir = res["run_dir"] = run_dir
         r.result = res
+        _refresh_hparams(r.cfg)
+
+
+def _refresh_hparams(cfg: Config) -> None:
+    """Rewrite the logdir's HParams experiment so its columns cover this run too (never fails the run)."""
+    if jax.process_index() != 0:
+        return
+    try:
+        write_logdir_experiment(cfg.workdir, hparams.metric_tags(cfg.to_dict()))
+    except OSError as e:
+        log(f"lbbench: warning: could not update TensorBoard's HParams columns in {cfg.workdir}: {e}")
 
 
 def _train_epochs(group: Group, state):
@@ -229,7 +240,7 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     with progress.stage("compiling the training epoch and evaluation", enabled=jax.process_index() == 0):
         compile_s = trainer.compile(state)
     grids = {w: hparams.sweep_grid(w) for w in {c.workdir for c in cfgs}}  # sweep.json read once per folder
-    records = [TrialRecord(c, f, grids[c.workdir]) for c, f in zip(cfgs, folders)]
+    records = [TrialRecord(c, f, grids[c.workdir], origin.get("command")) for c, f in zip(cfgs, folders)]
     for r in records:
         r.extra["provenance"] = origin
     scheduler = Scheduler(instruments, trainer.trial_view, [r.writer for r in records], log)

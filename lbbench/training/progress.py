@@ -4,7 +4,7 @@ the silent parts (compilation, long epochs).
     with stage("compiling the epoch"):          # prints "compiling the epoch ..." then "done in 1.3 s"
         ...
     counter = StepCounter(total=1875, label="epoch 1")
-    counter.update(500)                          # "epoch 1: step 500/1875 (27 %)" at most every 5 s
+    counter.update(500)                          # "epoch 1: step 500/1875 (27 %), ETA 9 s" at most every 5 s
 
 Multi-host runs: pass `enabled=jax.process_index() == 0` to `stage` and a process-0-only `log` to
 StepCounter, so only one process prints.
@@ -21,6 +21,7 @@ import numpy as np
 
 from lbbench.config import Config
 from lbbench.models import uses_batch_norm
+from lbbench.runs import ticker
 
 
 def _print(msg: str, end: str = "\n") -> None:
@@ -29,19 +30,22 @@ def _print(msg: str, end: str = "\n") -> None:
 
 
 @contextlib.contextmanager
-def stage(what: str, enabled: bool = True, log=None):
-    """Print `lbbench: what ... done in X s` (or `failed after X s`) around the block.
+def stage(what: str, enabled: bool = True, log=None, every_s: float = ticker.EVERY_S):
+    """Print `lbbench: what ... 5 s 10 s done in X s` (or `failed after X s`) around the block.
 
-    One line on a terminal: the start is printed without a newline and the block is expected to be
-    silent. `enabled=False` prints nothing (pass `jax.process_index() == 0`); `log` (a function taking
-    a whole line) prints start and end as two lines instead, for loggers that cannot continue a line.
+    One line on a terminal and in logs: the block is expected to be silent, so a heartbeat appends
+    the elapsed seconds every `every_s` and the run is never silent for longer. `enabled=False`
+    prints nothing (pass `jax.process_index() == 0`); `log` (a function taking a whole line) prints
+    start, heartbeats and end as separate lines instead, for loggers that cannot continue a line.
     """
     t0 = time.perf_counter()
     if enabled:
         _print(f"lbbench: {what} ...", end=" ") if log is None else log(f"lbbench: {what} ...")
+    beat = (lambda s: _print(f"{s:.0f} s", end=" ")) if log is None else ticker.still_running(what, log).beat
     ok = False
     try:
-        yield
+        with ticker.Ticker(beat if enabled else (lambda s: None), every_s):
+            yield
         ok = True
     finally:
         if enabled:
@@ -51,12 +55,14 @@ def stage(what: str, enabled: bool = True, log=None):
 
 
 class StepCounter:
-    """Prints `label: step i/total (p %)` at most every `every_s` seconds (and at the end)."""
+    """Prints `label: step i/total (p %), ETA 12 s` at most every `every_s` seconds (and at the end).
+
+    The ETA extrapolates the steps done since the counter started at their mean rate."""
 
     def __init__(self, total: int, label: str = "", every_s: float = 5.0, log=None, clock=time.monotonic):
         self.total, self.label, self.every_s = total, label, every_s
         self.log, self.clock = log or _print, clock
-        self._last = clock()
+        self._start = self._last = clock()
 
     def due(self) -> bool:
         """Whether an update now would print (`every_s` seconds since the last line)."""
@@ -68,8 +74,21 @@ class StepCounter:
             return False
         self._last = self.clock()
         prefix = f"{self.label}: " if self.label else ""
-        self.log(f"lbbench: {prefix}step {step}/{self.total} ({100 * step / max(self.total, 1):.0f} %)")
+        eta = ""
+        if 0 < step < self.total:
+            eta = f", ETA {eta_text((self._last - self._start) * (self.total - step) / step)}"
+        self.log(f"lbbench: {prefix}step {step}/{self.total} ({100 * step / max(self.total, 1):.0f} %){eta}")
         return True
+
+
+def eta_text(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `1 h 02 min`: a remaining time a person reads at a glance."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def bn_message(cfg: Config) -> str:

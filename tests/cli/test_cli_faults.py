@@ -16,7 +16,7 @@ from _paths import ROOT
 
 from lbbench.cli import train as main
 from lbbench.report.write import write_report
-from lbbench.runs import atomic
+from lbbench.runs import atomic, hparams
 from lbbench.runs.atomic import write_json as atomic_write_json
 
 TINY = [
@@ -126,7 +126,8 @@ def test_full_disk_gives_one_line_and_damages_nothing(tmp_path, monkeypatch, cap
     assert {p: open(p, "rb").read() for p in _all_files(tmp_path)} == before  # old run intact, nothing added
     # with no earlier run, nothing is left at all
     assert main.main(args[:-1] + ["--run_name=fresh"]) == main.EXIT_FAILED
-    assert not os.path.exists(tmp_path / "fresh") and sorted(os.listdir(tmp_path)) == ["r"]
+    assert not os.path.exists(tmp_path / "fresh")
+    assert sorted(os.listdir(tmp_path)) == sorted(["r", hparams.EXPERIMENT_FILE])  # r's run, its HParams columns
 
 
 def test_full_disk_while_taking_the_lock_exits_1_and_leaves_nothing(tmp_path, monkeypatch, capsys):

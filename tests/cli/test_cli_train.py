@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from lbbench.cli import train as main
+from lbbench.report import run_summary
 
 TINY = ["--dataset=random", "--model=tiny_mlp", "--batch_size=100", "--epochs=1", "--nosharpness"]
 
@@ -82,7 +83,7 @@ def test_seeds_group_where_every_seed_diverged(capsys, tmp_path):
     code = main.main(["lbbench", *TINY, *args, "--run_name=boom"])
     captured = capsys.readouterr()
     assert code == main.EXIT_DIVERGED
-    assert "lbbench: 2 seeds, none completed (2 diverged): no mean or std to report" in captured.out
+    assert "lbbench: 2 seeds, none completed (2 diverged): no mean or interval to report" in captured.out
     assert "mean ± sample std" not in captured.out  # no header followed by nothing
     assert "run boom_s0 diverged" in captured.out and ".new-" not in captured.out + captured.err  # no staging name
 
@@ -111,6 +112,10 @@ def test_help_is_grouped_with_usage_and_examples(capsys):
         hits = [i for i, l in enumerate(lines) if l.startswith("  " + flag)]
         section = next(s for s, names in SECTIONS.items() if f.name in names)
         assert len(hits) == 1 and lines.index(f"{section}:") < hits[0], f.name
+    for name in main.make_flags():  # and every flag of the command (--seeds, --flagfile, ...)
+        if name not in ("help", "helpshort", "helpfull", "helpxml", "undefok", "flagfile"):
+            assert f"--{name}=" in out or f"--[no]{name}" in out, name
+    assert "--flagfile=FILE" in out
 
 
 def test_flagfile_sets_flags(tmp_path):
@@ -127,19 +132,47 @@ def test_batch_250_names_what_the_user_set(capsys, tmp_path):
     assert code == 2 and "--batch_size: 250 is not divisible by 4, the default --noise_scale_groups" in err
 
 
-def test_summary_line_has_sharpness_noise_scale_and_wall_time():
+def test_run_summary_is_one_value_a_line_with_its_meaning():
     result = {
-        "final": {"test_accuracy": 0.7441, "generalization_gap": 0.0244},
+        "final": {"train_accuracy": 0.77, "val_accuracy": 0.75, "test_accuracy": 0.7441, "generalization_gap": 0.0244},
         "sharpness": {
             "lambda_max": 23.9,
             "hessian_trace": 316.2,
             "hessian_trace_stderr": 15.1,
-            "epsilon_sharpness": {"full_0.001": 18.7, "subspace_0.001": 7.5},
+            "epsilon_sharpness": {"subspace_0.001": 7.5, "full_0.001": 18.7},
         },
         "noise_scale": {"b_simple": 1711.4},
-        "timing": {"total_s": 17.34},
+        "timing": {"total_s": 17.34, "train_s": 6.0, "compile_s": 4.0, "instruments": {"a": {"seconds": 5.5}}},
     }
-    line = main.summary_line(result)
-    assert line.startswith("lbbench: done in 17.3 s. test accuracy 0.7441, generalization gap +0.0244")
-    assert "lambda_max 23.9" in line and "Hessian trace 316 ± 15" in line
-    assert "eps-sharpness full eps=0.001 18.7, subspace eps=0.001 7.5" in line and "B_simple 1711" in line
+    lines = run_summary.block(result)
+    assert lines[0].split() == ["accuracy", "train", "0.7700,", "validation", "0.7500,", "test", "0.7441"]
+    assert lines[1].split()[:2] == ["gap", "+0.0244"]
+    by_name = {line.split("  ")[1].strip(): line for line in lines}
+    assert "23.9" in by_name["λ_max"] and "316 ± 15" in by_name["Hessian trace"]
+    eps = [line for line in lines if "ε-sharpness" in line]
+    assert "18.7 %" in eps[0] and "full space" in eps[0] and "7.5 %" in eps[1] and "subspace" in eps[1]
+    assert "1711" in by_name["B_simple"] and "critical batch size" in by_name["B_simple"]
+    assert by_name["wall time"].split()[2:] == [
+        "17.3",
+        "s",
+        "training",
+        "6.0",
+        "s,",
+        "compiling",
+        "4.0",
+        "s,",
+        "measuring",
+        "5.5",
+        "s",
+    ]
+
+
+def test_readme_and_help_state_the_same_time_for_the_main_job():
+    from _paths import ROOT
+
+    from lbbench.cli.flags import MAIN_JOB_TIME, help_text
+
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert MAIN_JOB_TIME in help_text()
+    assert MAIN_JOB_TIME in " ".join(readme.split())

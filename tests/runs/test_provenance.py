@@ -2,6 +2,7 @@
 
 import datetime
 import subprocess
+import threading
 
 from _paths import ROOT
 
@@ -47,7 +48,7 @@ def test_step_counter_rate_limits():
     c = progress.StepCounter(total=1000, label="epoch 1", every_s=5, log=lines.append, clock=lambda: now[0])
     assert not c.update(100)
     now[0] = 6.0
-    assert c.update(300) and lines[-1] == "lbbench: epoch 1: step 300/1000 (30 %)"
+    assert c.update(300) and lines[-1] == "lbbench: epoch 1: step 300/1000 (30 %), ETA 14 s"  # 6 s for 300 steps
     now[0] = 7.0
     assert not c.update(400) and c.update(1000)  # the last step always prints
 
@@ -56,3 +57,21 @@ def test_stage_disabled_prints_nothing(capsys):
     with progress.stage("compiling", enabled=False):
         pass
     assert capsys.readouterr().out == ""
+
+
+def test_stage_beats_while_the_block_is_silent():
+    lines, beaten = [], threading.Event()
+
+    def log(line):
+        lines.append(line)
+        if "still running" in line:
+            beaten.set()
+
+    with progress.stage("compiling", log=log, every_s=0.01):
+        assert beaten.wait(timeout=60), "no heartbeat while the block ran"
+    assert lines[0] == "lbbench: compiling ..." and lines[1].startswith("lbbench: compiling: still running (")
+    assert lines[-1].startswith("lbbench: compiling: done in ")
+
+
+def test_eta_text_reads_at_a_glance():
+    assert [progress.eta_text(s) for s in (4.4, 65, 3725)] == ["4 s", "1 min 05 s", "1 h 02 min"]

@@ -11,6 +11,7 @@ import flax
 import jax
 import numpy as np
 import pytest
+import scipy.stats
 
 from lbbench.cli import train as main
 from lbbench.config import Config, ConfigError
@@ -124,6 +125,10 @@ def test_seeds_flag_trains_one_folder_per_seed_and_writes_summary(tmp_path, caps
     assert summary["per_seed"]["test_accuracy"] == accs
     assert summary["stats"]["test_accuracy"]["mean"] == pytest.approx(np.mean(accs))
     assert summary["stats"]["test_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
+    half = scipy.stats.t.ppf(0.975, 2) * np.std(accs, ddof=1) / np.sqrt(3)  # Student t, n - 1 = 2
+    assert summary["stats"]["test_accuracy"]["ci_low"] == pytest.approx(np.mean(accs) - half)
+    assert summary["stats"]["test_accuracy"]["ci_high"] == pytest.approx(np.mean(accs) + half)
+    assert out.index("seed 2:") < out.index("3 seeds (3 completed)"), "the summary follows the per-seed lines"
 
 
 @pytest.mark.parametrize(
