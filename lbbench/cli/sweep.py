@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from lbbench.config import Config, ConfigError
 from lbbench.report.write import write_report
 from lbbench.runs import compile_cache, signals
+from lbbench.sweep import accounting, runner
 from lbbench.sweep import progress as sweep_progress
-from lbbench.sweep import runner
 from lbbench.sweep.experiment_file import SweepError, parse_sets, shipped
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -118,6 +119,7 @@ def _main(argv: list[str]) -> int:
             return EXIT_OK
         print(f"lbbench.sweep: {plan.module.NAME}: {len(plan.configs)} runs in {plan.sweep_dir}", flush=True)
         compile_cache.enable(plan.base.data_dir)  # sweep processes share every compiled program
+        started = time.monotonic()
         statuses = runner.execute(plan, argv, lambda m: print(m, flush=True), args.max_trials_per_program)
     except (SweepError, ConfigError) as e:
         print(f"lbbench.sweep: error: {e}", file=sys.stderr)
@@ -140,6 +142,8 @@ def _main(argv: list[str]) -> int:
         return signals.exit_code(e)
     failed = sorted(k for k, s in statuses.items() if s not in runner.FINISHED)
     counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
+    for line in accounting.lines(runner.record_time(plan, time.monotonic() - started)):
+        print(f"lbbench.sweep: {line}")
     print(f"lbbench.sweep: {', '.join(f'{n} {s}' for s, n in counts.items())}")
     print("\n".join(sweep_progress.answer_lines(plan.sweep_dir, analysis, path)))
     if failed:

@@ -14,7 +14,6 @@ import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.loss import LossFn, Params, jit_bound
-from lbbench.runs import signals
 
 
 def subspace(key, x: jax.Array, p: int) -> tuple[jax.Array, np.ndarray]:
@@ -52,7 +51,7 @@ def _box_objective(offset_vg, dtype, a: jax.Array | None):
     return objective
 
 
-def _maximise_in_box(objective, half_width: np.ndarray, maxiter: int) -> tuple[float, float]:
+def _maximise_in_box(objective, half_width: np.ndarray, maxiter: int, safe_point=lambda: None) -> tuple[float, float]:
     """(f(x), max f(x + A y) over |y_i| <= half_width_i) by L-BFGS-B on -f from y = 0 (as Keskar).
 
     Returns the best value L-BFGS-B evaluated (its iterates stay inside the box), so the max is
@@ -61,7 +60,7 @@ def _maximise_in_box(objective, half_width: np.ndarray, maxiter: int) -> tuple[f
     best = [-np.inf]
 
     def tracked(y):
-        signals.check()  # a safe point between L-BFGS-B evaluations
+        safe_point()  # between L-BFGS-B evaluations: where the caller may stop the maximisation
         value, grad = objective(y)
         best[0] = max(best[0], -value)
         return value, grad
@@ -113,8 +112,9 @@ def epsilon_sharpness(
     return _sharpness_value(*_maximise_in_box(objective, _box_half_width(epsilon, coords), maxiter))
 
 
-def all_epsilon_sharpness(loss_fn, params, options, key) -> dict[str, float]:
-    """{"full_<eps:g>": .., "subspace_<eps:g>": ..}; one jitted loss gradient shared by all.
+def all_epsilon_sharpness(loss_fn, params, options, key, safe_point=lambda: None) -> dict[str, float]:
+    """{"full_<eps:g>": .., "subspace_<eps:g>": ..}; one jitted loss gradient shared by all;
+    `safe_point()` runs before every L-BFGS-B evaluation (the caller raises there to stop).
 
     `options` is any object with `epsilons`, `subspace_dim` and `lbfgs_iters` (a SharpnessOptions).
     """
@@ -129,5 +129,6 @@ def all_epsilon_sharpness(loss_fn, params, options, key) -> dict[str, float]:
         objective, coords = _sharpness_setup(x, offset_vg, key, p)
         for eps in options.epsilons:
             box = _box_half_width(eps, coords)
-            out[f"{name}_{eps:g}"] = _sharpness_value(*_maximise_in_box(objective, box, options.lbfgs_iters))
+            best = _maximise_in_box(objective, box, options.lbfgs_iters, safe_point)
+            out[f"{name}_{eps:g}"] = _sharpness_value(*best)
     return out

@@ -21,7 +21,6 @@ from lbbench.curvature.lanczos import power_iteration_mv, top_eigenvalues_mv
 from lbbench.curvature.loss import Params, loss_value, make_loss
 from lbbench.curvature.per_layer import per_layer
 from lbbench.curvature.trace import hutchinson_mv
-from lbbench.runs import signals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,14 +47,12 @@ class _Clock:
 
     Results are host values, so the clock includes device work (and compilation)."""
 
-    def __init__(
-        self, report: Callable[[str, float], None] | None = None, started: Callable[[str], None] | None = None
-    ):
+    def __init__(self, report=None, started=None, safe_point: Callable[[], None] = lambda: None):
         self.seconds: dict[str, float] = {}
-        self.report, self.started = report, started
+        self.report, self.started, self.safe_point = report, started, safe_point
 
     def __call__(self, name: str, fn, *args):
-        signals.check()  # a safe point between parts: a Ctrl-C stops the measurement here
+        self.safe_point()  # between parts: an interrupt the caller recorded stops the measurement here
         if self.started is not None:
             self.started(name)
         start = time.perf_counter()
@@ -66,11 +63,11 @@ class _Clock:
         return out
 
 
-def _interruptible(matvec):
-    """The matvec with a safe point before every product (host loops call it; a Ctrl-C stops there)."""
+def _interruptible(matvec, safe_point: Callable[[], None]):
+    """The matvec with a safe point before every product (host loops call it; an interrupt stops there)."""
 
     def checked(v):
-        signals.check()
+        safe_point()
         return matvec(v)
 
     return checked
@@ -135,6 +132,7 @@ def measure(
     key,
     report: Callable[[str, float], None] | None = None,
     started: Callable[[str], None] | None = None,
+    safe_point: Callable[[], None] = lambda: None,
 ) -> dict:
     """All sharpness metrics of the mean cross-entropy of `logits_fn` on (x, y) at `params`.
 
@@ -146,7 +144,9 @@ def measure(
     (hvp_setup, lambda_max, trace, epsilon, density, total; plus power_iteration / per_layer if
     run; all include compile time). Nothing in `params`, or in any state that `logits_fn` closes
     over, is mutated. `report(part, seconds)` is called as each part finishes and `started(part)` as it
-    starts (progress output).
+    starts (progress output). `safe_point()` is called between parts, before every Hessian-vector
+    product and every L-BFGS-B evaluation: the caller raises there to stop (lbbench passes
+    `runs.signals.check`, so a Ctrl-C never lands inside JAX; this package stays free of run state).
     """
     if options.top_k > options.lanczos_iters:
         raise ValueError(f"top_k={options.top_k} > lanczos_iters={options.lanczos_iters}")
@@ -158,12 +158,14 @@ def measure(
         "num_params": int(ravel_pytree(params)[0].size),
         "num_examples": int(loss_fn.num_examples),
     }
-    clock = _Clock(report, started)
+    clock = _Clock(report, started, safe_point)
     matvec, n, dtype = clock("hvp_setup", flat_matvec, loss_fn, params, options.hvp_cache_bytes)
-    matvec = _interruptible(matvec)
+    matvec = _interruptible(matvec, safe_point)
     out.update(_hessian_metrics(matvec, n, dtype, params, options, hessian_key, clock))
     del matvec  # frees a cached linearisation before eps-sharpness needs the memory
-    out["epsilon_sharpness"] = clock("epsilon", all_epsilon_sharpness, loss_fn, params, options, epsilon_key)
+    out["epsilon_sharpness"] = clock(
+        "epsilon", all_epsilon_sharpness, loss_fn, params, options, epsilon_key, safe_point
+    )
     clock.seconds["total"] = time.perf_counter() - t_start
     out["seconds"] = clock.seconds
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from lbbench.curvature.measure import SharpnessOptions, measure
 from lbbench.instruments.base import HVP_IN_GRADIENTS, Instrument, TrialView
-from lbbench.runs import ticker
+from lbbench.runs import signals, ticker
 
 NAME = "sharpness"
 ORDER = 50
@@ -99,6 +99,7 @@ class Sharpness(Instrument):
                 view.measure_key,
                 lambda name, secs: say(f"lbbench:   {PART_NAMES.get(name, name)}: {secs:.1f} s"),
                 started,
+                signals.check,
             )
         self._last[view.trial] = report
         yield from scalars(report)

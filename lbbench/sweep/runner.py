@@ -39,7 +39,8 @@ import time
 from lbbench.config import Config
 from lbbench.runs import atomic, locks, signals
 from lbbench.runs import folder as run_folder
-from lbbench.runs.reader import read_result
+from lbbench.runs.reader import read_json, read_result
+from lbbench.sweep import accounting
 from lbbench.sweep.experiment_file import (
     SweepError,
     build_configs,
@@ -119,6 +120,15 @@ def record(p: Plan, argv: list[str]) -> None:
         },
     }
     atomic.write_json(os.path.join(p.sweep_dir, "sweep.json"), info)
+
+
+def record_time(p: Plan, wall_s: float) -> dict:
+    """Add where the sweep's time went (sweep/accounting.py) to sweep.json, atomically; returns it."""
+    acc = accounting.account(finished_results(p.all_configs()), wall_s)
+    path = os.path.join(p.sweep_dir, "sweep.json")
+    info = read_json(path)[0] or {}
+    atomic.write_json(path, {**info, "time": acc})
+    return acc
 
 
 def execute(p: Plan, argv: list[str], log=print, max_trials: int = 8) -> dict:

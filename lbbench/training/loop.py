@@ -143,6 +143,8 @@ class Group:
             "compile_s": self.timing.get("compile_s"),
             "total_s": time.perf_counter() - self.timing["t_start"],
             "train_s": r.train_s,
+            "eval_s": trainer.eval_s,  # the program's evaluation so far: train_s includes it
+            "steps_s": trainer.steps_s,  # the program's training steps so far: train_s includes them
             "examples_per_s": steps * r.cfg.batch_size / r.train_s if r.train_s > 0 else None,
             "steps": steps,
             "trials_in_program": trainer.num_trials,

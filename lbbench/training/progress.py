@@ -33,12 +33,14 @@ def _print(msg: str, end: str = "\n") -> None:
 def stage(what: str, enabled: bool = True, log=None, every_s: float = ticker.EVERY_S):
     """Print `lbbench: what ... 5 s 10 s done in X s` (or `failed after X s`) around the block.
 
-    One line on a terminal and in logs: the block is expected to be silent, so a heartbeat appends
-    the elapsed seconds every `every_s` and the run is never silent for longer. `enabled=False`
-    prints nothing (pass `jax.process_index() == 0`); `log` (a function taking a whole line) prints
-    start, heartbeats and end as separate lines instead, for loggers that cannot continue a line.
+    One line on a terminal: the block is expected to be silent, so a heartbeat appends the elapsed
+    seconds every `every_s` and the run is never silent for longer. Not on a terminal (a log file,
+    a pipe), or given `log` (a function taking a whole line), start, heartbeats and end are separate
+    lines. `enabled=False` prints nothing (pass `jax.process_index() == 0`).
     """
     t0 = time.perf_counter()
+    if log is None and not sys.stdout.isatty():
+        log = _print  # a log file or pipe gets whole lines: readers that go by lines see every beat
     if enabled:
         _print(f"lbbench: {what} ...", end=" ") if log is None else log(f"lbbench: {what} ...")
     beat = (lambda s: _print(f"{s:.0f} s", end=" ")) if log is None else ticker.still_running(what, log).beat

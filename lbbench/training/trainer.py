@@ -93,6 +93,8 @@ class Trainer:
         self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
         self.eval_sets = epoch.eval_sets(ds, cfg.train_eval_examples, put)
         self.segment_steps = min(segment_steps or self.steps_per_epoch, progress_segment(self.steps_per_epoch))
+        self.eval_s = 0.0  # seconds spent evaluating so far (every trial of the program together)
+        self.steps_s = 0.0  # seconds spent in the training steps so far (the shuffle included)
         self._train_step = make_train_step(self.model, self.tx, self.spec)
         self._shuffle = epoch.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
         # inference-mode logits as a stable function of (params, batch_stats, x): instruments take it
@@ -169,6 +171,7 @@ class Trainer:
         """One epoch of every trial: (new state, per-step metrics shaped (steps, trials)).
 
         `on_segment(state, step)` is called after each segment (instruments measure there)."""
+        t0, aside = time.perf_counter(), 0.0
         state, idx, keys = self._compiled_shuffle(state)
         counter = progress.StepCounter(
             self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}", log=self._log
@@ -181,11 +184,16 @@ class Trainer:
             metrics.append(m)
             offset += length
             if on_segment is not None:
+                jax.block_until_ready(m["loss"])  # the steps' time counts as steps, not as what runs next
+                t1 = time.perf_counter()
                 on_segment(state, start_step + offset)
+                aside += time.perf_counter() - t1
             signals.check()  # a safe point: between compiled segments, never inside JAX
             if offset < self.steps_per_epoch and counter.due():
                 jax.block_until_ready(m["loss"])  # report steps done, not steps dispatched
                 counter.update(offset)
+        jax.block_until_ready(metrics[-1]["loss"])  # the caller fetches the metrics next anyway
+        self.steps_s += time.perf_counter() - t0 - aside
         if len(metrics) == 1:
             return state, metrics[0]
         return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
@@ -193,11 +201,13 @@ class Trainer:
     def evaluate(self, state, sets=None) -> list[dict]:
         """Loss and accuracy of every trial on the train subset, validation (if any) and test sets, or
         on the named `sets` that exist (one compiled call per set)."""
+        t0 = time.perf_counter()
         cols, sets = {}, [name for name in (sets or self.eval_sets) if name in self.eval_sets]
         for name in sets:
             arrays = self.eval_sets[name][1]
             loss, acc = jax.device_get(self.eval_fns[name](state.params, state.batch_stats, *arrays))
             cols[f"{name}_loss"], cols[f"{name}_accuracy"] = loss, acc
+        self.eval_s += time.perf_counter() - t0  # the whole program's evaluation time (all trials)
         out = []
         for i in range(self.num_trials):
             rec = {k: float(v[i]) for k, v in cols.items()}

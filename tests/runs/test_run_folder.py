@@ -17,6 +17,7 @@ from lbbench.cli import train as main
 from lbbench.config import Config, ConfigError
 from lbbench.results import RunLoadError, load_run
 from lbbench.runs import folder as run_folder
+from lbbench.runs import hparams
 from lbbench.training import loop as train
 from lbbench.training.trainer import Trainer
 
@@ -36,7 +37,8 @@ def cli(tmp_path, *extra):
 
 
 def files(d):
-    return sorted(os.listdir(d))
+    """The folder's entries, without the logdir's HParams column list every finished run rewrites."""
+    return sorted(f for f in os.listdir(d) if f != hparams.EXPERIMENT_FILE)
 
 
 def test_rerun_is_refused_and_overwrite_replaces_cleanly(tmp_path, capsys):

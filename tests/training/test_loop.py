@@ -67,7 +67,10 @@ def test_tensorboard_reads_scalars_and_hparams(tmp_path):
     assert [e.step for e in ea.Scalars("accuracy/test")] == [10, 20]
     assert len(ea.Scalars("train_steps/loss")) == 20
     content = ea.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in content and "_hparams_/session_start_info" in content
+    assert "_hparams_/session_start_info" in content and "_hparams_/session_end_info" in content
+    logdir = EventAccumulator(str(tmp_path))  # the logdir's one experiment summary (TensorBoard's run ".")
+    logdir.Reload()
+    assert "_hparams_/experiment" in logdir.PluginTagToContent("hparams")
     assert b"batch_size" in content["_hparams_/session_start_info"]
 
 

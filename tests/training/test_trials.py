@@ -133,7 +133,7 @@ def test_seeds_flag_trains_one_folder_per_seed_and_writes_summary(tmp_path, caps
 
 @pytest.mark.parametrize(
     "value, needle",
-    [("0,x", "expects comma-separated integers"), ("1,1", "must be distinct"), ("-1", "must not be negative")],
+    [("0,x", "expects comma-separated integers"), ("1,1", "must be distinct"), ("-1", "must be in [0, 2^63)")],
 )
 def test_bad_seeds_exit_2(value, needle, tmp_path, capsys):
     code = main.main(
