@@ -38,7 +38,7 @@ TRACED_FIELDS = (
     "trust_coefficient",
     "seed",
 )
-OUTPUT_FIELDS = ("run_name", "workdir", "overwrite")
+OUTPUT_FIELDS = ("run_name", "workdir", "overwrite", "checkpoint_every_steps", "resume")
 # The value a field had, in effect, before it existed: a result.json written then lacks the key and
 # is read with this value, not today's default (its run held out no validation set).
 LEGACY_VALUES = {"validation_examples": 0}
@@ -90,6 +90,12 @@ class Config:
     # model
     model: str = _f("mlp", f"model: one of {', '.join(MODELS)}")
     ghost_batch_size: int = _f(0, "BatchNorm statistics over groups of this many examples (0 = whole batch)")
+    init_from: str = _f(
+        "",
+        "start from another run's checkpoint: RUN or RUN:STEP (a run folder name under --workdir, or a path); "
+        "params, BatchNorm statistics and optimizer state (this run's hyperparameters); a finished run "
+        "without checkpoints gives its saved params. Recorded in result.json provenance",
+    )
     # optimisation
     optimizer: str = _f("adam", f"optimizer: one of {', '.join(OPTIMIZERS)}")
     learning_rate: float = _f(1e-3, "base learning rate (at --base_batch_size, before scaling)")
@@ -163,6 +169,17 @@ class Config:
         False,
         "replace an existing run of the same name, once the new run completes "
         "(a failed new run leaves the old one in place)",
+    )
+    checkpoint_every_steps: int = _f(
+        0,
+        "save a checkpoint of every trial at the first segment end at least this many steps after the "
+        "last one, in <workdir>/.<run_name>.ckpt/ (last 2 kept, removed when the run finishes); "
+        "0 = every 10 minutes of training; -1 = only on SIGTERM",
+    )
+    resume: bool = _f(
+        False,
+        "continue this command's run from its last checkpoint (a killed or preempted run); "
+        "with a default run name, the version that has the checkpoint is chosen",
     )
     wandb_project: str = _f("", "also log to this Weights & Biases project (needs `pip install wandb`)")
     # distribution
@@ -282,6 +299,14 @@ class Config:
             raise ConfigError("beta2", f"must be in [0, 1), got {self.beta2}")
         if not 0 <= self.noise_scale_ema < 1:
             raise ConfigError("noise_scale_ema", f"must be in [0, 1), got {self.noise_scale_ema}")
+        if self.checkpoint_every_steps < -1:
+            raise ConfigError(
+                "checkpoint_every_steps", f"must be a number of steps, 0 or -1; got {self.checkpoint_every_steps}"
+            )
+        if self.init_from:
+            run, _, step = self.init_from.rpartition(":") if ":" in self.init_from else (self.init_from, "", "")
+            if not run or (step and not step.isdigit()):
+                raise ConfigError("init_from", f"expects RUN or RUN:STEP (STEP a number), got {self.init_from!r}")
         if self.coordinator_timeout_s <= 0:
             raise ConfigError("coordinator_timeout_s", f"must be positive, got {self.coordinator_timeout_s}")
         if self.sharpness:  # what the end-of-run measurement needs, checked before training, not after
@@ -394,7 +419,7 @@ SECTIONS = {
         "validation_examples",
         "train_subset",
     ),
-    "model": ("model", "ghost_batch_size"),
+    "model": ("model", "ghost_batch_size", "init_from"),
     "optimisation": (
         "optimizer",
         "learning_rate",
@@ -437,7 +462,7 @@ SECTIONS = {
         "adaptive_sharpness_steps",
         "eval_every_steps",
     ),
-    "output": ("workdir", "run_name", "overwrite", "save_params", "wandb_project"),
+    "output": ("workdir", "run_name", "overwrite", "save_params", "checkpoint_every_steps", "resume", "wandb_project"),
     "distribution": ("coordinator_address", "num_processes", "process_id", "coordinator_timeout_s"),
 }
 

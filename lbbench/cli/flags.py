@@ -14,6 +14,7 @@ from absl import flags
 from lbbench.config import SECTIONS, SEED_LIMIT, Config, ConfigError
 from lbbench.runs import folder as run_folder
 from lbbench.runs import names
+from lbbench.training import checkpoint
 
 
 class FlagError(ConfigError):
@@ -97,7 +98,39 @@ def parse(argv: list[str]) -> list[Config]:
             raise ConfigError("run_name", str(e)) from None
     seeds = parse_seeds(fv["seeds"].value)
     cfgs = seed_configs(cfg, seeds) if seeds else [cfg]
-    return cfgs if cfg.run_name else versioned(cfgs)
+    if cfg.run_name:
+        return cfgs
+    return resumable(cfgs) if cfg.resume else versioned(cfgs)
+
+
+def _inserter(seeded: bool):
+    """How a version suffix goes into a default name (before the seed of a --seeds group)."""
+    if seeded:
+        return lambda n, v: f"{n.rsplit('_s', 1)[0]}{v}_s{n.rsplit('_s', 1)[1]}"
+    return lambda n, v: n + v
+
+
+def resumable(cfgs: list[Config]) -> list[Config]:
+    """--resume with default names: the newest version (…, …_v2, …) whose every run has a checkpoint,
+    so the same command continues the run it started instead of opening a new version."""
+    names_ = [c.run_name or c.default_run_name() for c in cfgs]
+    insert, workdir = _inserter(len(cfgs) > 1), cfgs[0].workdir
+    found, version = None, 1
+    while True:
+        suffix = "" if version == 1 else f"_v{version}"
+        versions = [insert(n, suffix) for n in names_]
+        if all(checkpoint.steps(checkpoint.ckpt_dir(os.path.join(workdir, n))) for n in versions):
+            found = suffix
+        elif not any(run_folder.taken(workdir, n) for n in versions):
+            break
+        version += 1
+    if found is None:
+        raise ConfigError(
+            "resume",
+            f"nothing to resume: no checkpoint of {names_[0]} or its versions in {workdir} (a run that "
+            "finished removes its checkpoints; drop --resume to start afresh)",
+        )
+    return [c.replace(run_name=insert(n, found)) for c, n in zip(cfgs, names_)]
 
 
 def versioned(cfgs: list[Config]) -> list[Config]:
@@ -109,7 +142,7 @@ def versioned(cfgs: list[Config]) -> list[Config]:
         return cfgs
     names_ = [c.run_name or c.default_run_name() for c in cfgs]
     seeded = len(cfgs) > 1
-    insert = (lambda n, v: f"{n.rsplit('_s', 1)[0]}{v}_s{n.rsplit('_s', 1)[1]}") if seeded else (lambda n, v: n + v)
+    insert = _inserter(seeded)
     suffix = run_folder.free_version(cfgs[0].workdir, names_, insert)
     if not suffix:
         return cfgs

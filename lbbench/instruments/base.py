@@ -111,6 +111,17 @@ class Instrument:
         """{TensorBoard tag: (grid, density)} to log as a histogram after the end-of-run measurement."""
         return {}
 
+    def trial_state(self, trial: int) -> dict:
+        """What a checkpoint keeps of `trial`'s host state: its last report, which the summary reads
+        (warm-start vectors are not kept: a resumed run starts those iterations cold)."""
+        last = getattr(self, "_last", None)
+        return {"last": last[trial]} if isinstance(last, dict) and trial in last else {}
+
+    def restore_trial(self, trial: int, saved: dict) -> None:
+        """Undo `trial_state` into (possibly another) trial index of this group."""
+        if "last" in saved and isinstance(getattr(self, "_last", None), dict):
+            self._last[trial] = saved["last"]
+
 
 class TopVectors:
     """Per-trial (step, unit top Hessian eigenvector) shared by the instruments that need it, so a
@@ -147,6 +158,18 @@ class Columns:
             if name not in self._names:
                 self._names.append(name)
             row[name] = value
+
+    def state(self) -> dict:
+        """Everything added so far, for a checkpoint (msgpack keys must be strings)."""
+        steps = sorted(self._rows)
+        return {"steps": steps, "rows": [self._rows[s] for s in steps], "names": list(self._names)}
+
+    @classmethod
+    def restore(cls, saved: dict) -> Columns:
+        out = cls()
+        out._rows = {int(s): dict(row) for s, row in zip(saved["steps"], saved["rows"])}
+        out._names = list(saved["names"])
+        return out
 
     def to_dict(self) -> dict[str, list]:
         steps = sorted(self._rows)

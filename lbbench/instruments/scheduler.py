@@ -94,6 +94,26 @@ class Scheduler:
             for tag, (grid, density) in inst.histograms(trial).items():
                 self.writers[trial].histogram(tag, grid, density, step)
 
+    def trial_state(self, trial: int) -> dict:
+        """Trial's scheduler and instrument state, for a checkpoint."""
+        return {
+            "last": {name: step for (name, t), step in self._last.items() if t == trial},
+            "columns": {name: col.state() for name, col in self._columns[trial].items()},
+            "seconds": {name: list(v) for name, v in self._seconds[trial].items()},
+            "instruments": {inst.name: inst.trial_state(trial) for inst in self.instruments},
+        }
+
+    def restore_trial(self, trial: int, saved: dict) -> None:
+        """Undo `trial_state` into trial index `trial` of this group (it may differ from the saved one)."""
+        for name, step in saved["last"].items():
+            self._last[(name, trial)] = int(step)
+        for name, col in saved["columns"].items():
+            self._columns[trial][name] = Columns.restore(col)
+        for name, (seconds, runs) in saved["seconds"].items():
+            self._seconds[trial][name] = [float(seconds), int(runs)]
+        for inst in self.instruments:
+            inst.restore_trial(trial, saved["instruments"].get(inst.name) or {})
+
     def result_extras(self, trial: int, step_seconds: float | None = None) -> dict:
         """What result.json keeps of this trial's instruments (see the module docstring)."""
         out, timing = {}, {}

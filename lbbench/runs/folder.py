@@ -41,6 +41,8 @@ NON_RESULT_FIELDS = (
     "data_dir",
     "download",
     "save_params",
+    "checkpoint_every_steps",
+    "resume",
     "coordinator_address",
     "num_processes",
     "process_id",
@@ -154,7 +156,7 @@ class RunFolder:
             raise _cannot_write(e, cfg.workdir) from None
         try:
             _recover(final)
-            _check_free(final, cfg.overwrite)
+            _check_free(final, cfg.overwrite or cfg.resume)  # resume: the checkpoint continues it
             staging = os.path.join(cfg.workdir, f".{os.path.basename(final)}.new-{os.getpid()}-{uuid.uuid4().hex[:6]}")
             try:
                 os.makedirs(staging)

@@ -51,7 +51,7 @@ from lbbench.sweep.experiment_file import (
     sweep_dir_for,
 )
 from lbbench.sweep.progress import SweepProgress
-from lbbench.training import loop
+from lbbench.training import checkpoint, loop
 
 FINISHED = run_folder.FINISHED
 MAX_FOLLOWUP_ROUNDS = 20
@@ -176,18 +176,24 @@ def changed_points(configs: list[Config]) -> list[str]:
 def pack(configs: list[Config], max_trials: int) -> list[list[Config]]:
     """Group configs by group_key() (first-seen order), split into programs of at most max_trials."""
     groups: dict = {}
-    for c in configs:
-        groups.setdefault(c.group_key(), []).append(c)
+    for c in configs:  # points resumed from checkpoints share a program only with those at the same step
+        groups.setdefault((c.group_key(), _checkpoint_step(c)), []).append(c)
     return [g[i : i + max_trials] for g in groups.values() for i in range(0, len(g), max_trials)]
 
 
 # ---------------------------------------------------------------------------- running
 
 
+def _checkpoint_step(cfg: Config) -> int | None:
+    """The step of a point's last checkpoint (a preempted point resumes from it), or None."""
+    have = checkpoint.steps(checkpoint.dir_for(cfg))
+    return have[-1] if have else None
+
+
 def run_group_points(cfgs: list[Config]) -> list[tuple[str, dict | None, str | None]]:
     """Train a packed group (locks already held); [(status, result, error)] per config."""
     try:
-        results = loop.run_group([c.replace(overwrite=True) for c in cfgs])
+        results = loop.run_group([c.replace(overwrite=True, resume=checkpoint.exists(c)) for c in cfgs])
         error = None
     except Exception as e:  # noqa: BLE001 - a failed group is recorded, the sweep goes on
         results, error = None, f"{type(e).__name__}: {e}".splitlines()[0][:300]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import time
 import traceback
 
@@ -21,16 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from lbbench import data as data_lib
-from lbbench.config import Config
+from lbbench.config import Config, ConfigError
 from lbbench.instruments import registry
 from lbbench.instruments.base import Columns
 from lbbench.instruments.scheduler import Scheduler
 from lbbench.runs import hparams, signals, tags
-from lbbench.runs.folder import RunFolder
+from lbbench.runs.folder import RunFolder, fingerprint
 from lbbench.runs.provenance import provenance
 from lbbench.runs.writer import RunWriter, write_logdir_experiment
-from lbbench.training import parallel, preflight, progress, result
-from lbbench.training.state import trial
+from lbbench.training import checkpoint, parallel, preflight, progress, result
+from lbbench.training.state import stack_trials, trial
 from lbbench.training.trainer import Trainer, check_group, distances_from_init
 
 
@@ -51,6 +52,7 @@ class TrialRecord:
         self.status: str | None = None  # None while training; then completed / diverged / failed
         self.extra: dict = {}
         self.train_s = 0.0
+        self.train_s0 = 0.0  # training seconds before the checkpoint this run resumed from
         self.result: dict | None = None
 
 
@@ -60,6 +62,10 @@ class Group:
     def __init__(self, trainer: Trainer, records: list[TrialRecord], scheduler: Scheduler, timing: dict):
         self.trainer, self.records, self.scheduler, self.timing = trainer, records, scheduler, timing
         self.last_eval = 0  # step of the last mid-epoch evaluation
+        self.epoch = 1  # the epoch in progress
+        self.init_params = None  # θ₀ of every trial (distances from init)
+        self.ckpt_step, self.ckpt_time = 0, time.monotonic()  # the last checkpoint (or the start)
+        self.rewrite: list[int] = []  # trials resumed as diverged: their result is written again at the end
 
     def training(self) -> list[int]:
         return [i for i, r in enumerate(self.records) if r.status is None]
@@ -95,13 +101,97 @@ class Group:
             r.writer.step_series(tags.STEP_LOSS, step - len(col["loss"]), col["loss"])
             r.writer.scalars(step, {tags.tag(k): v for k, v in rec.items()}, record="epoch", epoch=epoch)
             r.history.append({"epoch": epoch, "step": step, **rec})
-            r.train_s = time.perf_counter() - self.timing["t_train"]
+            r.train_s = r.train_s0 + time.perf_counter() - self.timing["t_train"]
             recs[i] = rec
             if not alive[i] or result.diverged(rec):
                 r.extra.update(diverged_epoch=epoch, error=f"loss became NaN/inf in epoch {epoch}")
                 log(f"lbbench: run {os.path.basename(r.folder.final)} diverged: loss became NaN/inf in epoch {epoch}")
                 self.finish(i, state, "diverged")
         return recs
+
+    def at_safe_point(self, state, offset: int, metrics: list, epoch_rng) -> None:
+        """A segment end: checkpoint every trial if one is due, or if SIGTERM is pending (a
+        scheduler's preemption: the checkpoint is written before the run stops here)."""
+        step = (self.epoch - 1) * self.trainer.steps_per_epoch + offset
+        terminating = signals.pending() == signal.SIGTERM
+        if step == self.ckpt_step or not (terminating or self._checkpoint_due(step)):
+            return
+        self.save_checkpoint(state, step, offset, metrics, epoch_rng)
+        if terminating:
+            log(f"lbbench: SIGTERM: checkpoint saved at step {step}; the same command with --resume continues")
+
+    def _checkpoint_due(self, step: int) -> bool:
+        every = self.trainer.cfg.checkpoint_every_steps
+        if every > 0:
+            return step - self.ckpt_step >= every
+        return every == 0 and time.monotonic() - self.ckpt_time >= checkpoint.DEFAULT_SECONDS
+
+    def save_checkpoint(self, state, step: int, offset: int, metrics: list, epoch_rng) -> None:
+        """Write one checkpoint per trial (finished trials too: a resumed group needs their slices)."""
+        self.ckpt_step, self.ckpt_time = step, time.monotonic()
+        if jax.process_index() != 0:
+            return
+        host, init, rng0 = jax.device_get((state, self.init_params, epoch_rng))
+        got = jax.device_get(metrics)
+        cols = {k: np.concatenate([np.asarray(m[k]) for m in got]) for k in got[0]}
+        for i, r in enumerate(self.records):
+            payload = {
+                "format": checkpoint.FORMAT,
+                "step": step,
+                "epoch": self.epoch,
+                "offset": offset,
+                "fingerprint": fingerprint(r.cfg),
+                "state": checkpoint.to_host(trial(host, i)),
+                "init_params": checkpoint.to_host(trial(init, i)),
+                "epoch_rng": np.asarray(rng0[i]),
+                "metrics": {k: v[:, i] for k, v in cols.items()},
+                "record": self._record_state(i),
+            }
+            checkpoint.save(checkpoint.dir_for(r.cfg), step, payload)
+
+    def _record_state(self, i: int) -> dict:
+        r = self.records[i]
+        extra = {k: v for k, v in r.extra.items() if k != "provenance"}
+        return {
+            "history": r.history,
+            "evals": r.evals.state(),
+            "status": r.status,
+            "extra": extra,
+            "init_from": r.extra.get("provenance", {}).get("init_from"),
+            "train_s": r.train_s,
+            "last_eval": self.last_eval,
+            "scheduler": self.scheduler.trial_state(i),
+        }
+
+    def restore(self, template, saved: list[dict]):
+        """The group's state and resume point from one checkpoint per trial; the host records too.
+        Returns (state, (epoch_rng, offset, metrics so far))."""
+        host = jax.device_get(template)
+        rep = parallel.replicated(self.trainer.mesh)
+        states = [checkpoint.from_host(trial(host, i), p["state"]) for i, p in enumerate(saved)]
+        inits = [checkpoint.from_host(trial(host.params, i), p["init_params"]) for i, p in enumerate(saved)]
+        for i, p in enumerate(saved):
+            self._restore_record(i, p["record"])
+        self.init_params = jax.device_put(stack_trials(inits), rep)
+        self.epoch, self.ckpt_step = int(saved[0]["epoch"]), int(saved[0]["step"])
+        rng0 = np.stack([np.asarray(p["epoch_rng"]) for p in saved])
+        metrics = {k: np.stack([np.asarray(p["metrics"][k]) for p in saved], axis=1) for k in saved[0]["metrics"]}
+        return jax.device_put(stack_trials(states), rep), (rng0, int(saved[0]["offset"]), metrics)
+
+    def _restore_record(self, i: int, saved: dict) -> None:
+        r = self.records[i]
+        r.history, r.evals, r.status = list(saved["history"]), Columns.restore(saved["evals"]), saved["status"]
+        r.extra.update(saved["extra"])
+        if saved.get("init_from"):
+            r.extra["provenance"] = {**r.extra["provenance"], "init_from": saved["init_from"]}
+        r.train_s = r.train_s0 = float(saved["train_s"])
+        self.last_eval = int(saved["last_eval"])
+        self.scheduler.restore_trial(i, saved["scheduler"])
+        for rec in r.history:  # the epochs before the checkpoint, into this attempt's logs
+            values = {tags.tag(k): v for k, v in rec.items() if k not in ("epoch", "step")}
+            r.writer.scalars(int(rec["step"]), values, record="epoch", epoch=int(rec["epoch"]))
+        if r.status is not None:
+            self.rewrite.append(i)
 
     def finish(self, i: int, state, status: str) -> None:
         """Measure (if completed), save and write trial i's result.json; close its writer."""
@@ -177,20 +267,27 @@ def _refresh_hparams(cfg: Config) -> None:
         log(f"lbbench: warning: could not update TensorBoard's HParams columns in {cfg.workdir}: {e}")
 
 
-def _train_epochs(group: Group, state):
-    """Run the epochs of every trial and return the final state.
+def _train_epochs(group: Group, state, resume=None):
+    """Run the epochs of every trial (from `resume`, a checkpoint's position, if given) and return
+    the final state.
 
     A trial that diverges (its step froze it: NaN/inf loss) is recorded `diverged` at the end of that
     epoch; its frozen values never reach the others, which go on.
     """
     trainer, cfg = group.trainer, group.trainer.cfg
-    init_params = jax.tree.map(jnp.copy, state.params)
+    if group.init_params is None:
+        group.init_params = jax.tree.map(jnp.copy, state.params)
     group.timing["t_train"] = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    group.ckpt_time = time.monotonic()
+    for epoch in range(group.epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
-        state, metrics = trainer.epoch_fn(state, (epoch - 1) * trainer.steps_per_epoch, group.on_segment)
+        group.epoch = epoch
+        state, metrics = trainer.epoch_fn(
+            state, (epoch - 1) * trainer.steps_per_epoch, group.on_segment, group.at_safe_point, resume
+        )
+        resume = None
         metrics = jax.device_get(metrics)  # the one host round-trip per epoch
-        dist = np.asarray(distances_from_init(state.params, init_params))
+        dist = np.asarray(distances_from_init(state.params, group.init_params))
         alive = np.asarray(jax.device_get(state.alive))
         recs = group.end_epoch(state, epoch, metrics, dist, alive, time.perf_counter() - t0)
         if len(group.records) == 1 and recs:
@@ -219,13 +316,14 @@ def run_group(cfgs: list[Config]) -> list[dict]:
     try:
         for c in cfgs:  # locked from here on; exit 2 now if a folder already holds a run
             folders.append(RunFolder.open(c))
-        return _run_in_folders(cfgs, folders, t_start, origin)
+        resume_at = checkpoint.resume_step(cfgs) if cfgs[0].resume else None
+        return _run_in_folders(cfgs, folders, t_start, origin, resume_at)
     finally:
         for folder in folders:
             folder.discard()  # no-op once finish() committed; otherwise removes the staging folder
 
 
-def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: dict) -> list[dict]:
+def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: dict, resume_at) -> list[dict]:
     cfg = cfgs[0]
     ds = data_lib.load_for(cfg)
     signals.check()  # before anything is trained (nothing is recorded: the run had not started)
@@ -239,6 +337,8 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     preflight.check_model_input(cfg, trainer.model, ds)
     log(progress.start_line(cfgs, trainer.steps_per_epoch, ds))
     state = trainer.init_state()
+    if cfg.init_from and resume_at is None:
+        state, origin = _init_from(cfg, trainer, state, origin)
     with progress.stage("compiling the training epoch and evaluation", enabled=jax.process_index() == 0):
         compile_s = trainer.compile(state)
     grids = {w: hparams.sweep_grid(w) for w in {c.workdir for c in cfgs}}  # sweep.json read once per folder
@@ -251,20 +351,88 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     group = Group(trainer, records, scheduler, {"t_start": t_start, "compile_s": compile_s})
     for i, r in enumerate(records):  # from here a second Ctrl-C leaves a failed result.json
         r.folder.failed_result = functools.partial(group.failed_result, i)
+    resume = None
+    if resume_at is not None:
+        state, resume = _resume(group, state, resume_at)
     try:
         signals.check()  # a Ctrl-C during compilation stops here, recorded as a failed run
-        state = _train_epochs(group, state)
+        state = _train_epochs(group, state, resume)
         for i in group.training():
             group.finish(i, state, "completed")
+        for i in group.rewrite:  # resumed as diverged: its folder was reopened, write it again
+            group.write_result(i)
+        for c in cfgs:
+            checkpoint.remove(c)
     except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
         for i in group.training():
             r = records[i]
             r.status = "failed"
             r.extra.setdefault("error", f"{type(e).__name__}: {e}")
             r.extra.setdefault("traceback", traceback.format_exc())
+            if checkpoint.exists(r.cfg):
+                r.extra["checkpoint"] = f"{checkpoint.dir_for(r.cfg)}: the same command with --resume continues"
             group.write_result(i)
         raise
     return [r.result for r in records]
+
+
+def _resume(group: Group, template, step: int):
+    """The group's state at checkpoint `step` (every trial's, checked to be this trial's config)."""
+    saved = []
+    for r in group.records:
+        payload = checkpoint.load(checkpoint.dir_for(r.cfg), step)
+        if payload.get("fingerprint") != fingerprint(r.cfg):
+            raise ConfigError(
+                "resume",
+                f"the checkpoint in {checkpoint.dir_for(r.cfg)} is of another configuration; "
+                "resume with the command that wrote it, or drop --resume",
+            )
+        saved.append(payload)
+    for r in group.records:
+        r.extra["provenance"] = {**r.extra["provenance"], "resumed_at_step": step}
+    state, resume = group.restore(template, saved)
+    log(f"lbbench: resuming from the checkpoint at step {step} (epoch {group.epoch})")
+    return state, resume
+
+
+def _init_from(cfg: Config, trainer: Trainer, state, origin: dict):
+    """Every trial's params, BatchNorm statistics and (where it fits) optimizer state from --init_from;
+    each trial keeps its own injected hyperparameters, step, PRNG key and noise-scale state."""
+    variables, source = checkpoint.init_source(cfg)
+    host = jax.device_get(state)
+    fresh = trial(host, 0)
+    if checkpoint.shapes(variables["params"]) != checkpoint.shapes(fresh.params):
+        raise ConfigError(
+            "init_from",
+            f"the parameters of {source['run']} do not fit --model={cfg.model} on --dataset={cfg.dataset} "
+            "(other shapes); start from a run of the same model and data",
+        )
+    params = checkpoint.from_host(fresh.params, variables["params"])
+    batch_stats = checkpoint.from_host(fresh.batch_stats, variables.get("batch_stats") or {})
+    states = []
+    for i in range(trainer.num_trials):
+        st = trial(host, i)
+        opt = _optimizer_state(st.opt_state, variables.get("opt_state"))
+        states.append(st.replace(params=params, batch_stats=batch_stats, opt_state=opt or st.opt_state))
+    source["optimizer_state"] = opt is not None
+    state = jax.device_put(stack_trials(states), parallel.replicated(trainer.mesh))
+    return state, {**origin, "init_from": source}
+
+
+def _optimizer_state(fresh, saved):
+    """`saved` optimizer state with `fresh`'s injected hyperparameters, or None where it does not fit
+    (another optimizer: then only the params are taken)."""
+    if saved is None:
+        return None
+    merged = dict(saved)
+    new = checkpoint.to_host(fresh)
+    if "hyperparams" in new and "hyperparams" in merged:
+        merged["hyperparams"] = new["hyperparams"]
+    try:
+        out = checkpoint.from_host(fresh, merged)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return out if checkpoint.shapes(out) == checkpoint.shapes(fresh) else None
 
 
 def run(cfg: Config) -> dict:

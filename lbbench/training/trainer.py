@@ -167,17 +167,32 @@ class Trainer:
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 
-    def epoch_fn(self, state, start_step: int, on_segment: Callable | None = None):
+    def epoch_fn(self, state, start_step: int, on_segment: Callable | None = None, at_safe_point=None, resume=None):
         """One epoch of every trial: (new state, per-step metrics shaped (steps, trials)).
 
-        `on_segment(state, step)` is called after each segment (instruments measure there)."""
+        `on_segment(state, step)` is called after each segment (instruments measure there);
+        `at_safe_point(state, offset, metrics, epoch_rng)` then, where a checkpoint may be taken.
+        `resume=(epoch_rng, offset, metrics so far)` continues an epoch from a checkpoint: the order is
+        drawn again from the epoch's key, and the segments already done are skipped. The time in the
+        steps (not in what runs between segments) adds to `steps_s`."""
         t0, aside = time.perf_counter(), 0.0
-        state, idx, keys = self._compiled_shuffle(state)
+        if resume is None:
+            epoch_rng = jnp.copy(state.rng) if at_safe_point is not None else None  # the shuffle donates it
+            state, idx, keys = self._compiled_shuffle(state)
+            metrics, offset = [], 0
+        else:
+            epoch_rng, offset, done = resume
+            epoch_rng = jax.device_put(epoch_rng, parallel.replicated(self.mesh))
+            _, idx, keys = self._compiled_shuffle(jax.tree.map(jnp.copy, state).replace(rng=jnp.copy(epoch_rng)))
+            metrics = [done] if offset else []
         counter = progress.StepCounter(
             self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}", log=self._log
         )
-        metrics, offset = [], 0
+        end = 0
         for length in self.segment_lengths():
+            end += length
+            if end <= offset:
+                continue  # done before the checkpoint this epoch resumes from
             state, m = self._segments[length](
                 state, jnp.asarray(offset, jnp.int32), idx, keys, self.x_train, self.y_train
             )
@@ -187,6 +202,10 @@ class Trainer:
                 jax.block_until_ready(m["loss"])  # the steps' time counts as steps, not as what runs next
                 t1 = time.perf_counter()
                 on_segment(state, start_step + offset)
+                aside += time.perf_counter() - t1
+            if at_safe_point is not None:
+                t1 = time.perf_counter()
+                at_safe_point(state, offset, metrics, epoch_rng)
                 aside += time.perf_counter() - t1
             signals.check()  # a safe point: between compiled segments, never inside JAX
             if offset < self.steps_per_epoch and counter.due():
