@@ -79,6 +79,13 @@ def _main(argv: list[str]) -> int:
             "LBBENCH_DEBUG=1 shows the traceback)",
             EXIT_FAILED,
         )
+    if parallel.process_index() == 0:  # multi-process: process 0 prints the results and writes the summary
+        _print_results(cfgs, results)
+    return EXIT_DIVERGED if any(r["status"] == "diverged" for r in results) else EXIT_OK
+
+
+def _print_results(cfgs: list[Config], results: list[dict]) -> None:
+    """Each run's summary and where it is; a --seeds group's mean ± std (and <run>_seeds.json)."""
     for result in results:
         where = result["run_dir"]
         if result["status"] == "diverged":
@@ -94,7 +101,6 @@ def _main(argv: list[str]) -> int:
     if len(results) > 1:
         _report_seeds(cfgs, results)
     print(f"lbbench: logs    tensorboard --logdir {os.path.dirname(results[0]['run_dir']) or '.'}")
-    return EXIT_DIVERGED if any(r["status"] == "diverged" for r in results) else EXIT_OK
 
 
 def _report_seeds(cfgs: list[Config], results: list[dict]) -> None:
