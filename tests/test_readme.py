@@ -36,6 +36,7 @@ def test_readme_has_the_snippets_this_test_runs():
     assert len(snippets) >= 2 and any("load_run" in s for s in snippets) and any("results.load" in s for s in snippets)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(readme_snippets())))
 def test_readme_python_snippet_runs_as_written(index, workspace, monkeypatch, tmp_path):
     monkeypatch.chdir(workspace)

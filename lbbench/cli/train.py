@@ -85,7 +85,8 @@ def _main(argv: list[str]) -> int:
 
 
 def _print_results(cfgs: list[Config], results: list[dict]) -> None:
-    """Each run's summary and where it is; a --seeds group's mean ± std (and <run>_seeds.json)."""
+    """Each run's summary block and where it is; for a --seeds group a line per seed, then the mean and
+    95 % interval (and <run>_seeds.json)."""
     for result in results:
         where = result["run_dir"]
         if result["status"] == "diverged":
@@ -104,7 +105,7 @@ def _print_results(cfgs: list[Config], results: list[dict]) -> None:
 
 
 def _report_seeds(cfgs: list[Config], results: list[dict]) -> None:
-    """Print mean ± std over the seeds and write <workdir>/<run>_seeds.json (atomically)."""
+    """Print the mean and 95 % t-interval over the seeds and write <workdir>/<run>_seeds.json (atomically)."""
     summary = seeds_summary.summarise(results)
     path = os.path.join(cfgs[0].workdir, cfgs[0].run_name.rsplit("_s", 1)[0] + "_seeds.json")
     atomic.write_json(path, summary)

@@ -51,6 +51,7 @@ def _wait_for(proc, needle, timeout=300):
     raise AssertionError(f"never saw {needle!r}; stderr: {proc.stderr.read()[-2000:]}")
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_failed_and_exits_143(tmp_path):
     proc = _start(tmp_path, "--epochs=100000", "--nosharpness")
     _wait_for(proc, "epoch   2/")
@@ -63,6 +64,7 @@ def test_sigterm_marks_the_run_failed_and_exits_143(tmp_path):
     assert result["status"] == "failed" and "Terminated" in result["error"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_hessian_measurement_is_clean(tmp_path):
     proc = _start(
         tmp_path,
@@ -226,6 +228,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_unreachable_coordinator_times_out_with_one_line(tmp_path):
     t0 = time.time()
     proc = subprocess.run(

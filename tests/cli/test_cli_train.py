@@ -78,6 +78,7 @@ def test_diverged_run_exit_3_and_result_kept(capsys, tmp_path):
     assert json.loads((tmp_path / "boom" / "result.json").read_text())["status"] == "diverged"
 
 
+@pytest.mark.slow
 def test_seeds_group_where_every_seed_diverged(capsys, tmp_path):
     args = ["--optimizer=sgd", "--learning_rate=1e30", "--epochs=2", "--seeds=0,1", f"--workdir={tmp_path}"]
     code = main.main(["lbbench", *TINY, *args, "--run_name=boom"])

@@ -28,6 +28,7 @@ def _missing_build_tool() -> str | None:
     return f"setuptools {version} (< 70.1) needs the wheel package to build, and it is not installed"
 
 
+@pytest.mark.slow
 def test_editable_install_in_a_fresh_venv_gives_console_scripts(tmp_path):
     missing = _missing_build_tool()
     if missing:

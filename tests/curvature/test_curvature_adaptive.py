@@ -5,6 +5,7 @@ finds at least the rise of a random feasible perturbation."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.adaptive import adaptive_sharpness
@@ -38,6 +39,7 @@ def _lambda_max(loss, params):
     return float(np.linalg.eigvalsh(np.asarray(jax.hessian(lambda v: loss(unravel(v)))(flat), np.float64))[-1])
 
 
+@pytest.mark.slow
 def test_invariant_under_relu_rescaling_where_lambda_max_is_not():
     loss, params = _setup()
     scaled = _rescaled(params, 4.0)

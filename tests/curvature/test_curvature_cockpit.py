@@ -4,6 +4,7 @@ gradients (jax.jacobian of the per-example losses) with the tests written from t
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from _curvature_toys import mlp, per_example_losses  # noqa: F401 (mlp is a fixture)
 
 from lbbench.curvature import cockpit as gt
@@ -17,6 +18,7 @@ def test_hand_computed_two_examples():
     np.testing.assert_allclose(gt.orthogonality_test(sq_norms, dots, grad_sq), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradient_tests_match_explicit_per_example_gradients(mlp):
     logits_fn, params, x, y, *_ = mlp
     xb, yb = x[:24], y[:24]

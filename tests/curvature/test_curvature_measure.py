@@ -4,6 +4,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 from _curvature_toys import N_EXAMPLES, TinyBNNet, data, exact_hessian, mlp, plain_loss  # noqa: F401
 from jax.flatten_util import ravel_pytree
 
@@ -72,6 +73,7 @@ def test_measure_skips_optional_metrics(mlp):
     assert "density" not in report and "power_iteration_lambda_max" not in report
 
 
+@pytest.mark.slow
 def test_batchnorm_inference_mode_hvp_and_no_mutation():
     x, y = data(seed=1)
     model = TinyBNNet()

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.hvp import flat_matvec
@@ -31,6 +32,7 @@ def setup():
     return logits_fn, params, x, y, np.asarray(jax.hessian(plain)(flat), np.float64)
 
 
+@pytest.mark.slow
 def test_layer_indices_partition_the_flat_vector():
     _, params, *_ = setup()
     idx = layer_indices(params)
@@ -39,6 +41,7 @@ def test_layer_indices_partition_the_flat_vector():
     assert len(idx["Dense_0"]) == 30 and len(idx["Dense_1"]) == 21
 
 
+@pytest.mark.slow
 def test_per_layer_matches_exact_diagonal_blocks():
     logits_fn, params, x, y, hess = setup()
     loss_fn = make_loss(logits_fn, x, y, chunk_size=16)

@@ -27,6 +27,7 @@ def test_alpha_concave_and_zero_step_are_minus_one():
     assert sq.alpha_from_fit(np.array([0.0, -1.0, 0.5]), 0.0) == -1.0
 
 
+@pytest.mark.slow
 def test_step_alpha_matches_brute_force_fit(mlp):
     """f, f' and their per-example variances from explicit per-example jacobians, then the fit."""
     logits_fn, params, x, y, *_ = mlp

@@ -182,6 +182,7 @@ def test_analyze_tolerates_runs_without_curvature(eos, results, tmp_path):
     eos.analyze(str(tmp_path), results, quick=True)
 
 
+@pytest.mark.slow
 def test_tracked_lambda_max_is_that_of_the_full_training_loss(eos, tmp_path):
     """With sharpness_examples = train_subset (the experiment's setting) the tracker's lambda_max is the
     top eigenvalue of the mean cross-entropy over exactly the training subset: checked against the

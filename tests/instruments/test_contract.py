@@ -71,6 +71,7 @@ def test_built_only_when_switched_on_with_a_positive_declared_cost(name):
     assert "train step" in inst.describe_cost()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_yields_finite_floats_under_stable_names(name, trained):
     group, _ = trained

@@ -24,6 +24,7 @@ def batch_grad(w, x, y):
     return jax.grad(lambda w: 0.5 * jnp.mean((x @ w - y) ** 2))(w)
 
 
+@pytest.mark.slow
 def test_estimator_recovers_b_simple_of_linear_regression():
     rng = np.random.default_rng(0)
     w_star, w = rng.normal(size=D), rng.normal(size=D)
@@ -51,6 +52,7 @@ def test_unbiased_estimates_on_exact_norms():
     assert (float(est_g2), float(est_tr)) == pytest.approx((g2, tr))
 
 
+@pytest.mark.slow
 def test_train_step_sub_batch_norms_match_direct_computation():
     """The vmapped step's |G_small|² and |G_big|² equal per-sub-batch gradients taken one by one."""
     model = build_model("tiny_mlp", num_classes=3)
@@ -83,6 +85,7 @@ def test_train_step_sub_batch_norms_match_direct_computation():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_run_reports_noise_scale(tmp_path):
     from lbbench.training import loop as train
 

@@ -49,6 +49,7 @@ def adam_tx():
     return optax.inject_hyperparams(optax.adam)(learning_rate=LR, b1=0.9, b2=0.99, eps=1e-6)
 
 
+@pytest.mark.slow
 def test_curvature_tracker_adam_end_to_end(mlp, adam_tx):
     logits_fn, params, x, y, _, hess, eigs = mlp
     tracker = CurvatureTracker(
@@ -136,6 +137,7 @@ def test_columns_contract_is_strict_json():
     json.dumps(got, allow_nan=False)
 
 
+@pytest.mark.slow
 def test_instruments_run_inside_training_and_agree_with_the_end_of_run_sharpness(tmp_path):
     """Tracked lambda_max (warm-started, 5 Lanczos steps a time) at the last step equals the end-of-run
     sharpness measurement (cold Lanczos, 20 steps) on the same subset; columns and TensorBoard written."""

@@ -90,6 +90,7 @@ def initialised():
     return x, {name: _numpy_init(SMALL[name](), x) for name in SMALL}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_eval_and_train_modes(name, initialised):
     x, all_variables = initialised

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lbbench.runs import compile_cache
 
 RUN = """
@@ -29,6 +31,7 @@ def _run(tmp_path, name, cache):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_second_identical_run_compiles_nothing_new_and_matches(tmp_path):
     cache = tmp_path / "jaxcache"
     first = _run(tmp_path, "a", cache)

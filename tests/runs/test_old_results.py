@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from _paths import ROOT
 
 from lbbench.results import load_run
@@ -43,6 +44,7 @@ def _env():
     return {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
 
 
+@pytest.mark.slow
 def test_old_sweep_reports_and_resumes_without_training(tmp_path):
     work = tmp_path / "w"
     shutil.copytree(os.path.join(V0, "v0_sweep"), work / "v0_sweep")

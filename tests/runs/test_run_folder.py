@@ -97,6 +97,7 @@ def test_killed_run_leaves_nothing_visible_and_is_cleaned_up(tmp_path):
     assert files(tmp_path) == ["r"]
 
 
+@pytest.mark.slow
 def test_load_run_checks_status_and_parameters(tmp_path):
     base = Config(
         dataset="random",
@@ -186,6 +187,7 @@ def test_dot_slash_name_is_the_same_run(tmp_path, capsys):
     assert code == main.EXIT_BAD_INPUT and "already holds" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_rerun_without_run_name_gets_the_next_version_and_loses_nothing(tmp_path, capsys):
     """The README's command run twice: two run folders, the second `…_v2`, said in one line (issue 21)."""
     args = ["lbbench", *TINY, f"--workdir={tmp_path}"]

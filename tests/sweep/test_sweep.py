@@ -26,6 +26,7 @@ STUDY_FILES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_quick_mode_produces_report(name, tmp_path):
     path = name
@@ -89,6 +90,7 @@ def _results(sweep_dir):
     return sorted(glob.glob(os.path.join(sweep_dir, "*", "result.json")))
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_finishes_without_repeats(tmp_path):
     exp = tmp_path / "killtest.py"
     exp.write_text(TINY_EXPERIMENT)

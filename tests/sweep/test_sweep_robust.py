@@ -44,6 +44,7 @@ def trained(stdout):
     return [l.split("] ", 1)[1].split(":")[0] for l in stdout.splitlines() if l.startswith("[")]
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_sweep_folder_without_repeats(tmp_path):
     path = experiment(tmp_path, SEEDS % 6, epochs=3)
     work = tmp_path / "work"
@@ -178,6 +179,7 @@ def test_followup_runs_points_derived_from_results(tmp_path, capsys):
     assert trained(capsys.readouterr().out) == []
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_sweep_with_143(tmp_path):
     """Robust under load: it waits for an event (the first point's result.json), never a fixed time,
     and the handler only sets a flag, so the signal cannot be lost inside JAX's callbacks."""

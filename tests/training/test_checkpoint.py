@@ -83,6 +83,7 @@ def _same_run(a: str, b: str) -> None:
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     ref = _run([*RUN, f"--workdir={tmp_path}", "--run_name=ref"])
@@ -101,6 +102,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, sig):
     assert not os.path.exists(tmp_path / ".r.ckpt")  # removed once the run finished
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_seeds_group_resumes_under_its_default_names(tmp_path, sig):
     group = [*RUN, "--seeds=0,1"]
@@ -129,6 +131,7 @@ SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_preempted_sweep_point_resumes_from_its_checkpoint(tmp_path):
     path = tmp_path / "exp.py"
     path.write_text(SWEEP)
@@ -175,6 +178,7 @@ def test_resume_with_nothing_to_resume_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_init_from_starts_from_another_runs_checkpoint(tmp_path):
     src = _run([*TINY, "--epochs=2", "--checkpoint_every_steps=20", f"--workdir={tmp_path}", "--run_name=src"])
     assert src.returncode == 0, src.stderr[-2000:]
@@ -189,6 +193,7 @@ def test_init_from_starts_from_another_runs_checkpoint(tmp_path):
     assert missing.returncode == 2 and "--init_from: no run 'nope'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_init_from_a_checkpoint_step_takes_params_and_optimizer_state(tmp_path):
     ckpt = tmp_path / ".src.ckpt"
     cmd = _cli(*TINY, "--epochs=200", "--checkpoint_every_steps=20", f"--workdir={tmp_path}", "--run_name=src")

@@ -102,6 +102,7 @@ def test_huge_learning_rate_diverges_and_keeps_files(tmp_path):
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "run"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny_c1", "tiny_bn_mlp"])
 @pytest.mark.parametrize("schedule", ["warmup", "warmup_cosine", "warmup_step"])
 def test_models_and_schedules_train(tmp_path, model, schedule):
@@ -110,6 +111,7 @@ def test_models_and_schedules_train(tmp_path, model, schedule):
     assert result["history"]["learning_rate"][-1] > 0
 
 
+@pytest.mark.slow
 def test_sharpness_measured_logged_and_stored(tmp_path):
     cfg = tiny_cfg(
         tmp_path,

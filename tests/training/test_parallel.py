@@ -36,6 +36,7 @@ def run_cli(tmp_path, devices: int, name: str, extra: list[str]):
         ["--model=tiny_bn_mlp", "--ghost_batch_size=4"],  # per-device batch 8, ghost 4 divides it
     ],
 )
+@pytest.mark.slow
 def test_eight_devices_match_one(tmp_path, extra):
     one, r1 = run_cli(tmp_path, 1, "one", extra)
     eight, r8 = run_cli(tmp_path, 8, "eight", extra)
@@ -72,6 +73,7 @@ def test_batch_is_split_across_eight_devices():
     assert sorted(info["first_rows"], reverse=True) == [float(3 * (31 - 4 * k)) for k in range(8)]
 
 
+@pytest.mark.slow
 def test_trial_group_on_eight_devices_matches_one(tmp_path):
     """Two seeds as one vmapped program (trials replicated, each trial's batch split over devices)."""
     env = lambda d: {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}

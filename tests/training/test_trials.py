@@ -69,6 +69,7 @@ def assert_same_run(a, b, rtol=1e-5):
         np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_trial_of_group_equals_solo_run(case, tmp_path):
     base, trials = CASES[case]
@@ -83,6 +84,7 @@ def test_trial_of_group_equals_solo_run(case, tmp_path):
     assert group[1]["history"]["learning_rate"][-1] == pytest.approx(solo["history"]["learning_rate"][-1], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_diverging_trial_is_frozen_and_the_others_match_their_solo_runs(tmp_path):
     base = {"optimizer": "sgd", "epochs": 3}
     trials = [{"learning_rate": 0.1}, {"learning_rate": 1e30}, {"learning_rate": 0.3}]
@@ -152,6 +154,7 @@ def test_bad_seeds_exit_2(value, needle, tmp_path, capsys):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_epoch_cut_into_segments_equals_one_segment():
     """Instruments get the state every few steps; cutting the epoch there must not change training."""
     from lbbench.data import load
@@ -185,6 +188,7 @@ def test_eval_every_steps_records_test_metrics_between_epochs(tmp_path):
     assert evals["test_loss"][0] != evals["test_loss"][1]  # step 5 is a different state
 
 
+@pytest.mark.slow
 def test_evals_interval_that_does_not_divide_the_epoch(tmp_path):
     cfg = Config(workdir=str(tmp_path), run_name="r", **{**TINY, "eval_every_steps": 4})
     saved = train.run(cfg)
