@@ -10,8 +10,9 @@ What TensorBoard (2.16–2.21) does, read from its source and checked in a brows
 So each run records, when it ends, its session: the key hyperparameters (`KEY_HPARAMS`), every
 other hyperparameter that differs from the defaults, the keys its sweep's grid varies, the learning
 rate after scaling (`LR_scaled`) and how the run ended (`Status`). Those two are capitalised on
-purpose: TensorBoard sorts names as Python does, capitals first, so among the columns whose values
-differ they are always ticked. The one experiment summary lives in the logdir itself
+purpose: TensorBoard sorts names as Python does, capitals first, so each comes first in its group
+(the columns whose values differ, then the rest) and is ticked whenever its group reaches the five.
+The one experiment summary lives in the logdir itself
 (`EXPERIMENT_FILE`, rewritten atomically by every run that ends there): the union of those keys
 over the logdir's runs, `differs` where their values differ, the values as discrete domains, and
 the curated `METRICS`. Integer values are written as their decimal string (`4096`), so the filter
@@ -135,6 +136,7 @@ def non_default_keys(config: dict) -> list[str]:
 
 def run_hparams(config: dict, status: str, varying=()) -> dict:
     """{key: encoded value} a run shows in HParams: KEY_HPARAMS, its non-default and `varying` keys, status."""
+    varying = [k for k in varying if k == "seed" or k not in BOOKKEEPING]  # a grid's cadence is not a hyperparameter
     keys = list(dict.fromkeys([*KEY_HPARAMS, *varying, *non_default_keys(config)]))
     out = {STATUS: status}
     try:
