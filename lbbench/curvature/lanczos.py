@@ -72,6 +72,29 @@ def lanczos_basis(matvec: MatVec, start: jax.Array, num_iters: int, key):
     return np.asarray(jnp.stack(alphas), np.float64), np.asarray(betas, np.float64), basis
 
 
+def lanczos_basis_until(matvec: MatVec, start: jax.Array, min_iters: int, max_iters: int, tol: float, key):
+    """lanczos_basis that stops early: after at least `min_iters` steps, as soon as the last step moved
+    the top Ritz value by less than `tol` relative (`ritz_change`), else after `max_iters`.
+
+    One host round trip per step (the step's alpha and beta) on top of its HVP, which dominates."""
+    n = start.size
+    cap = max(1, min(int(max_iters), n))
+    basis = jnp.zeros((cap, n), start.dtype).at[0].set(start)
+    alphas, betas = [], []
+    for j in range(cap):
+        w = matvec(basis[j])
+        if j == cap - 1:
+            alphas.append(float(jnp.vdot(basis[j], w)))
+            break
+        basis, alpha, beta = _lanczos_step(basis, j, w, key)
+        alphas.append(float(alpha))
+        if j + 1 >= min_iters and ritz_change(np.array(alphas), np.array(betas)) < tol:
+            break
+        betas.append(float(beta))
+    m = len(alphas)
+    return np.asarray(alphas, np.float64), np.asarray(betas[: m - 1], np.float64), basis[:m]
+
+
 def lanczos(matvec: MatVec, params_like, num_iters: int, key) -> tuple[np.ndarray, np.ndarray]:
     """Lanczos tridiagonalisation T = V^T H V from a random unit start, full reorthogonalisation.
 
@@ -114,6 +137,35 @@ def top_eigenvalues(loss_fn: LossFn, params: Params, k: int, num_iters: int, key
     return jnp.asarray(top_eigenvalues_mv(matvec, n, dtype, k, num_iters, key))
 
 
+def ritz_change(alphas: np.ndarray, betas: np.ndarray) -> float:
+    """How much the last Lanczos step still moved the top Ritz value, relative to it:
+    (θ_max(T_m) − θ_max(T_{m−1})) / |θ_max(T_m)| ≥ 0 (Cauchy interlacing), inf for m = 1.
+
+    A convergence indicator that costs no HVP: the top Ritz value rises monotonically to λ_max, so
+    a step that still moves it by p % says the value may still be p % (or more) low; 0 once it stopped
+    moving (Saad 2011, "Numerical Methods for Large Eigenvalue Problems", §6.6)."""
+    if len(alphas) < 2:
+        return float("inf")
+    top = ritz(alphas, betas)[0][-1]
+    previous = ritz(alphas[:-1], betas[:-1])[0][-1]  # T_{m-1}: the leading (m-1) x (m-1) block
+    return float(max(top - previous, 0.0) / max(abs(top), np.finfo(float).tiny))
+
+
+def top_eigenpair_checked(
+    matvec: MatVec, start: jax.Array, num_iters: int, key, max_iters: int = 0, tol: float = 0.0
+) -> tuple[float, jax.Array, float]:
+    """top_eigenpair plus `ritz_change` of its last step (how far from converged the value may be);
+    with `max_iters` > num_iters, steps go on until that change is below `tol` (lanczos_basis_until)."""
+    start = start / jnp.linalg.norm(start)
+    if max_iters > num_iters:
+        alphas, betas, basis = lanczos_basis_until(matvec, start, num_iters, max_iters, tol, key)
+    else:
+        alphas, betas, basis = lanczos_basis(matvec, start, num_iters, key)
+    values, vectors = np.linalg.eigh(np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1))
+    vec = basis.T @ jnp.asarray(vectors[:, -1], basis.dtype)
+    return float(values[-1]), vec / jnp.linalg.norm(vec), ritz_change(alphas, betas)
+
+
 def top_eigenpair(matvec: MatVec, start: jax.Array, num_iters: int, key) -> tuple[float, jax.Array]:
     """(largest Ritz value, its unit Ritz vector V^T u) of `num_iters` Lanczos steps from `start`.
 
@@ -122,12 +174,8 @@ def top_eigenpair(matvec: MatVec, start: jax.Array, num_iters: int, key) -> tupl
     almost in the top eigenspace, so a few steps (each one HVP) reach the accuracy a cold start
     needs ~20 for. The returned vector is the next call's start.
     """
-    alphas, betas, basis = lanczos_basis(matvec, start / jnp.linalg.norm(start), num_iters, key)
-    t = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-    values, vectors = np.linalg.eigh(t)
-    top = jnp.asarray(vectors[:, -1], basis.dtype)
-    vec = basis.T @ top
-    return float(values[-1]), vec / jnp.linalg.norm(vec)
+    value, vec, _ = top_eigenpair_checked(matvec, start, num_iters, key)
+    return value, vec
 
 
 def warm_lambda_max(matvec: MatVec, n: int, dtype, previous, num_iters: int, key):
@@ -137,8 +185,23 @@ def warm_lambda_max(matvec: MatVec, n: int, dtype, previous, num_iters: int, key
     Cost: `num_iters` HVPs on the n measured examples, each ~2.4 gradients (forward-over-reverse),
     i.e. ~2.4 num_iters n/B train steps at batch size B (40 at k = 5, n = 2048, B = 256).
     """
+    value, vec, _ = warm_lambda_max_checked(matvec, n, dtype, previous, num_iters, key)
+    return value, vec
+
+
+def warm_lambda_max_checked(
+    matvec: MatVec, n: int, dtype, previous, num_iters: int, key, max_iters: int = 0, tol: float = 0.0, mix: float = 0.0
+):
+    """warm_lambda_max plus the `ritz_change` of its last step (the tracker's convergence indicator).
+
+    `max_iters`/`tol`: keep stepping until the change is below `tol` (at most `max_iters` steps).
+    `mix`: add that fraction of a random unit vector to the warm start, so a direction that has just
+    overtaken the previous top one is in the Krylov space from the first step (a pure warm start can
+    converge to the old, now second, eigenvalue and report it as converged)."""
     start = unit_normal(key, n, dtype) if previous is None else jnp.asarray(previous, dtype)
-    return top_eigenpair(matvec, start, num_iters, jax.random.fold_in(key, 1))
+    if previous is not None and mix > 0:
+        start = start / jnp.linalg.norm(start) + mix * unit_normal(jax.random.fold_in(key, 2), n, dtype)
+    return top_eigenpair_checked(matvec, start, num_iters, jax.random.fold_in(key, 1), max_iters, tol)
 
 
 @jax.jit

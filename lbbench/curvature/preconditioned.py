@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from lbbench.curvature.lanczos import warm_lambda_max
+from lbbench.curvature.lanczos import warm_lambda_max_checked
 from lbbench.curvature.loss import MatVec
 
 DEFAULT_EPS = {"adam": 1e-8, "adamw": 1e-8, "lamb": 1e-6}  # optax.adam(w) and optim.lamb defaults
@@ -73,8 +73,15 @@ def preconditioned_sharpness(matvec: MatVec, diag_p: jax.Array, previous, num_it
     Cost: `num_iters` HVPs as in `warm_lambda_max` (~2.4 num_iters n/B train steps) plus
     elementwise scalings.
     """
+    value, vec, _ = preconditioned_sharpness_checked(matvec, diag_p, previous, num_iters, key)
+    return value, vec
+
+
+def preconditioned_sharpness_checked(matvec: MatVec, diag_p: jax.Array, previous, num_iters: int, key, **until):
+    """preconditioned_sharpness plus the `ritz_change` of its last Lanczos step (`until`: max_iters,
+    tol and mix of `warm_lambda_max_checked`)."""
     pmv = preconditioned_matvec(matvec, diag_p)
-    return warm_lambda_max(pmv, diag_p.size, diag_p.dtype, previous, num_iters, key)
+    return warm_lambda_max_checked(pmv, diag_p.size, diag_p.dtype, previous, num_iters, key, **until)
 
 
 def adam_hyperparams(opt_state, optimizer: str, momentum: float, beta2: float) -> dict:

@@ -2,11 +2,14 @@
 
 Yields, per measurement:
   lambda_max                   top Hessian eigenvalue of the measurement-subset loss (warm start)
+  lambda_max_last_change       how much the last Lanczos step still moved it, relative (lanczos.
+                               ritz_change): the convergence indicator; above ~1 % it may be low
   threshold, lambda_max_ratio  the optimizer's stability threshold on lambda_max and lambda/threshold
                                (sgd 2/eta, heavy ball (2+2mu)/eta, Nesterov; Cohen et al. 2021)
   preconditioned_sharpness     lambda_max(P^-1 H) for Adam-family states (Cohen et al. 2022), with
   preconditioned_threshold,    (2+2 b1)/(eta (1 - b1)) and the ratio (adam, adamw only)
   preconditioned_ratio
+  preconditioned_last_change   its convergence indicator, as for lambda_max
   batch_sharpness              E_B[g_B^T H_B g_B / |g_B|^2] (Andreyev & Beneventano 2024) over
   batch_sharpness_stderr       minibatches of the run's batch size cut from the measurement subset
   batch_sharpness_ratio        (the training minibatch if B exceeds it), and its ratio to 2/eta
@@ -25,14 +28,14 @@ from jax.flatten_util import ravel_pytree
 
 from lbbench.curvature.batch_sharpness import batch_sharpness, split_batches
 from lbbench.curvature.hvp import flat_matvec
-from lbbench.curvature.lanczos import warm_lambda_max
+from lbbench.curvature.lanczos import warm_lambda_max_checked
 from lbbench.curvature.loss import make_loss
 from lbbench.curvature.preconditioned import (
     adam_hyperparams,
     adam_preconditioner,
     find_adam_state,
     find_hyperparams,
-    preconditioned_sharpness,
+    preconditioned_sharpness_checked,
 )
 from lbbench.curvature.thresholds import ADAM_LIKE, adam_threshold, gd_threshold, stability_threshold
 from lbbench.instruments.base import HVP_IN_GRADIENTS, Instrument, TopVectors, TrialView
@@ -41,6 +44,13 @@ NAME = "curvature"
 ORDER = 10
 # Config overrides that switch it on, at a size the contract test can afford (tests/instruments)
 ENABLE = {"track_curvature_every": 4, "track_curvature_iters": 3}
+# lambda_max: Lanczos runs at least `iters` steps, then on until its last step moves the value by
+# < 0.1 %, at most 20; the warm start gets 10 % of a random vector (lanczos.warm_lambda_max_checked).
+# Adam's preconditioned sharpness has nearly tied top eigenvalues that a short warm-started run
+# converges past (the indicator cannot see it), so it always runs PRECONDITIONED_MIN_ITERS steps.
+# Both measured against the largest of several runs' values on the default MLP (BUILD_NOTES, issue 23).
+UNTIL = {"max_iters": 20, "tol": 1e-3, "mix": 0.1}
+PRECONDITIONED_MIN_ITERS = 20
 BATCH_HVP_IN_GRADIENTS = 3.0  # linearize (primal gradient) + tangent, per minibatch
 
 
@@ -97,11 +107,13 @@ class CurvatureTracker(Instrument):
         return self.optimizer in ADAM_LIKE + ("lamb",)
 
     def cost_steps(self) -> float:
-        hvps = self.iters * (2 if self._adam_family() else 1)
+        # at least: lambda_max may take up to UNTIL["max_iters"] steps when it has not converged
+        hvps = self.iters + (max(self.iters, PRECONDITIONED_MIN_ITERS) if self._adam_family() else 0)
         return (HVP_IN_GRADIENTS * hvps + BATCH_HVP_IN_GRADIENTS) * self.measure_examples / self.batch_size
 
     def describe_cost(self) -> str:
-        hvps = self.iters * (2 if self._adam_family() else 1)
+        # at least: lambda_max may take up to UNTIL["max_iters"] steps when it has not converged
+        hvps = self.iters + (max(self.iters, PRECONDITIONED_MIN_ITERS) if self._adam_family() else 0)
         return (
             f"≈ {self.cost_steps():.1f} train steps ({hvps} HVPs on {self.measure_examples} examples "
             f"+ one HVP per minibatch for batch sharpness, at B = {self.batch_size})"
@@ -111,9 +123,11 @@ class CurvatureTracker(Instrument):
         k_lambda, k_pre = jax.random.split(view.key)
         loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size)
         matvec, n, dtype = flat_matvec(loss, view.params, self.hvp_cache_bytes)
-        lam, vec = warm_lambda_max(matvec, n, dtype, self.vectors.get(view.trial)[1], self.iters, k_lambda)
+        previous = self.vectors.get(view.trial)[1]
+        lam, vec, change = warm_lambda_max_checked(matvec, n, dtype, previous, self.iters, k_lambda, **UNTIL)
         self.vectors.put(view.trial, view.step, vec)
         yield "lambda_max", lam
+        yield "lambda_max_last_change", change  # how much the last Lanczos step moved it (0 = converged)
         lr = float(view.learning_rate)
         optimizer, momentum, _ = self._settings(view)
         momentum = float(find_hyperparams(view.opt_state).get("momentum", momentum))
@@ -145,9 +159,12 @@ class CurvatureTracker(Instrument):
                 f"Adam's second moment has {diag_p.size} entries, the parameters "
                 f"{ravel_pytree(view.params)[0].size}: not one optimizer's state"
             )
-        lam, vec = preconditioned_sharpness(matvec, diag_p, self._preconditioned.get(view.trial)[1], self.iters, key)
+        previous = self._preconditioned.get(view.trial)[1]
+        iters = max(self.iters, PRECONDITIONED_MIN_ITERS)
+        lam, vec, change = preconditioned_sharpness_checked(matvec, diag_p, previous, iters, key, **UNTIL)
         self._preconditioned.put(view.trial, view.step, vec)
         yield "preconditioned_sharpness", lam
+        yield "preconditioned_last_change", change
         if optimizer in ADAM_LIKE:
             threshold = adam_threshold(lr, hp["b1"])
             yield "preconditioned_threshold", threshold

@@ -3,9 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from _curvature_toys import mlp  # noqa: F401 (fixture)
 
-from lbbench.curvature.lanczos import lanczos, power_iteration, ritz, top_eigenvalues
+from lbbench.curvature.lanczos import lanczos, power_iteration, ritz, ritz_change, top_eigenvalues
 
 
 def test_top_eigenvalues_match_eigvalsh(mlp):
@@ -64,3 +65,37 @@ def test_warm_start_matches_cold_start_with_fewer_hvps(mlp):
     assert residual <= 1e-2 * abs(warm) and abs(np.linalg.norm(warm_vec) - 1) < 1e-5
     cold4, _ = warm_lambda_max(moved_mv, n, dtype, None, 4, jax.random.PRNGKey(24))
     assert abs(cold4 - exact) > 1e-4 * abs(exact)  # 4 steps from a random start are not enough
+
+
+def test_the_convergence_indicator_flags_an_unconverged_value_and_bounds_its_error():
+    """A spectrum with a slowly separating top (λ = 1.0, 0.98, 0.96, ...): 3 steps from a random start
+    leave λ_max well below 1 and the last step still moved it a lot; 60 steps converge and the last
+    step moves it by almost nothing. The indicator is computed from T alone (no HVP)."""
+    from lbbench.curvature.lanczos import top_eigenpair_checked, unit_normal
+
+    d = jnp.linspace(0.0, 1.0, 51)[::-1]  # 1.0 first: spacing 0.02
+    mv = lambda v: d * v  # noqa: E731
+    start = unit_normal(jax.random.PRNGKey(7), 51, jnp.float32)
+    short, _, short_change = top_eigenpair_checked(mv, start, 3, jax.random.PRNGKey(8))
+    long, _, long_change = top_eigenpair_checked(mv, start, 60, jax.random.PRNGKey(8))
+    assert long == pytest.approx(1.0, rel=1e-5) and long_change < 1e-4
+    assert 1.0 - short > 0.01, "three steps are not enough here"
+    assert short_change > 0.01, "and the indicator says so"
+    assert ritz_change(np.array([2.0]), np.array([])) == float("inf")  # one step: nothing to compare
+
+
+def test_lanczos_until_stops_once_the_top_value_settles_and_matches_plain_lanczos_so_far():
+    from lbbench.curvature.lanczos import lanczos_basis, lanczos_basis_until, unit_normal
+
+    d = jnp.concatenate([jnp.array([10.0]), jnp.linspace(0.0, 1.0, 40)])  # a well-separated top: fast
+    mv = lambda v: d * v  # noqa: E731
+    start = unit_normal(jax.random.PRNGKey(9), 41, jnp.float32)
+    a, b, basis = lanczos_basis_until(mv, start, 2, 30, 1e-6, jax.random.PRNGKey(10))
+    assert 2 <= len(a) < 30 and len(b) == len(a) - 1 and basis.shape == (len(a), 41)
+    assert ritz(a, b)[0][-1] == pytest.approx(10.0, rel=1e-5) and ritz_change(a, b) < 1e-6
+    a_full, b_full, _ = lanczos_basis(mv, start, len(a), jax.random.PRNGKey(10))
+    np.testing.assert_allclose(a, a_full, rtol=1e-5)
+    np.testing.assert_allclose(b, b_full, rtol=1e-5)
+    slow = jnp.linspace(0.0, 1.0, 41)[::-1]  # a slow top does not settle to 1e-9 in 8 steps: all 8 run
+    a, _, _ = lanczos_basis_until(lambda v: slow * v, start, 2, 8, 1e-9, jax.random.PRNGKey(10))
+    assert len(a) == 8

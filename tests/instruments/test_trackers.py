@@ -60,6 +60,8 @@ def test_curvature_tracker_adam_end_to_end(mlp, adam_tx):
     second = dict(tracker.run(view))  # warm-started from the first call's vectors
     assert set(second) == {
         "lambda_max",
+        "lambda_max_last_change",
+        "preconditioned_last_change",
         "preconditioned_sharpness",
         "preconditioned_threshold",
         "preconditioned_ratio",
@@ -69,6 +71,7 @@ def test_curvature_tracker_adam_end_to_end(mlp, adam_tx):
     }  # adam: no threshold on raw lambda_max
     assert abs(first["lambda_max"] - eigs[-1]) <= 0.05 * eigs[-1]
     np.testing.assert_allclose(second["lambda_max"], eigs[-1], rtol=1e-4)
+    assert 0 <= second["lambda_max_last_change"] < 1e-3  # converged, and the indicator says so
     p = np.asarray(adam_preconditioner(find_adam_state(view.opt_state), 0.9, 0.99, 1e-6), np.float64)
     want = scipy.linalg.eigh(hess, np.diag(p), eigvals_only=True)[-1]
     np.testing.assert_allclose(second["preconditioned_sharpness"], want, rtol=1e-3)
