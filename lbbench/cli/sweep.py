@@ -10,12 +10,14 @@ Exit status: 0 all points completed or diverged, 1 some failed, 2 bad input, 130
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
 from lbbench.config import Config, ConfigError
 from lbbench.report.write import write_report
-from lbbench.runs import compile_cache, signals
+from lbbench.runs import compile_cache, hparams, signals
+from lbbench.runs.writer import write_logdir_experiment
 from lbbench.sweep import accounting, runner
 from lbbench.sweep import progress as sweep_progress
 from lbbench.sweep.experiment_file import SweepError, parse_sets, shipped
@@ -133,6 +135,10 @@ def _main(argv: list[str]) -> int:
             analysis = runner.analyze(plan)
             signals.check()  # the last safe point: the report is written whole or not at all
             path = write_report(plan.sweep_dir, analysis=analysis)
+            # TensorBoard's HParams columns once more, over the whole grid; this also clears what a
+            # killed writer left. Not worth failing a finished sweep for.
+            with contextlib.suppress(OSError):
+                write_logdir_experiment(plan.sweep_dir, hparams.metric_tags(plan.base.to_dict()))
     except KeyboardInterrupt as e:
         print(
             "lbbench.sweep: interrupted while writing the report; every run is saved, "

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 
 import jax
@@ -82,7 +83,8 @@ def write_logdir_experiment(logdir: str, metrics) -> None:
     sessions = hparams_lib.logdir_sessions(logdir)
     if not sessions:
         return
-    tmp = tempfile.mkdtemp(prefix=".hparams-", dir=logdir)
+    _remove_stale_temporaries(logdir)
+    tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-", dir=logdir)
     try:
         writer = FileWriter(tmp)
         writer.add_summary(experiment_summary(sessions, metrics, {**help_texts(), **HPARAM_HELP}))
@@ -91,6 +93,30 @@ def write_logdir_experiment(logdir: str, metrics) -> None:
         os.replace(os.path.join(tmp, written), os.path.join(logdir, hparams_lib.EXPERIMENT_FILE))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+TMP_PREFIX = ".hparams-"  # + host-pid-random: where the experiment file is written before its rename
+
+
+def _remove_stale_temporaries(logdir: str) -> None:
+    """Remove the temporary folders of writers on this host whose process is gone (killed mid-write)."""
+    host = socket.gethostname()
+    for name in os.listdir(logdir):
+        if not name.startswith(f"{TMP_PREFIX}{host}-"):
+            continue
+        pid = name[len(TMP_PREFIX) + len(host) + 1 :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(logdir, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 HPARAM_HELP = {

@@ -2,6 +2,9 @@
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -193,3 +196,15 @@ def test_wandb_asked_for_but_missing_is_bad_input(monkeypatch):
     with pytest.raises(ConfigError) as e:
         Config(wandb_project="p").validate()
     assert e.value.flag == "wandb_project" and "pip install wandb" in str(e.value)
+
+
+def test_a_writer_killed_mid_write_leaves_a_folder_the_next_write_removes(tmp_path):
+    _finished_run(tmp_path, "a")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{writer_lib.TMP_PREFIX}{socket.gethostname()}-{int(dead.stdout)}-x1"
+    stale.mkdir()
+    (stale / "events.out.tfevents.half").write_bytes(b"\0")
+    mine = tmp_path / f"{writer_lib.TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-x2"  # a live writer's
+    mine.mkdir()
+    writer_lib.write_logdir_experiment(str(tmp_path), [])
+    assert not stale.exists() and mine.exists()
