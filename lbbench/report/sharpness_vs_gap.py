@@ -1,4 +1,4 @@
-"""`python -m lbbench.study.sharpness_vs_gap SWEEP_DIR [...] --out DIR`: does any sharpness measure
+"""`python -m lbbench.report.sharpness_vs_gap SWEEP_DIR [...] --out DIR`: does any sharpness measure
 rank the generalization gap over the finished runs of these study folders (lbbench.study.correlation)?
 
 Writes sharpness_vs_gap.md (one row per measure and target: n, Kendall's τ, its 95 % bootstrap
@@ -65,7 +65,7 @@ def scatter(rows: list[dict], path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lbbench.study.sharpness_vs_gap", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lbbench.report.sharpness_vs_gap", description=__doc__)
     parser.add_argument("folders", nargs="+", help="study sweep folders holding run folders")
     parser.add_argument("--out", required=True, help="folder for sharpness_vs_gap.md/.json/.png")
     args = parser.parse_args(argv[1:])
