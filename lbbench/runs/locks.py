@@ -58,7 +58,8 @@ def _read(path: str) -> dict | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,7 +78,7 @@ def is_stale(path: str, owner: dict | None, stale_after_s: float = STALE_AFTER_S
     if owner and owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
         if owner["pid"] == os.getpid() and _key(path) not in _held:
             return True  # our own pid, but not a lock this process holds: left by an earlier process
-        return not _pid_alive(owner["pid"]) or age > stale_after_s  # age: the pid may have been reused
+        return not pid_alive(owner["pid"]) or age > stale_after_s  # age: the pid may have been reused
     return age > stale_after_s
 
 

@@ -24,6 +24,7 @@ from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 
 from lbbench.config import Config, help_texts
 from lbbench.runs import hparams as hparams_lib
+from lbbench.runs import locks
 from lbbench.runs import tags as tags_lib
 from lbbench.runs.atomic import finite_or_none
 from lbbench.runs.wandb_logger import WandbLogger
@@ -105,18 +106,8 @@ def _remove_stale_temporaries(logdir: str) -> None:
         if not name.startswith(f"{TMP_PREFIX}{host}-"):
             continue
         pid = name[len(TMP_PREFIX) + len(host) + 1 :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not locks.pid_alive(int(pid)):
             shutil.rmtree(os.path.join(logdir, name), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 HPARAM_HELP = {
