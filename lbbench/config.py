@@ -181,6 +181,12 @@ class Config:
         "continue this command's run from its last checkpoint (a killed or preempted run); "
         "with a default run name, the version that has the checkpoint is chosen",
     )
+    pause_at_epoch: int = _f(
+        0,
+        "stop after this epoch with every trial's checkpoint kept and result.json status `paused` "
+        "(a successive-halving rung); the same command with a later --pause_at_epoch (or 0) and "
+        "--resume continues it exactly; 0 = train all --epochs",
+    )
     wandb_project: str = _f("", "also log to this Weights & Biases project (needs `pip install wandb`)")
     # distribution
     coordinator_address: str = _f("", "multi-host: address:port of process 0 (jax.distributed)")
@@ -302,6 +308,11 @@ class Config:
         if self.checkpoint_every_steps < -1:
             raise ConfigError(
                 "checkpoint_every_steps", f"must be a number of steps, 0 or -1; got {self.checkpoint_every_steps}"
+            )
+        if not 0 <= self.pause_at_epoch < max(self.epochs, 1):
+            raise ConfigError(
+                "pause_at_epoch",
+                f"must be 0 (off) or an epoch before the last ({self.epochs}); got {self.pause_at_epoch}",
             )
         if self.init_from:
             run, _, step = self.init_from.rpartition(":") if ":" in self.init_from else (self.init_from, "", "")
@@ -462,7 +473,16 @@ SECTIONS = {
         "adaptive_sharpness_steps",
         "eval_every_steps",
     ),
-    "output": ("workdir", "run_name", "overwrite", "save_params", "checkpoint_every_steps", "resume", "wandb_project"),
+    "output": (
+        "workdir",
+        "run_name",
+        "overwrite",
+        "save_params",
+        "checkpoint_every_steps",
+        "resume",
+        "pause_at_epoch",
+        "wandb_project",
+    ),
     "distribution": ("coordinator_address", "num_processes", "process_id", "coordinator_timeout_s"),
 }
 

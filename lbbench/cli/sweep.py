@@ -58,6 +58,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="rerun finished points whose config "
         "changed since they ran (otherwise the sweep stops with exit 2 naming them)",
     )
+    p.add_argument(
+        "--full_search",
+        action="store_true",
+        help="ignore the experiment's successive halving: every trial runs its full budget "
+        "(the search halving is judged against; use another --workdir)",
+    )
     args = p.parse_args(argv[1:])
     if args.max_trials_per_program < 1:
         raise SweepError(f"--max_trials_per_program must be at least 1, got {args.max_trials_per_program}")
@@ -82,7 +88,7 @@ def _print_grid(configs: list[Config], max_trials: int) -> None:
 
 def _prepare(args: argparse.Namespace, argv: list[str]) -> runner.Plan | None:
     """The plan, recorded in sweep.json; None when only the grid was to be printed."""
-    plan = runner.plan(args.experiment, args.quick, args.workdir, parse_sets(args.set))
+    plan = runner.plan(args.experiment, args.quick, args.workdir, parse_sets(args.set), args.full_search)
     if args.dry_run:
         _print_grid(plan.configs, args.max_trials_per_program)
         return None
@@ -146,7 +152,7 @@ def _main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return signals.exit_code(e)
-    failed = sorted(k for k, s in statuses.items() if s not in runner.FINISHED)
+    failed = sorted(k for k, s in statuses.items() if s not in (*runner.FINISHED, runner.PAUSED))
     counts = {s: list(statuses.values()).count(s) for s in sorted(set(statuses.values()))}
     for line in accounting.lines(runner.record_time(plan, time.monotonic() - started)):
         print(f"lbbench.sweep: {line}")

@@ -4,18 +4,28 @@
 
 Issues 10 and 17. Shallue et al. 2019 and Nado et al. 2021: at one fixed learning rate, "large
 batches fail" is manufactured by the comparison. Here every batch size B = 32 … 16384 gets the same
-budget of K = 8 quasi-random trials (scrambled Sobol over base learning rate, log(1 − momentum),
+budget of K = 32 quasi-random trials (scrambled Sobol over base learning rate, log(1 − momentum),
 warmup *in steps* (0–500, the same at every B and run length) and weight decay;
 lbbench.study.search.default_space("momentum")), momentum SGD with a linear warmup then a constant
 rate, so a trial's learning rate at step t does not depend on the run length (Zhang et al. 2024),
 and the learning rate searched as a base rate at B = 256 with sqrt scaling so the same space is
-centred at every B. The K trial points are the same unit Sobol points at every B (paired).
+centred at every B. Each batch size draws its own K points (issue 22: independent per arm; a
+Sobol scramble seeded by the batch size's index).
+
+**Successive halving** (issue 19; lbbench/study/halving.py), declared here before the runs: each
+batch size's K trials are ranked on validation accuracy after 1/9 and 1/3 of their epochs, the top
+⌊n/3⌋ go on from their own checkpoints, so 32 → 10 → 3 trials run the full budget (about 7.8
+full runs' worth of training instead of 32). Only full-budget trials can be winners.
+`lbbench-sweep critical_batch --full_search` trains all K to the end instead.
+The tuning trials measure nothing but validation and test accuracy (no gradient noise scale, no
+sharpness): the instruments run in the winners' re-runs, where the analysis reads them.
 
 **Data roles** (STUDY_PROTOCOL.md §2). Targets, crossings and winners are on the validation set
 (5,000 MNIST-1D examples generated apart from train and test); test accuracy is reported once, for
 the re-runs, at the budget's end. After the grid, `followup` re-runs each batch size's winners —
 fewest steps to each target, best validation accuracy at the end of each budget, chosen on seed 0 —
-with seeds 1, 2, 3 and sharpness measurement on.
+with seeds 1 … 8 (a 1-point non-inferiority claim needs ≈ 8; issue 22) and the gradient noise scale
+and sharpness measurement on.
 
 **Budget rule.** epochs(B) = max(E_MIN, ceil(T_MIN / floor(N / B))), E_MIN = 10 epochs and
 T_MIN = 1000 steps (B = 32 … 512: 10 epochs; 1024: 18; 4096: 72; 16384: 334 epochs = 1002 steps).
@@ -40,7 +50,8 @@ at the crossing where its per-step EMA has equilibrated (the crossing at least E
 steps in), the end-of-run value labelled a trajectory average. Writes answer.md,
 critical_batch.json, steps_to_target_<target>.png and accuracy_vs_batch.png.
 
-Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 2 trials, 2 re-run seeds; two low targets.
+Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 3 trials (1 goes on after epoch 1), 2 re-run seeds;
+two low targets.
 """
 
 import math
@@ -50,6 +61,7 @@ from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, bootstrap, compare, critical_batch, protocol, targets
+from lbbench.study.halving import Halving
 from lbbench.study.search import default_space
 from lbbench.sweep import env_dataset
 
@@ -60,7 +72,8 @@ TRAIN_SIZE = {"mnist1d": 60000, "mnist": 60000, "fashion_mnist": 60000, "cifar10
 E_MIN, T_MIN = 10, 1000
 EVAL_EXAMPLES = 6000
 EQUILIBRATED_STEPS = 300  # 3 windows of the noise scale's per-step EMA (1 / (1 − 0.99) steps)
-K, SEEDS, SEARCH_SEED = 8, (1, 2, 3), 0
+K, SEEDS, SEARCH_SEED = 32, tuple(range(1, 9)), 0
+RUNGS, KEEP = (1 / 9, 1 / 3, 1.0), 1 / 3
 
 
 def batches(quick: bool) -> tuple[int, ...]:
@@ -100,17 +113,23 @@ def base_config(quick: bool) -> Config:
         base_batch_size=256,
         schedule="warmup",
         sharpness=False,
+        noise_scale_groups=1,  # off on the tuning path; the winners' re-runs measure it
         save_params=False,
         train_eval_examples=2000,
     )
 
 
+def halving(quick: bool) -> Halving:
+    """Successive halving per batch size on validation accuracy (module docstring)."""
+    return Halving(rungs=RUNGS, keep=KEEP, metric="val_accuracy", bracket=lambda cfg: cfg.batch_size)
+
+
 def grid(quick: bool) -> list[dict]:
     space = default_space("momentum")
     points = []
-    for b in batches(quick):
+    for j, b in enumerate(batches(quick)):
         e = epochs(b, quick)
-        for i, t in enumerate(space.trials(2 if quick else K, seed=SEARCH_SEED)):
+        for i, t in enumerate(space.trials(3 if quick else K, seed=SEARCH_SEED + j)):
             points.append(
                 {
                     **t,
@@ -145,7 +164,11 @@ def followup(results: dict, quick: bool) -> list[dict]:
         )
         names |= set().union(*win.values()) if win else set()
     return protocol.rerun_points(
-        results, names, base_config(quick), SEEDS[:2] if quick else SEEDS, extra={"sharpness": not quick}
+        results,
+        names,
+        base_config(quick),
+        SEEDS[:2] if quick else SEEDS,
+        extra={"sharpness": not quick, "noise_scale_groups": Config().noise_scale_groups},
     )
 
 

@@ -43,6 +43,7 @@ NON_RESULT_FIELDS = (
     "save_params",
     "checkpoint_every_steps",
     "resume",
+    "pause_at_epoch",
     "coordinator_address",
     "num_processes",
     "process_id",

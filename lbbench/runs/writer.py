@@ -112,7 +112,9 @@ def _remove_stale_temporaries(logdir: str) -> None:
 
 HPARAM_HELP = {
     hparams_lib.SCALED_LR: "The learning rate after --lr_scaling to this batch size (before the schedule).",
-    hparams_lib.STATUS: "How the run ended: completed, diverged (loss NaN/inf) or failed.",
+    hparams_lib.STATUS: (
+        "How the run ended: completed, diverged (loss NaN/inf), failed, or paused (a successive-halving rung)."
+    ),
 }
 
 

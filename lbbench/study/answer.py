@@ -30,6 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lbbench.models import uses_batch_norm
+from lbbench.runs.folder import NON_RESULT_FIELDS
 from lbbench.study import search, targets, verdicts
 from lbbench.study.bootstrap import mean_ci
 
@@ -63,12 +65,22 @@ RUN_ONLY = (
     "epsilons",
     "eps_subspace_dim",
     "lbfgs_iters",
+    "track_curvature_every",
+    "track_curvature_iters",
+    "gradient_tests_every",
+    "adaptive_sharpness_rho",
+    "adaptive_sharpness_steps",
+    *NON_RESULT_FIELDS,  # resume, pause_at_epoch, checkpoints, overwrite, where the data lives
 )
+# The gradient noise scale only measures a model without BatchNorm (the sub-batch gradients average
+# to the batch gradient); with BatchNorm its sub-batches change the statistics, hence the trial.
+NOISE_SCALE_FIELDS = ("noise_scale_groups", "noise_scale_every", "noise_scale_ema")
 
 
 def hparams_key(cfg: dict) -> tuple:
-    """Everything that defines a trial except its seed and where it is written."""
-    return tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in RUN_ONLY))
+    """Everything that defines a trial except its seed, where it is written and what it measures."""
+    skip = RUN_ONLY if uses_batch_norm(cfg.get("model", "")) else (*RUN_ONLY, *NOISE_SCALE_FIELDS)
+    return tuple(sorted((k, repr(v)) for k, v in cfg.items() if k not in skip))
 
 
 def by_batch(cfg: dict):

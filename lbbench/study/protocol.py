@@ -15,16 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lbbench.config import Config
+from lbbench.runs.folder import NON_RESULT_FIELDS
 from lbbench.study import answer, targets
 
 SEP = "__"
 
 
 def overrides_of(result: dict, base: Config) -> dict:
-    """The Config overrides that turn `base` into this result's config (workdir excluded)."""
+    """The Config overrides that turn `base` into this result's config (how it was stored and started
+    excluded: workdir, and e.g. --resume of a run continued from a successive-halving rung)."""
     want = Config.from_dict(result["config"]).to_dict()
     have = base.to_dict()
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in want.items() if k != "workdir" and v != have.get(k)}
+    skip = {"workdir", *NON_RESULT_FIELDS} - {"run_name"}
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in want.items() if k not in skip and v != have.get(k)}
 
 
 def winners(

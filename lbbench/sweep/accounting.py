@@ -15,18 +15,26 @@ from collections import defaultdict
 PARTS = ("compile", "training steps", "evaluation", "instruments", "other")
 
 
-def point_share(result: dict) -> dict:
-    """{part: seconds} charged to one finished point (see the module docstring)."""
-    t = result.get("timing") or {}
+def _attempt_share(t: dict) -> dict:
+    """{part: seconds} of one attempt's program charged to one of its T trials (instruments apart)."""
     n = max(int(t.get("trials_in_program") or 1), 1)
-    instruments = {k: float(v.get("seconds") or 0.0) for k, v in (t.get("instruments") or {}).items()}
-    share = {
+    return {
         "compile": float(t.get("compile_s") or 0.0) / n,
         "training steps": float(t.get("steps_s") or 0.0) / n,
         "evaluation": float(t.get("eval_s") or 0.0) / n,
-        "instruments": sum(instruments.values()),
+        "total": float(t.get("total_s") or 0.0) / n,
     }
-    share["other"] = max(float(t.get("total_s") or 0.0) / n - sum(share.values()), 0.0)
+
+
+def point_share(result: dict) -> dict:
+    """{part: seconds} charged to one point (see the module docstring), over all its attempts: a
+    point paused at successive-halving rungs, or preempted, ran as several programs."""
+    t = result.get("timing") or {}
+    attempts = [_attempt_share(a) for a in (t.get("earlier_attempts") or [])] + [_attempt_share(t)]
+    instruments = {k: float(v.get("seconds") or 0.0) for k, v in (t.get("instruments") or {}).items()}
+    share = {part: sum(a[part] for a in attempts) for part in ("compile", "training steps", "evaluation")}
+    share["instruments"] = sum(instruments.values())
+    share["other"] = max(sum(a["total"] for a in attempts) - sum(share.values()), 0.0)
     share["by_instrument"] = instruments
     return share
 

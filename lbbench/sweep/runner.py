@@ -40,7 +40,7 @@ from lbbench.config import Config
 from lbbench.runs import atomic, locks, signals
 from lbbench.runs import folder as run_folder
 from lbbench.runs.reader import read_json, read_result
-from lbbench.sweep import accounting
+from lbbench.sweep import accounting, halving
 from lbbench.sweep.experiment_file import (
     SweepError,
     build_configs,
@@ -54,6 +54,7 @@ from lbbench.sweep.progress import SweepProgress
 from lbbench.training import checkpoint, loop
 
 FINISHED = run_folder.FINISHED
+PAUSED = "paused"  # stopped at a successive-halving rung, its checkpoint kept (sweep/halving.py)
 MAX_FOLLOWUP_ROUNDS = 20
 WAIT_POLL_S = 1.0
 
@@ -83,18 +84,29 @@ class Plan:
     points: list[dict]
     configs: list[Config]
     added: list[dict] = dataclasses.field(default_factory=list)
+    full_search: bool = False  # ignore the experiment's successive halving: every trial's full budget
 
     def all_configs(self) -> list[Config]:
         return self.configs + configs_for(self.base, self.added, self.sweep_dir, self.sets)
 
 
-def plan(spec: str, quick: bool, workdir: str, sets: dict | None = None) -> Plan:
+def plan(spec: str, quick: bool, workdir: str, sets: dict | None = None, full_search: bool = False) -> Plan:
     """Load the experiment and build its grid's validated Configs (SweepError / ConfigError: exit 2)."""
     module = load_experiment(spec)
     sweep_dir = sweep_dir_for(workdir, module.NAME, quick)
     points, configs = build_configs(module, quick, sweep_dir, sets)
     base = call_experiment(module, "base_config", quick)
-    return Plan(module, spec, quick, sweep_dir, dict(sets or {}), base, points, configs)
+    return Plan(module, spec, quick, sweep_dir, dict(sets or {}), base, points, configs, full_search=full_search)
+
+
+def halving_spec(p: Plan):
+    """The experiment's declared successive halving, or None (none declared, or --full_search)."""
+    if p.full_search:
+        return None
+    try:
+        return halving.spec_of(p.module, p.quick)
+    except ValueError as e:
+        raise SweepError(f"{p.module.NAME}: halving(): {e}") from None
 
 
 def record(p: Plan, argv: list[str]) -> None:
@@ -107,6 +119,8 @@ def record(p: Plan, argv: list[str]) -> None:
         "grid": p.points,
         "followup": p.added,
         "set": p.sets,
+        "halving": (halving_spec(p).to_dict() if halving_spec(p) else None),
+        "full_search": p.full_search,
         "base_config": p.base.to_dict(),
         "command": " ".join(["lbbench-sweep", *argv[1:]]),
         "git_commit": _git_commit(),
@@ -124,7 +138,7 @@ def record(p: Plan, argv: list[str]) -> None:
 
 def record_time(p: Plan, wall_s: float) -> dict:
     """Add where the sweep's time went (sweep/accounting.py) to sweep.json, atomically; returns it."""
-    acc = accounting.account(finished_results(p.all_configs()), wall_s)
+    acc = accounting.account(latest_results(p.all_configs()), wall_s)
     path = os.path.join(p.sweep_dir, "sweep.json")
     info = read_json(path)[0] or {}
     atomic.write_json(path, {**info, "time": acc})
@@ -133,8 +147,16 @@ def record_time(p: Plan, wall_s: float) -> dict:
 
 def execute(p: Plan, argv: list[str], log=print, max_trials: int = 8) -> dict:
     """Train the grid, then the follow-ups; {run_name: status} of every point."""
-    counter = SweepProgress(len(p.configs), log, more_may_come=hasattr(p.module, "followup"))
-    statuses = run_sweep(p.configs, log=log, max_trials=max_trials, counter=counter)
+    spec = halving_spec(p)
+    counter = SweepProgress(len(p.configs), log, more_may_come=hasattr(p.module, "followup") or spec is not None)
+
+    def sweep(configs):
+        return run_sweep(configs, log=log, max_trials=max_trials, counter=counter)
+
+    if spec is None:
+        statuses = sweep(p.configs)
+    else:
+        statuses = halving.run(p.configs, spec, p.sweep_dir, sweep, counter)
     run_followups(p, statuses, log, max_trials, on_new=lambda: record(p, argv), counter=counter)
     return statuses
 
@@ -158,13 +180,18 @@ def read_status(run_dir: str) -> str | None:
 
 
 def point_state(cfg: Config) -> tuple[str, dict | None]:
-    """("finished" | "changed" | "failed" | "todo", result): what the folder holds for this config."""
+    """("finished" | "paused" | "changed" | "failed" | "todo", result): what the folder holds for this
+    config. "paused": stopped at the rung this config asks for or later (short of it: "todo", it resumes)."""
     r = read_result(os.path.join(cfg.workdir, cfg.run_name))
     if not r:
         return "todo", None
     same = run_folder.result_fingerprint(r) == run_folder.fingerprint(cfg)
     if r.get("status") in FINISHED:
         return ("finished" if same else "changed"), r
+    if r.get("status") == PAUSED and same:
+        paused_at = int((r.get("config") or {}).get("pause_at_epoch") or 0)
+        reached = 0 < cfg.pause_at_epoch <= paused_at  # stopped at this rung or a later one
+        return ("paused" if reached else "todo"), r
     return ("failed" if same else "todo"), r
 
 
@@ -226,7 +253,7 @@ def run_sweep(
     todo = []
     for cfg in configs:
         state, r = point_state(cfg)
-        if state == "finished":
+        if state in ("finished", "paused"):
             statuses[cfg.run_name] = r["status"]
         else:
             todo.append(cfg)
@@ -236,7 +263,7 @@ def run_sweep(
 
     def settled(cfg) -> bool:
         state, r = point_state(cfg)
-        if state == "finished" or (state == "failed" and _mtime(cfg) >= started):
+        if state in ("finished", "paused") or (state == "failed" and _mtime(cfg) >= started):
             statuses[cfg.run_name] = r["status"]
             return True
         return False
@@ -301,6 +328,17 @@ def finished_results(configs: list[Config]) -> dict:
     return out
 
 
+def latest_results(configs: list[Config]) -> dict:
+    """{run_name: result} of every point that has a result.json of its current config (any status,
+    paused rungs included): what the sweep's time accounting charges."""
+    out = {}
+    for c in configs:
+        r = read_result(os.path.join(c.workdir, c.run_name))
+        if r and run_folder.result_fingerprint(r) == run_folder.fingerprint(c):
+            out[c.run_name] = r
+    return out
+
+
 def run_followups(p: Plan, statuses: dict, log, max_trials: int, on_new=None, counter=None) -> None:
     """Call followup(results, quick) and run the new points it returns, until it returns none new."""
     if not hasattr(p.module, "followup"):
@@ -344,7 +382,7 @@ def analyze(p: Plan) -> dict | None:
     if not hasattr(p.module, "analyze"):
         return None
     results = {c.run_name: read_result(os.path.join(p.sweep_dir, c.run_name)) for c in p.all_configs()}
-    results = {k: v for k, v in results.items() if v is not None}
+    results = {k: v for k, v in results.items() if v is not None and v.get("status") != PAUSED}
     try:
         analysis = p.module.analyze(p.sweep_dir, results, p.quick)
     except Exception as e:  # noqa: BLE001 - the report is still written, with the error in it

@@ -53,6 +53,7 @@ class TrialRecord:
         self.extra: dict = {}
         self.train_s = 0.0
         self.train_s0 = 0.0  # training seconds before the checkpoint this run resumed from
+        self.attempts: list[dict] = []  # timing of the attempts before the one this run resumed from
         self.result: dict | None = None
 
 
@@ -133,7 +134,7 @@ class Group:
             return
         host, init, rng0 = jax.device_get((state, self.init_params, epoch_rng))
         got = jax.device_get(metrics)
-        cols = {k: np.concatenate([np.asarray(m[k]) for m in got]) for k in got[0]}
+        cols = {k: np.concatenate([np.asarray(m[k]) for m in got]) for k in got[0]} if got else {}
         for i, r in enumerate(self.records):
             payload = {
                 "format": checkpoint.FORMAT,
@@ -149,6 +150,16 @@ class Group:
             }
             checkpoint.save(checkpoint.dir_for(r.cfg), step, payload)
 
+    def pause(self, state, epoch: int) -> None:
+        """A successive-halving rung: checkpoint every trial at the start of the next epoch (the
+        epoch's PRNG key not yet split, so the resumed run shuffles as the uninterrupted one would)
+        and record the trials still training as `paused`."""
+        self.epoch = epoch + 1
+        self.save_checkpoint(state, epoch * self.trainer.steps_per_epoch, 0, [], state.rng)
+        for i in self.training():
+            self.finish(i, state, "paused")
+        log(f"lbbench: paused after epoch {epoch} (--pause_at_epoch); --resume with a later one continues")
+
     def _record_state(self, i: int) -> dict:
         r = self.records[i]
         extra = {k: v for k, v in r.extra.items() if k != "provenance"}
@@ -159,6 +170,7 @@ class Group:
             "extra": extra,
             "init_from": r.extra.get("provenance", {}).get("init_from"),
             "train_s": r.train_s,
+            "attempts": [*r.attempts, self._attempt_timing()],
             "last_eval": self.last_eval,
             "scheduler": self.scheduler.trial_state(i),
         }
@@ -185,6 +197,7 @@ class Group:
         if saved.get("init_from"):
             r.extra["provenance"] = {**r.extra["provenance"], "init_from": saved["init_from"]}
         r.train_s = r.train_s0 = float(saved["train_s"])
+        r.attempts = list(saved.get("attempts") or [])
         self.last_eval = int(saved["last_eval"])
         self.scheduler.restore_trial(i, saved["scheduler"])
         for rec in r.history:  # the epochs before the checkpoint, into this attempt's logs
@@ -224,22 +237,30 @@ class Group:
     def _last_step(r: TrialRecord) -> int:
         return int(r.history[-1]["step"]) if r.history else 0
 
+    def _attempt_timing(self) -> dict:
+        """This attempt's program-level seconds (the trials of its program share them)."""
+        return {
+            "compile_s": self.timing.get("compile_s"),
+            "total_s": time.perf_counter() - self.timing["t_start"],
+            "eval_s": self.trainer.eval_s,  # the program's evaluation so far: train_s includes it
+            "steps_s": self.trainer.steps_s,  # the program's training steps so far: train_s includes them
+            "trials_in_program": self.trainer.num_trials,
+        }
+
     def write_result(self, i: int) -> None:
         r, trainer = self.records[i], self.trainer
         steps = len(r.history) * trainer.steps_per_epoch
         step_s = r.train_s / steps if steps and r.train_s > 0 else None
         instruments = self.scheduler.result_extras(i, step_s)
         timing = {
-            "compile_s": self.timing.get("compile_s"),
-            "total_s": time.perf_counter() - self.timing["t_start"],
+            **self._attempt_timing(),
             "train_s": r.train_s,
-            "eval_s": trainer.eval_s,  # the program's evaluation so far: train_s includes it
-            "steps_s": trainer.steps_s,  # the program's training steps so far: train_s includes them
             "examples_per_s": steps * r.cfg.batch_size / r.train_s if r.train_s > 0 else None,
             "steps": steps,
-            "trials_in_program": trainer.num_trials,
             "instruments": instruments["timing"],
         }
+        if r.attempts:  # paused or preempted before: what those attempts cost (sweep accounting adds them)
+            timing["earlier_attempts"] = r.attempts
         extra = {"dataset": result.dataset_info(trainer.ds), **r.extra, **instruments["extras"]}
         if r.evals:
             extra["evals"] = r.evals.to_dict()
@@ -295,6 +316,9 @@ def _train_epochs(group: Group, state, resume=None):
         elif recs:
             log(progress.group_epoch_line(epoch, cfg, recs, time.perf_counter() - t0, len(group.records)))
         if not group.training():
+            break
+        if epoch == cfg.pause_at_epoch:
+            group.pause(state, epoch)
             break
     return state
 
@@ -361,8 +385,9 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
             group.finish(i, state, "completed")
         for i in group.rewrite:  # resumed as diverged: its folder was reopened, write it again
             group.write_result(i)
-        for c in cfgs:
-            checkpoint.remove(c)
+        for c, r in zip(cfgs, records):
+            if r.status != "paused":  # a paused trial continues from its checkpoint
+                checkpoint.remove(c)
     except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
         for i in group.training():
             r = records[i]
@@ -392,7 +417,7 @@ def _resume(group: Group, template, step: int):
         r.extra["provenance"] = {**r.extra["provenance"], "resumed_at_step": step}
     state, resume = group.restore(template, saved)
     log(f"lbbench: resuming from the checkpoint at step {step} (epoch {group.epoch})")
-    return state, resume
+    return state, (resume if resume[1] else None)  # at an epoch's start: that epoch runs as usual
 
 
 def _init_from(cfg: Config, trainer: Trainer, state, origin: dict):

@@ -58,19 +58,19 @@ def test_trials_are_valid_config_overrides_within_range():
 
 
 def test_warmup_in_steps_is_the_same_at_every_batch_size_and_run_length():
-    """A trial's warmup must not depend on the budget rule (issue 17: it was a fraction of the run)."""
+    """A trial's warmup must not depend on the budget rule (issue 17: it was a fraction of the run), and
+    each batch size draws its own K trials (issue 22)."""
     from lbbench.experiments import critical_batch
     from lbbench.training import schedules
 
     by_batch = {}
     for p in critical_batch.grid(quick=False):
-        trial = p["run_name"].split("__")[1]
         cfg = critical_batch.base_config(False).replace(**{k: v for k, v in p.items() if k != "run_name"})
-        steps = schedules.warmup_steps(cfg, 60000 // cfg.batch_size)
-        by_batch.setdefault(trial, set()).add(steps)
-    assert len(by_batch) == critical_batch.K
-    assert all(len(v) == 1 for v in by_batch.values())  # one warmup per trial, whatever B and epochs
-    assert len({next(iter(v)) for v in by_batch.values()}) == critical_batch.K  # and trials differ
+        assert schedules.warmup_steps(cfg, 60000 // cfg.batch_size) == p["warmup_steps"]  # whatever B and epochs
+        by_batch.setdefault(cfg.batch_size, []).append((p["learning_rate"], p["warmup_steps"]))
+    assert all(len(set(v)) == critical_batch.K for v in by_batch.values())
+    draws = list(by_batch.values())
+    assert all(a != b for a, b in zip(draws, draws[1:]))  # independent draws per batch size
 
 
 def test_unit_inverts_value_on_every_scale():

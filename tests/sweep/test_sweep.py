@@ -15,13 +15,30 @@ from _paths import ROOT
 from lbbench.cli import sweep as sweep_cli
 from lbbench.sweep import experiment_file
 
-EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "critical_batch", "remedies", "edge_of_stability")
+EXPERIMENTS = (
+    "seed_article",
+    "keskar",
+    "goyal",
+    "lars",
+    "hoffer",
+    "critical_batch",
+    "remedies",
+    "edge_of_stability",
+    "halving_check",
+)
 # files each study-layer experiment's analyze() writes (tuned, with follow-ups)
 STUDY_FILES = {
     "goyal": ("answer.md", "goyal.json", "goyal.png"),
     "lars": ("answer.md", "lars.json", "lars.png"),
     "hoffer": ("answer.md", "hoffer.json", "hoffer.png"),
-    "critical_batch": ("answer.md", "critical_batch.json", "steps_to_target_0.12.png", "accuracy_vs_batch.png"),
+    "critical_batch": (
+        "answer.md",
+        "critical_batch.json",
+        "steps_to_target_0.12.png",
+        "accuracy_vs_batch.png",
+        "halving.json",
+        "halving.md",
+    ),
     "remedies": ("answer.md", "remedies.json", "remedies.png"),
 }
 
