@@ -82,6 +82,11 @@ class Config:
         "also evaluate validation and test loss/accuracy every N steps (0 = once an epoch); "
         "steps-to-target studies read these points (result.json `evals`)",
     )
+    eval_test_every_steps: bool = _f(
+        True,
+        "evaluate the test set at the --eval_every_steps evaluations too (tuning trials select on "
+        "validation alone and may skip it; the epoch-end evaluation always includes test)",
+    )
     train_subset: int = _f(
         0,
         "train on a fixed, seeded subset of this many training examples (0 = all); "
@@ -314,6 +319,12 @@ class Config:
                 "pause_at_epoch",
                 f"must be 0 (off) or an epoch before the last ({self.epochs}); got {self.pause_at_epoch}",
             )
+        if not self.eval_test_every_steps and self.eval_every_steps and not self.validation_examples:
+            raise ConfigError(
+                "eval_test_every_steps",
+                "without a validation set (--validation_examples=0) the mid-epoch evaluations would be empty; "
+                "keep the test set in them or hold out validation examples",
+            )
         if self.init_from:
             run, _, step = self.init_from.rpartition(":") if ":" in self.init_from else (self.init_from, "", "")
             if not run or (step and not step.isdigit()):
@@ -472,6 +483,7 @@ SECTIONS = {
         "adaptive_sharpness_rho",
         "adaptive_sharpness_steps",
         "eval_every_steps",
+        "eval_test_every_steps",
     ),
     "output": (
         "workdir",

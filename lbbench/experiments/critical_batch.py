@@ -17,8 +17,9 @@ batch size's K trials are ranked on validation accuracy after 1/9 and 1/3 of the
 ⌊n/3⌋ go on from their own checkpoints, so 32 → 10 → 3 trials run the full budget (about 7.8
 full runs' worth of training instead of 32). Only full-budget trials can be winners.
 `lbbench-sweep critical_batch --full_search` trains all K to the end instead.
-The tuning trials measure nothing but validation and test accuracy (no gradient noise scale, no
-sharpness): the instruments run in the winners' re-runs, where the analysis reads them.
+The tuning trials measure nothing but what selection reads (validation accuracy at the cadence
+below; test only at epoch ends; no gradient noise scale, no sharpness): the test set between epochs
+and the instruments run in the winners' re-runs, where the analysis reads them.
 
 **Data roles** (STUDY_PROTOCOL.md §2). Targets, crossings and winners are on the validation set
 (5,000 MNIST-1D examples generated apart from train and test); test accuracy is reported once, for
@@ -64,6 +65,7 @@ from lbbench.study import answer, bootstrap, compare, critical_batch, protocol, 
 from lbbench.study.halving import Halving
 from lbbench.study.search import default_space
 from lbbench.sweep import env_dataset
+from lbbench.sweep import halving as sweep_halving
 
 NAME = "critical_batch"
 TARGETS = {"mnist1d": (0.85, 0.90, 0.93), "mnist": (0.97, 0.98, 0.985), "fashion_mnist": (0.85, 0.88, 0.9)}
@@ -114,6 +116,7 @@ def base_config(quick: bool) -> Config:
         schedule="warmup",
         sharpness=False,
         noise_scale_groups=1,  # off on the tuning path; the winners' re-runs measure it
+        eval_test_every_steps=False,  # tuning selects on validation; the re-runs read test
         save_params=False,
         train_eval_examples=2000,
     )
@@ -168,13 +171,18 @@ def followup(results: dict, quick: bool) -> list[dict]:
         names,
         base_config(quick),
         SEEDS[:2] if quick else SEEDS,
-        extra={"sharpness": not quick, "noise_scale_groups": Config().noise_scale_groups},
+        extra={
+            "sharpness": not quick,
+            "noise_scale_groups": Config().noise_scale_groups,
+            "eval_test_every_steps": True,
+        },
     )
 
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     bud = _budgets(quick)
-    rows = answer.answer_rows(results, epoch_budget=bud["epochs"], step_budget=bud["steps"])
+    stopped = {int(b): n for b, n in sweep_halving.stopped_by_bracket(sweep_dir).items()}
+    rows = answer.answer_rows(results, epoch_budget=bud["epochs"], step_budget=bud["steps"], stopped=stopped)
     per_target = [target_analysis(results, goal) for goal in targets_of(quick)]
     out = {"targets": per_target, "budgets": bud, "answer": rows, "no_effect": answer.no_effect(results)}
     out["degradation"] = degradation(rows)
@@ -193,6 +201,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + "\n"
         + answer.tuning_markdown(rows, results, lambda arm: default_space("momentum"))
         + "\n"
+        + _ladder_markdown(sweep_dir)
         + degradation_markdown(out["degradation"])
         + "\n"
         + "\n".join(critical_batch_markdown(t) for t in per_target)
@@ -203,6 +212,16 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         figures.save(fig, os.path.join(sweep_dir, f"steps_to_target_{t['target']:g}.png"))
     figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
     return {"summary": summary, "critical_batch": out}
+
+
+def _ladder_markdown(sweep_dir: str) -> str:
+    """Where the ladder is, and that the tuning curve above covers only the trials that ran the full budget."""
+    if not os.path.exists(os.path.join(sweep_dir, "halving.md")):
+        return ""
+    return (
+        "Successive halving stopped most trials early (halving.md: which trial stopped at which rung, with its "
+        "validation accuracy there); the curve above is over the trials that ran the full budget.\n\n"
+    )
 
 
 def degradation(rows: list[dict]) -> dict:

@@ -70,6 +70,7 @@ RUN_ONLY = (
     "gradient_tests_every",
     "adaptive_sharpness_rho",
     "adaptive_sharpness_steps",
+    "eval_test_every_steps",
     *NON_RESULT_FIELDS,  # resume, pause_at_epoch, checkpoints, overwrite, where the data lives
 )
 # The gradient noise scale only measures a model without BatchNorm (the sub-batch gradients average
@@ -217,15 +218,18 @@ def answer_rows(
     arm: Callable[[dict], object] = by_batch,
     tuning_seed: int = 0,
     confidence: float = 0.95,
+    stopped: dict | None = None,
 ) -> list[dict]:
-    """One dict per arm (see the module docstring). Budgets default to common_budgets(results)."""
+    """One dict per arm (see the module docstring). Budgets default to common_budgets(results).
+    `stopped`: {arm: trials successive halving stopped before the full budget} (counted as tried)."""
     budgets = common_budgets(results)
     epoch_budget = budgets["epochs"] if epoch_budget is None else epoch_budget
     step_budget = budgets["steps"] if step_budget is None else step_budget
     rows = []
     for a, trials in sorted(group(results, arm).items(), key=_arm_order):
         tuning = [tuning_run(runs, tuning_seed)[1] for runs in trials.values()]
-        row = {"arm": a, "trials": len(trials), **effective_k(tuning)}
+        halved = (stopped or {}).get(a, 0)
+        row = {"arm": a, "trials": len(trials) + halved, "stopped": halved, **effective_k(tuning)}
         for kind, budget in (("epochs", epoch_budget), ("steps", step_budget)):
             if budget is None:
                 row[kind] = None
@@ -296,7 +300,8 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
         f"Each row: the trial with the best validation accuracy at the budget's end (chosen on the "
         f"tuning seed), re-run over fresh seeds; test accuracy at the budget's end, mean [{pct} CI over "
         f"seeds, Student t, clipped to [0, 1]] (n seeds). Trials: K (diverged / never learned / "
-        f"learned then collapsed). Gap and sharpness: the epoch-budget winner, mean over its re-runs.",
+        f"learned then collapsed; and those successive halving stopped early, never winners). Gap and "
+        f"sharpness: the epoch-budget winner, mean over its re-runs.",
         "",
         f"| {arm_name} | trials (diverged / never learned / collapsed) | test acc @ {_fmt(e, 'g')} epochs "
         f"| test acc @ {_fmt(s, 'g')} steps | lr of epoch winner | generalization gap | λ_max "
@@ -305,8 +310,10 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
     ]
     for r in rows:
         lr = ((r.get("epochs") or {}).get("config") or {}).get("learning_rate")
+        halved = f"; {r['stopped']} stopped by halving" if r.get("stopped") else ""
+        outcomes = f"{r['diverged'] + r['failed']} / {r['no_learn']} / {r['collapsed']}{halved}"
         lines.append(
-            f"| {r['arm']} | {r['trials']} ({r['diverged'] + r['failed']} / {r['no_learn']} / {r['collapsed']}) "
+            f"| {r['arm']} | {r['trials']} ({outcomes}) "
             f"| {_acc_cell(r.get('epochs'))} | {_acc_cell(r.get('steps'))} | {_fmt(lr, '.3g')} "
             f"| {_fmt(r.get('generalization_gap'))} | {_fmt(r.get('lambda_max'), '.3g')} "
             f"| {_fmt(r.get('epsilon_sharpness'), '.3g')} |"

@@ -14,7 +14,7 @@ import os
 
 from lbbench.config import Config
 from lbbench.runs import atomic
-from lbbench.runs.reader import read_result
+from lbbench.runs.reader import read_json, read_result
 from lbbench.study import halving
 
 
@@ -90,6 +90,13 @@ def _promote(cfgs: list[Config], spec: halving.Halving, rung: int, entry: dict, 
 def write(sweep_dir: str, ladder: dict, spec: halving.Halving) -> None:
     atomic.write_json(os.path.join(sweep_dir, "halving.json"), {"spec": spec.to_dict(), "brackets": ladder})
     atomic.write_text(os.path.join(sweep_dir, "halving.md"), halving.ladder_markdown(ladder, spec))
+
+
+def stopped_by_bracket(sweep_dir: str) -> dict:
+    """{bracket key as written: number of trials the ladder stopped early} from halving.json ({} if none)."""
+    data, _ = read_json(os.path.join(sweep_dir, "halving.json"))
+    brackets = (data or {}).get("brackets") or {}
+    return {key: sum(t["outcome"].startswith("stopped") for t in b["trials"].values()) for key, b in brackets.items()}
 
 
 def spec_of(module, quick: bool) -> halving.Halving | None:

@@ -82,7 +82,8 @@ class Group:
             self.scheduler.after_segment(state, step, [i for i in self.training() if alive[i]])
 
     def _evaluate(self, state, step: int) -> None:
-        for i, ev in enumerate(self.trainer.evaluate(state, sets=("val", "test"))):
+        sets = ("val", "test") if self.trainer.cfg.eval_test_every_steps else ("val",)
+        for i, ev in enumerate(self.trainer.evaluate(state, sets=sets)):
             r = self.records[i]
             if r.status is None:
                 r.evals.add(step, ev)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lbbench.config import Config
+from lbbench.config import Config, ConfigError
 from lbbench.results import load_run
 from lbbench.training import loop as train
 from lbbench.training.trainer import Trainer
@@ -169,6 +169,19 @@ def test_a_longer_run_repeats_the_shorter_one_step_for_step(tmp_path):
     n = len(short["evals"]["step"])
     assert long["evals"]["val_loss"][:n] == short["evals"]["val_loss"] and short["dataset"]["num_val"] == 5000
     assert len(long["evals"]["step"]) > n
+
+
+def test_tuning_trials_can_leave_the_test_set_out_of_mid_epoch_evaluations(tmp_path):
+    """--noeval_test_every_steps: validation at the cadence, test only at epoch ends; the same run otherwise."""
+    kw = dict(validation_examples=300, eval_every_steps=4)
+    both = train.run(tiny_cfg(tmp_path / "both", **kw))
+    val = train.run(tiny_cfg(tmp_path / "val", eval_test_every_steps=False, **kw))
+    assert "test_accuracy" in both["evals"] and "test_accuracy" not in val["evals"]
+    assert val["evals"]["val_accuracy"] == both["evals"]["val_accuracy"]
+    assert val["history"]["test_accuracy"] == both["history"]["test_accuracy"]  # epoch ends keep test
+    assert val["final"] == both["final"]
+    with pytest.raises(ConfigError, match="eval_test_every_steps"):
+        tiny_cfg(tmp_path, eval_test_every_steps=False, validation_examples=0, eval_every_steps=4).validate()
 
 
 def test_validation_metrics_are_recorded_everywhere(tmp_path):
