@@ -26,7 +26,8 @@ and the instruments run in the winners' re-runs, where the analysis reads them.
 the re-runs, at the budget's end. After the grid, `followup` re-runs each batch size's winners —
 fewest steps to each target, best validation accuracy at the end of each budget, chosen on seed 0 —
 with seeds 1 … 8 (a 1-point non-inferiority claim needs ≈ 8; issue 22) and the gradient noise scale
-and sharpness measurement on.
+and sharpness measurement on (λ_max, trace, ε-sharpness, and adaptive sharpness at ρ = 0.5 for the
+correlation study, lbbench.report.sharpness_vs_gap).
 
 **Budget rule.** epochs(B) = max(E_MIN, ceil(T_MIN / floor(N / B))), E_MIN = 10 epochs and
 T_MIN = 1000 steps (B = 32 … 512: 10 epochs; 1024: 18; 4096: 72; 16384: 334 epochs = 1002 steps).
@@ -76,6 +77,7 @@ EVAL_EXAMPLES = 6000
 EQUILIBRATED_STEPS = 300  # 3 windows of the noise scale's per-step EMA (1 / (1 − 0.99) steps)
 K, SEEDS, SEARCH_SEED = 32, tuple(range(1, 9)), 0
 RUNGS, KEEP = (1 / 9, 1 / 3, 1.0), 1 / 3
+ADAPTIVE_RHO = 0.5  # the re-runs' adaptive sharpness radius (ASAM's range for SGD; issue 23's correlation)
 
 
 def batches(quick: bool) -> tuple[int, ...]:
@@ -173,6 +175,7 @@ def followup(results: dict, quick: bool) -> list[dict]:
         SEEDS[:2] if quick else SEEDS,
         extra={
             "sharpness": not quick,
+            "adaptive_sharpness_rho": 0.0 if quick else ADAPTIVE_RHO,
             "noise_scale_groups": Config().noise_scale_groups,
             "eval_test_every_steps": True,
         },
