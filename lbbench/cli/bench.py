@@ -6,6 +6,8 @@ numbers. --what picks one (lbbench/bench/):
     throughput  vmapped trials vs sequential runs, noise-scale cost, GFLOP/s vs the matmul peak
     sharpness   HVP cost vs a gradient, time of lambda_max / trace / eps-sharpness (Keskar's F1)
     curvature   cost of one curvature-tracker / gradient-tests measurement in train steps
+    study       a study's per-batch-size throughput, evaluation and instrument cost, its projected
+                wall time, and (--sweep) the measured one
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lbbench.bench import curvature, sharpness, throughput
+from lbbench.bench import curvature, sharpness, study, throughput
 from lbbench.runs import atomic
 
-BENCHES = ("throughput", "sharpness", "curvature")
+BENCHES = ("throughput", "sharpness", "curvature", "study")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -45,6 +47,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--reps", type=int, default=None, help="timed repetitions (sharpness 10, curvature 5)")
     g.add_argument("--batch_size", type=int, default=256, help="curvature: the train step's batch size")
     g.add_argument("--iters", type=int, default=5, help="curvature: warm Lanczos steps")
+    g = p.add_argument_group("study")
+    g.add_argument("--experiment", default="critical_batch", help="the study whose plan is projected")
+    g.add_argument("--sweep", default="", help="a finished sweep folder of it: its measured time beside")
+    g.add_argument("--min_steps", type=int, default=50, help="steps of each measured program (whole epochs)")
+    g.add_argument("--winners", type=int, default=2, help="distinct winners assumed per batch size")
+    g.add_argument("--pack", type=int, default=8, help="trials per program (the sweep's default)")
+    g.add_argument("--quick", action="store_true", help="the experiment's quick plan (a smoke test)")
     return p.parse_args(argv[1:])
 
 
@@ -60,6 +69,8 @@ def run(args: argparse.Namespace) -> dict:
             args.repeats,
             log=lambda m: print(m, flush=True),
         )
+    if args.what == "study":
+        return study.run(args.experiment, args.sweep, args.pack, args.min_steps, args.winners, quick=args.quick)
     if args.what == "sharpness":
         out = sharpness.run(args.measure_examples, args.reps or 10)
         print(sharpness.format_table(out))

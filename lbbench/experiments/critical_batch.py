@@ -155,6 +155,17 @@ def _budgets(quick: bool) -> dict:
     }
 
 
+def rerun_extra(quick: bool) -> dict:
+    """What the winners' re-runs switch on that the tuning trials leave off (lbbench-bench --what=study
+    reads it too)."""
+    return {
+        "sharpness": not quick,
+        "adaptive_sharpness_rho": 0.0 if quick else ADAPTIVE_RHO,
+        "noise_scale_groups": Config().noise_scale_groups,
+        "eval_test_every_steps": True,
+    }
+
+
 def followup(results: dict, quick: bool) -> list[dict]:
     """Seeds of each batch size's winners (fewest steps to each target; best at the end of each budget)."""
     bud = _budgets(quick)
@@ -169,16 +180,7 @@ def followup(results: dict, quick: bool) -> list[dict]:
         )
         names |= set().union(*win.values()) if win else set()
     return protocol.rerun_points(
-        results,
-        names,
-        base_config(quick),
-        SEEDS[:2] if quick else SEEDS,
-        extra={
-            "sharpness": not quick,
-            "adaptive_sharpness_rho": 0.0 if quick else ADAPTIVE_RHO,
-            "noise_scale_groups": Config().noise_scale_groups,
-            "eval_test_every_steps": True,
-        },
+        results, names, base_config(quick), SEEDS[:2] if quick else SEEDS, extra=rerun_extra(quick)
     )
 
 
