@@ -147,7 +147,7 @@ class Group:
                 "metrics": {k: v[:, i] for k, v in cols.items()},
                 "record": self._record_state(i),
             }
-            checkpoint.save(checkpoint.dir_for(r.cfg), step, payload)
+            checkpoint.save(checkpoint.dir_for(r.cfg), step, payload, keep_all=r.cfg.keep_checkpoints)
 
     def _record_state(self, i: int) -> dict:
         r = self.records[i]
@@ -361,7 +361,7 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
             group.finish(i, state, "completed")
         for i in group.rewrite:  # resumed as diverged: its folder was reopened, write it again
             group.write_result(i)
-        for c in cfgs:
+        for c in [c for c in cfgs if not c.keep_checkpoints]:
             checkpoint.remove(c)
     except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
         for i in group.training():
