@@ -26,9 +26,12 @@ B* = k*·B for the largest k* with L_k* ≤ L_k + ε for every k < k*, ε = 0.01
   log2 B between `discrete` and the next batch size; it is the headline, because a ×2 grid leaves
   the discrete answer a factor 2 coarse. The smallest batch is compared with itself at E/2, so its
   margin is its own progress over the window's second half.
-- *Censoring*: no batch above the smallest recovers → `censored = "below"` (the answer is under
-  2·B_min); every batch recovers → `"above"` (at least B_max). A smallest batch that made no
-  progress in the window's second half gives no target at all: `defined = False`.
+- *Censoring*: no batch above the smallest recovers → `censored = "below"`: the smallest batch
+  passes by construction, so the value (between B_min and the next size) is an upper bound — a
+  smaller reference batch would set stricter targets. Every batch recovers → `"above"`: at least
+  B_max. More generally every estimate is relative to the smallest batch branched, which stands in
+  for McCandlish's small-batch limit: a smallest batch near the answer biases it up. A smallest
+  batch that made no progress in the window's second half gives no target: `defined = False`.
 - `fixed_tolerance` is Merrill's literal rule (equal examples, ε in loss units), for comparison.
 - `tracking` is the rule by which the gradient noise scale B_simple (McCandlish et al. 2018) is said
   to track the local critical batch: rank correlation and a bounded ratio. `merrill_shape` says
