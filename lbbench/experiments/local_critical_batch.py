@@ -45,10 +45,10 @@ critical batch (Spearman ρ ≥ 0.8 and the ratio within a factor 4: study.local
 tracking) and whether Merrill's shape reproduces (`merrill_shape`). Writes answer.md,
 local_critical_batch.json and local_critical_batch.png.
 
-Time on a 2-core CPU: about BUILD_NOTES' measured wall time ("Issue 23: the local critical batch
-size by branching"); 8 checkpoints × 9 batch sizes × 4 rates = 288 branch runs in 72 programs, 8
-noise runs and the reference. Quick mode: tiny_mlp on 4,096 examples, three checkpoints, two batch
-sizes, two rates: ten programs, about 30 s, mostly compiling.
+Cost: 8 checkpoints × 9 batch sizes × 4 rates = 288 branch runs in 72 programs, 8 noise runs and
+the reference; the measured wall time is in BUILD_NOTES ("Issue 23: the local critical batch size by
+branching"). Quick mode: tiny_mlp on 4,096 examples, three checkpoints, two batch sizes, two rates:
+ten small programs, mostly compilation.
 """
 
 from __future__ import annotations
@@ -272,15 +272,32 @@ def _estimate(w: dict | None) -> tuple[float | None, str | None]:
     return w["interpolated"], w["censored"]
 
 
+RULES = {
+    "examples": "a factor 2 in examples (this study's tolerance)",
+    "merrill_eps": "Merrill et al.'s fixed ε = 0.01 in validation loss",
+}
+
+
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
-    rows = [checkpoint_analysis(results, s, quick) for s in plan(quick)["checkpoints"]]
-    local = [_estimate(r["window"]) for r in rows]
+    p = plan(quick)
+    rows = [checkpoint_analysis(results, s, quick) for s in p["checkpoints"]]
+    b_simple = [r["b_simple"] for r in rows]
+    estimates = {
+        "examples": [_estimate(r["window"]) for r in rows],
+        "merrill_eps": [_censor(r["merrill_eps"], p["batches"]) for r in rows],
+    }
     summary = {
         "window_examples": window(quick),
         "reference_batch": REF_BATCH,
+        "smallest_batch": min(p["batches"]),
         "checkpoints": [_headline(r) for r in rows],
-        "tracking": lcb.tracking([v for v, _ in local], [r["b_simple"] for r in rows]),
-        "shape": lcb.merrill_shape(local),
+        "rules": {
+            rule: {
+                "tracking": lcb.tracking([v for v, _ in values], b_simple),
+                "shape": lcb.merrill_shape(values, min(p["batches"])),
+            }
+            for rule, values in estimates.items()
+        },
         "half_window_ratio": _window_ratios(rows),
     }
     summary["conclusions"] = conclusions(summary)
@@ -288,6 +305,13 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     atomic.write_text(os.path.join(sweep_dir, "answer.md"), answer_markdown(summary, rows, quick))
     figures.save(figures.local_critical_batch_figure(rows), os.path.join(sweep_dir, "local_critical_batch.png"))
     return {"summary": summary}
+
+
+def _censor(value, batches) -> tuple:
+    """(value, censoring) of a discrete answer on the grid: at its smallest batch "below", largest "above"."""
+    if value is None:
+        return None, None
+    return value, "below" if value == min(batches) else "above" if value == max(batches) else None
 
 
 def _headline(r: dict) -> dict:
@@ -327,37 +351,46 @@ def _bound(value, censored) -> str:
 
 def conclusions(summary: dict) -> list[str]:
     """The study's sentences, each computed from `summary` (tests check the committed prose against it)."""
-    t, shape = summary["tracking"], summary["shape"]
     points = "; ".join(
-        f"{c['fraction']:.1%}: {_bound(c['local_critical_batch'], c['censored'])} vs {_fmt(c['b_simple'])}"
+        f"{c['fraction']:.1%}: {_bound(c['local_critical_batch'], c['censored'])} "
+        f"(ε rule {_fmt(c['merrill_eps'])}) vs {_fmt(c['b_simple'])}"
         for c in summary["checkpoints"]
     )
     out = [
         f"Local critical batch size (branches of {summary['window_examples']:,} examples, a factor 2 in examples "
-        f"as the tolerance) vs B_simple at each checkpoint (share of the reference run): {points}."
+        f"as the tolerance; Merrill et al.'s fixed ε = 0.01 rule in brackets) vs B_simple at each checkpoint "
+        f"(share of the reference run): {points}."
     ]
-    if t["verdict"] == "too few points":
-        out.append(f"B_simple vs the local critical batch: too few checkpoints ({t['n']}) to judge.")
-    else:
-        rho = "undefined" if t["rho"] is None else f"{t['rho']:.2f}"
-        out.append(
-            f"B_simple {t['verdict']} the local critical batch size (rule: Spearman ρ ≥ {lcb.RHO_MIN:g} and the "
-            f"ratio within a factor {lcb.RATIO_SPAN:g}): ρ = {rho} over {t['n']} checkpoints, local / B_simple from "
-            f"{t['ratio_low']:.2g} to {t['ratio_high']:.2g}."
-        )
-    if shape["reproduced"] is not None:
-        keys = ("near_zero_at_init", "rising", "plateau")
-        parts = ", ".join(f"{k.replace('_', ' ')}: {'yes' if shape[k] else 'no'}" for k in keys)
-        out.append(
-            f"Merrill et al.'s shape (near 0 at initialisation, rising, then a plateau) "
-            f"{'reproduced' if shape['reproduced'] else 'did not reproduce'} ({parts})."
-        )
+    for rule, label in RULES.items():
+        out += _rule_sentences(summary["rules"][rule], label, summary["smallest_batch"])
     w = summary.get("half_window_ratio")
     if w:
         out.append(
             f"Doubling the window (E/2 → E) multiplies the uncensored estimates by {w['low']:.2g}–{w['high']:.2g} "
             f"(median {w['median']:.2g}, {w['n']} checkpoints): 1 = a property of the checkpoint, 2 = set by the "
             "window."
+        )
+    return out
+
+
+def _rule_sentences(r: dict, label: str, b_min: int) -> list[str]:
+    t, shape = r["tracking"], r["shape"]
+    if t["verdict"] == "too few points":
+        out = [f"With {label}: too few checkpoints ({t['n']}) to judge whether B_simple tracks it."]
+    else:
+        rho = "undefined" if t["rho"] is None else f"{t['rho']:.2f}"
+        out = [
+            f"With {label}, B_simple {t['verdict']} the local critical batch size (rule: Spearman ρ ≥ "
+            f"{lcb.RHO_MIN:g} and the ratio within a factor {lcb.RATIO_SPAN:g}): ρ = {rho} over {t['n']} checkpoints, "
+            f"local / B_simple from {t['ratio_low']:.2g} to {t['ratio_high']:.2g}."
+        ]
+    if shape["reproduced"] is not None:
+        keys = ("near_zero_at_init", "rising", "plateau")
+        parts = ", ".join(f"{k.replace('_', ' ')}: {'yes' if shape[k] else 'no'}" for k in keys)
+        out.append(
+            f"With {label}, Merrill et al.'s shape (near 0 at initialisation — at most {lcb.NEAR_ZERO:g} × B = "
+            f"{b_min} —, rising ≥ {lcb.RISE:g}×, then a plateau within ×{lcb.PLATEAU:g}) "
+            f"{'reproduced' if shape['reproduced'] else 'did not reproduce'} ({parts})."
         )
     return out
 
@@ -395,8 +428,21 @@ def answer_markdown(summary: dict, rows: list[dict], quick: bool) -> str:
             f"| {ratio} "
             f"| {_fmt(r['b_simple_reference_ema'])} | {_fmt(w.get('reference_progress'))} |"
         )
-    lines += ["", *branch_matrix(rows, p["batches"])]
+    lines += ["", *branch_matrix(rows, p["batches"]), "", edge_note(rows, p["multipliers"])]
     return "\n".join(lines) + "\n"
+
+
+def edge_note(rows: list[dict], multipliers) -> str:
+    """How often the winning rate sat at an edge of the grid (a better rate may lie beyond it): at the
+    top, a branch that needed a larger rate is under-tuned, which biases its B's verdict towards ✗."""
+    cells = [(r["step"], b, m) for r in rows for b, m in r["winning_multiplier"].items() if m is not None]
+    top = [(s, b) for s, b, m in cells if m == max(multipliers)]
+    bottom = [(s, b) for s, b, m in cells if m == min(multipliers)]
+    where = ", ".join(f"B = {b} at step {s:,}" for s, b in top) or "none"
+    return (
+        f"Winning rate at the top of the grid (×{max(multipliers):g}) in {len(top)} of {len(cells)} (checkpoint, B) "
+        f"cells ({where}); at the bottom (×{min(multipliers):g}) in {len(bottom)}."
+    )
 
 
 def branch_matrix(rows: list[dict], batches) -> list[str]:

@@ -57,6 +57,7 @@ MERRILL_EPS = 0.01  # Merrill et al.'s fixed tolerance in loss units (nats), for
 RHO_MIN = 0.8  # tracking: Spearman's ρ between B_simple and the local critical batch at least this
 RATIO_SPAN = 4.0  # ... and max/min of (local critical batch / B_simple) at most this (×2 either way)
 MIN_POINTS = 4  # fewer checkpoints than this say nothing about tracking
+NEAR_ZERO = 4.0  # merrill_shape: "near 0 at initialisation" = at most this × the smallest batch branched
 RISE = 4.0  # merrill_shape: the last value at least this many times the first ("rising")
 PLATEAU = 2.0  # ... and the last two values within this factor of each other ("plateau")
 
@@ -159,10 +160,11 @@ def tracking(local: list, b_simple: list) -> dict:
     return {**out, "verdict": "tracks" if ratio.max() / ratio.min() <= RATIO_SPAN else "ranks only"}
 
 
-def merrill_shape(values: list) -> dict:
+def merrill_shape(values: list, b_min: int) -> dict:
     """Merrill et al.'s shape on the local critical batch over checkpoints in training order (the first
-    at initialisation): `near_zero_at_init` (the first is censored below), `rising` (the last ≥ RISE ×
-    the first), `plateau` (the last two within a factor PLATEAU), and `reproduced` (all three).
+    at initialisation): `near_zero_at_init` (the first is censored below or within NEAR_ZERO × the
+    smallest batch branched, `b_min`: as small as the grid can tell), `rising` (the last ≥ RISE × the
+    first), `plateau` (the last two within a factor PLATEAU), and `reproduced` (all three).
 
     values: [(estimate, censored)] per checkpoint, estimate None where undefined."""
     known = [(v, c) for v, c in values if v is not None]
@@ -170,7 +172,7 @@ def merrill_shape(values: list) -> dict:
         return {"reproduced": None, "near_zero_at_init": None, "rising": None, "plateau": None}
     (first, first_c), (prev, _), (last, _) = known[0], known[-2], known[-1]
     shape = {
-        "near_zero_at_init": first_c == "below",
+        "near_zero_at_init": first_c == "below" or first <= NEAR_ZERO * b_min,
         "rising": last >= RISE * first,
         "plateau": max(last, prev) / min(last, prev) <= PLATEAU,
     }

@@ -155,13 +155,14 @@ def test_tracking_verdicts():
 
 def test_merrills_shape():
     rising = [(40, "below"), (300, None), (1500, None), (1800, None)]
-    assert lcb.merrill_shape(rising)["reproduced"]
-    still_rising = [(40, "below"), (300, None), (900, None), (3000, None)]
-    assert lcb.merrill_shape(still_rising) == {
+    assert lcb.merrill_shape(rising, 32)["reproduced"]
+    still_rising = [(100, None), (300, None), (900, None), (3000, None)]
+    assert lcb.merrill_shape(still_rising, 32) == {
         "near_zero_at_init": True,
         "rising": True,
         "plateau": False,
         "reproduced": False,
     }
-    assert lcb.merrill_shape([(400, None), (500, None), (450, None)])["near_zero_at_init"] is False
-    assert lcb.merrill_shape([(None, None), (500, None)])["reproduced"] is None
+    flat = lcb.merrill_shape([(400, None), (500, None), (450, None)], 32)
+    assert flat == {"near_zero_at_init": False, "rising": False, "plateau": True, "reproduced": False}
+    assert lcb.merrill_shape([(None, None), (500, None)], 32)["reproduced"] is None

@@ -15,7 +15,17 @@ from _paths import ROOT
 from lbbench.cli import sweep as sweep_cli
 from lbbench.sweep import experiment_file
 
-EXPERIMENTS = ("seed_article", "keskar", "goyal", "lars", "hoffer", "critical_batch", "remedies", "edge_of_stability")
+EXPERIMENTS = (
+    "seed_article",
+    "keskar",
+    "goyal",
+    "lars",
+    "hoffer",
+    "critical_batch",
+    "remedies",
+    "edge_of_stability",
+    "local_critical_batch",
+)
 # files each study-layer experiment's analyze() writes (tuned, with follow-ups)
 STUDY_FILES = {
     "goyal": ("answer.md", "goyal.json", "goyal.png"),
@@ -23,6 +33,7 @@ STUDY_FILES = {
     "hoffer": ("answer.md", "hoffer.json", "hoffer.png"),
     "critical_batch": ("answer.md", "critical_batch.json", "steps_to_target_0.12.png", "accuracy_vs_batch.png"),
     "remedies": ("answer.md", "remedies.json", "remedies.png"),
+    "local_critical_batch": ("answer.md", "local_critical_batch.json", "local_critical_batch.png"),
 }
 
 
