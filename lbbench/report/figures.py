@@ -531,8 +531,8 @@ def _spaced_ticks(lo: float, hi: float, per_axis: int = 10) -> list[float]:
 def local_critical_batch_figure(rows: list[dict]) -> Figure:
     """rows: experiments/local_critical_batch.checkpoint_analysis per checkpoint. Left: the local
     critical batch (window E, and E/2 faint; a censored value as a triangle pointing where the true
-    value lies), the same by Merrill et al.'s fixed-ε rule, and B_simple at each checkpoint. Right: each checkpoint's branch losses after E over
-    their targets against B (≤ 1: the branch recovers)."""
+    value lies), the same by Merrill et al.'s fixed-ε rule, and B_simple at each checkpoint. Right:
+    each checkpoint's branch losses after E over their targets against B (≤ 1: the branch recovers)."""
     fig, (left, right) = _figure("Local critical batch size by branching, and B_simple", "", "batch size", panels=2)
     marker = {None: "o", "below": "v", "above": "^"}
     for key, label, alpha in (("window", "local critical batch (window E)", 1.0), ("half_window", "window E/2", 0.35)):
