@@ -301,7 +301,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         "half_window_ratio": _window_ratios(rows),
     }
     summary["conclusions"] = conclusions(summary)
-    atomic.write_json(os.path.join(sweep_dir, "local_critical_batch.json"), {"checkpoints": rows, **summary})
+    atomic.write_json(os.path.join(sweep_dir, "local_critical_batch.json"), {**summary, "branches": rows})
     atomic.write_text(os.path.join(sweep_dir, "answer.md"), answer_markdown(summary, rows, quick))
     figures.save(figures.local_critical_batch_figure(rows), os.path.join(sweep_dir, "local_critical_batch.png"))
     return {"summary": summary}

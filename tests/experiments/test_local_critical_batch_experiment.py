@@ -108,7 +108,10 @@ def test_analyze_recovers_the_planted_local_critical_batch_and_says_b_simple_tra
     answer = (tmp_path / "answer.md").read_text()
     assert all(c in answer for c in s["conclusions"]) and "B_simple tracks the local critical batch size" in answer
     assert "| 7,168 | 100.0% |" in answer and "diverged" not in answer.split("####")[0]
-    assert (tmp_path / "local_critical_batch.png").exists() and (tmp_path / "local_critical_batch.json").exists()
+    assert (tmp_path / "local_critical_batch.png").exists()
+    saved = json.loads((tmp_path / "local_critical_batch.json").read_text())
+    assert saved["checkpoints"] == json.loads(json.dumps(s["checkpoints"])) and len(saved["branches"]) == 8
+    assert saved["branches"][0]["window"]["recovers"]["32"] is True  # every branch outcome kept
 
 
 def test_analyze_without_the_branches_still_writes_its_files(m, tmp_path):
