@@ -40,10 +40,11 @@ beside it.
 
 **Analysis**: per checkpoint, the local critical batch (interpolated in log2 B; censored where no
 or every batch recovers), the same with the window halved (a window that decides the answer would
-move it), Merrill's literal ε = 0.01 rule, B_simple and the ratio; whether B_simple tracks the local
-critical batch (Spearman ρ ≥ 0.8 and the ratio within a factor 4: study.local_critical_batch.
-tracking) and whether Merrill's shape reproduces (`merrill_shape`). Writes answer.md,
-local_critical_batch.json and local_critical_batch.png.
+move it), Merrill's literal ε = 0.01 rule, B_simple and the ratio; then, for each of the two
+tolerances (`RULES`: the answer can depend on it), whether B_simple tracks the local critical batch
+(Spearman ρ ≥ 0.8 and the ratio within a factor 4: study.local_critical_batch.tracking) and whether
+Merrill's shape reproduces (`merrill_shape`). Writes answer.md, local_critical_batch.json (every
+branch outcome) and local_critical_batch.png.
 
 Cost: 8 checkpoints × 9 batch sizes × 4 rates = 288 branch runs in 72 programs, 8 noise runs and
 the reference; the measured wall time is in BUILD_NOTES ("Issue 23: the local critical batch size by
