@@ -38,7 +38,7 @@ TRACED_FIELDS = (
     "trust_coefficient",
     "seed",
 )
-OUTPUT_FIELDS = ("run_name", "workdir", "overwrite", "checkpoint_every_steps", "resume")
+OUTPUT_FIELDS = ("run_name", "workdir", "overwrite", "checkpoint_every_steps", "keep_checkpoints", "resume")
 # The value a field had, in effect, before it existed: a result.json written then lacks the key and
 # is read with this value, not today's default (its run held out no validation set).
 LEGACY_VALUES = {"validation_examples": 0}
@@ -180,6 +180,11 @@ class Config:
         "save a checkpoint of every trial at the first segment end at least this many steps after the "
         "last one, in <workdir>/.<run_name>.ckpt/ (last 2 kept, removed when the run finishes); "
         "0 = every 10 minutes of training; -1 = only on SIGTERM",
+    )
+    keep_checkpoints: bool = _f(
+        False,
+        "keep every checkpoint after the run finishes, for branching studies (--init_from=RUN:STEP); "
+        "without it only the last 2 are kept and the folder is removed once the run finishes",
     )
     resume: bool = _f(
         False,
@@ -491,6 +496,7 @@ SECTIONS = {
         "overwrite",
         "save_params",
         "checkpoint_every_steps",
+        "keep_checkpoints",
         "resume",
         "pause_at_epoch",
         "wandb_project",

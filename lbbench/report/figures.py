@@ -43,6 +43,7 @@ REPORT_DPI = 110
 LOG_SPAN = 30  # an axis whose positive values span more than this factor is drawn log
 NEVER_LEARNED = "never learned (left out of the mean)"
 OTHERS = "other configurations (seed means)"
+RATIO_TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0)  # log ratio axes
 
 
 def styles(labels) -> dict:
@@ -509,4 +510,72 @@ def series_figure(
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def _checkpoint_ticks(ax, rows: list[dict]) -> None:
+    ax.set_xticks(range(len(rows)), [f"{r['step']:,}\n{r['fraction']:.1%}" for r in rows], fontsize=7)
+    ax.set_xlabel("checkpoint: reference step / share of its training")
+
+
+def _spaced_ticks(lo: float, hi: float, per_axis: int = 10) -> list[float]:
+    """RATIO_TICKS inside [lo, hi], 1 always, the others at least 1/per_axis of the log range apart."""
+    gap = math.log(hi / lo) / per_axis
+    kept = [1.0]
+    for t in sorted(RATIO_TICKS, key=lambda t: abs(math.log(t))):
+        if lo <= t <= hi and all(abs(math.log(t / k)) >= gap for k in kept):
+            kept.append(t)
+    return sorted(kept)
+
+
+def local_critical_batch_figure(rows: list[dict]) -> Figure:
+    """rows: experiments/local_critical_batch.checkpoint_analysis per checkpoint. Left: the local
+    critical batch (window E, and E/2 faint; a censored value as a triangle pointing where the true
+    value lies), the same by Merrill et al.'s fixed-ε rule, and B_simple at each checkpoint. Right:
+    each checkpoint's branch losses after E over their targets against B (≤ 1: the branch recovers)."""
+    fig, (left, right) = _figure("Local critical batch size by branching, and B_simple", "", "batch size", panels=2)
+    marker = {None: "o", "below": "v", "above": "^"}
+    for key, label, alpha in (("window", "local critical batch (window E)", 1.0), ("half_window", "window E/2", 0.35)):
+        pts = [(i, r[key]) for i, r in enumerate(rows) if r[key] and r[key].get("defined")]
+        if pts:
+            xs, ys = [i for i, _ in pts], [w["interpolated"] for _, w in pts]
+            left.plot(xs, ys, "-", color="C0", alpha=alpha, label=label)
+            for i, w in pts:
+                left.scatter(i, w["interpolated"], marker=marker[w["censored"]], color="C0", alpha=alpha, zorder=3)
+    eps = [(i, r["merrill_eps"]) for i, r in enumerate(rows) if r.get("merrill_eps")]
+    if eps:
+        left.plot(*zip(*eps), "s--", color="C2", alpha=0.8, label="Merrill et al.'s fixed ε = 0.01 rule (discrete)")
+    for key, label, style in (("b_simple", "B_simple at the checkpoint", "D-"), ("b_simple_reference_ema", None, "x")):
+        pts = [(i, r[key]) for i, r in enumerate(rows) if r.get(key)]
+        if pts:
+            left.plot(*zip(*pts), style, color="C3", label=label or "reference's in-training EMA (trajectory avg.)")
+    sizes = sorted({b for r in rows if r["window"] for b in r["window"]["batch_sizes"]})
+    if sizes:
+        left.axhspan(sizes[0] / 4, sizes[0], color="0.85", zorder=0, label="outside the branched batch sizes")
+        left.axhspan(sizes[-1], sizes[-1] * 4, color="0.85", zorder=0)
+    left.set_yscale("log", base=2)
+    lo, hi = left.get_ylim()
+    ticks = [2**k for k in range(math.ceil(math.log2(lo)), math.floor(math.log2(hi)) + 1)]
+    left.set_yticks(ticks, [whole(t) for t in ticks], fontsize=7)
+    left.minorticks_off()
+    _checkpoint_ticks(left, rows)
+    legend_outside(left, below=True)
+    st = styles([r["step"] for r in rows])
+    for r in rows:
+        w = r["window"]
+        if not w:
+            continue
+        pts = [(b, w["loss"][b] / w["target"][b]) for b in w["batch_sizes"] if math.isfinite(w["loss"][b])]
+        if pts:
+            right.plot(*zip(*pts), **st[r["step"]], label=f"step {r['step']:,}")
+    right.axhline(1.0, color="0.3", ls="--", lw=0.9)
+    if sizes:
+        batch_axis(right, sizes)
+    right.set_yscale("log")  # ratios from 0.2 to 4 early, within a few % of 1 late
+    ticks = _spaced_ticks(*right.get_ylim())
+    right.set_yticks(ticks, [f"{t:g}" for t in ticks], fontsize=7)
+    right.minorticks_off()
+    right.set_xlabel("branch batch size B")
+    right.set_ylabel("val loss after E / target (≤ 1 recovers)")
+    legend_outside(right, below=True)
     return fig

@@ -42,6 +42,7 @@ NON_RESULT_FIELDS = (
     "download",
     "save_params",
     "checkpoint_every_steps",
+    "keep_checkpoints",
     "resume",
     "pause_at_epoch",
     "coordinator_address",

@@ -3,7 +3,9 @@
 Each trial of a group has its own checkpoint folder beside its run folder, `<workdir>/.<run>.ckpt/`
 (hidden, so reports never see it; not the staging folder, which the next open of the name removes).
 A checkpoint is one flax msgpack file `step-<global step>.msgpack`, written atomically; the last
-`KEEP` are kept and the folder is removed once the run has finished. Per trial rather than per
+`KEEP` are kept and the folder is removed once the run has finished — unless the run asks to keep
+them all (`--keep_checkpoints`), for branching studies that start other runs from its checkpoints
+with `--init_from=RUN:STEP` (experiments/local_critical_batch.py). Per trial rather than per
 group, so a sweep may pack a resumed point with other trials, and `--init_from` can name any run.
 
 A checkpoint is taken at a segment end (the host holds the state there anyway) and holds:
@@ -62,10 +64,11 @@ def exists(cfg: Config) -> bool:
     return bool(steps(dir_for(cfg)))
 
 
-def save(directory: str, step: int, payload: dict) -> None:
-    """Write one checkpoint atomically, then drop all but the last KEEP."""
+def save(directory: str, step: int, payload: dict, keep_all: bool = False) -> None:
+    """Write one checkpoint atomically, then drop all but the last KEEP (none with `keep_all`:
+    --keep_checkpoints, a reference run that branching studies start from at chosen steps)."""
     atomic.write_bytes(path(directory, step), flax.serialization.msgpack_serialize(payload))
-    for old in steps(directory)[:-KEEP]:
+    for old in [] if keep_all else steps(directory)[:-KEEP]:
         try:
             os.remove(path(directory, old))
         except OSError:

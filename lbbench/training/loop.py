@@ -149,7 +149,7 @@ class Group:
                 "metrics": {k: v[:, i] for k, v in cols.items()},
                 "record": self._record_state(i),
             }
-            checkpoint.save(checkpoint.dir_for(r.cfg), step, payload)
+            checkpoint.save(checkpoint.dir_for(r.cfg), step, payload, keep_all=r.cfg.keep_checkpoints)
 
     def pause(self, state, epoch: int) -> None:
         """A successive-halving rung: checkpoint every trial at the start of the next epoch (the
@@ -387,7 +387,7 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
         for i in group.rewrite:  # resumed as diverged: its folder was reopened, write it again
             group.write_result(i)
         for c, r in zip(cfgs, records):
-            if r.status != "paused":  # a paused trial continues from its checkpoint
+            if r.status != "paused" and not c.keep_checkpoints:  # a paused trial continues from them
                 checkpoint.remove(c)
     except BaseException as e:  # noqa: BLE001 - recorded (Ctrl-C included), then re-raised for the CLI
         for i in group.training():

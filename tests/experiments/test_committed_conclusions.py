@@ -17,7 +17,8 @@ from _paths import ROOT
 from lbbench.sweep import experiment_file
 
 RESULTS = os.path.join(ROOT, "experiments", "results")
-STUDIES = ("critical_batch", "goyal", "lars", "remedies")  # rerun under the validation protocol (issue 17)
+# rerun under the validation protocol (issue 17), and the branching study of issue 23
+STUDIES = ("critical_batch", "goyal", "lars", "remedies", "local_critical_batch")
 QUOTE = re.compile(r"^> \[(\w+)\] (.+)$")
 
 

@@ -25,6 +25,7 @@ EXPERIMENTS = (
     "remedies",
     "edge_of_stability",
     "halving_check",
+    "local_critical_batch",
 )
 # files each study-layer experiment's analyze() writes (tuned, with follow-ups)
 STUDY_FILES = {
@@ -40,6 +41,7 @@ STUDY_FILES = {
         "halving.md",
     ),
     "remedies": ("answer.md", "remedies.json", "remedies.png"),
+    "local_critical_batch": ("answer.md", "local_critical_batch.json", "local_critical_batch.png"),
 }
 
 

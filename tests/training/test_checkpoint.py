@@ -203,3 +203,37 @@ def test_init_from_a_checkpoint_step_takes_params_and_optimizer_state(tmp_path):
     assert new.returncode == 0, new.stderr[-2000:]
     origin = json.loads((tmp_path / "b" / "result.json").read_text())["provenance"]["init_from"]
     assert origin["from"] == "checkpoint" and origin["step"] == step and origin["optimizer_state"] is True
+
+
+def test_keep_all_keeps_every_checkpoint(tmp_path):
+    for step in (3, 6, 9, 12):
+        checkpoint.save(str(tmp_path), step, {"step": step}, keep_all=True)
+    assert checkpoint.steps(str(tmp_path)) == [3, 6, 9, 12]
+
+
+def test_keep_checkpoints_does_not_change_what_a_run_computes():
+    from lbbench.runs.folder import fingerprint
+
+    cfg = Config(dataset="random", model="tiny_mlp")
+    assert fingerprint(cfg) == fingerprint(cfg.replace(keep_checkpoints=True))
+    assert cfg.group_key() == cfg.replace(keep_checkpoints=True).group_key()
+
+
+@pytest.mark.slow
+def test_a_finished_run_keeps_its_checkpoints_for_branching(tmp_path):
+    from lbbench.training import loop
+
+    base = Config(
+        dataset="random", model="tiny_mlp", batch_size=50, noise_scale_groups=1, sharpness=False,
+        validation_examples=0, workdir=str(tmp_path), save_params=False,
+    )  # fmt: skip
+    ref = loop.run(base.replace(epochs=3, checkpoint_every_steps=10, keep_checkpoints=True, run_name="ref"))
+    assert ref["status"] == "completed"
+    kept = checkpoint.steps(str(tmp_path / ".ref.ckpt"))
+    assert kept == [10, 20, 30, 40, 50, 60]  # 20 steps an epoch: every segment end ≥ 10 steps apart
+    branch = loop.run(base.replace(epochs=1, batch_size=100, run_name="branch", init_from="ref:20"))
+    origin = branch["provenance"]["init_from"]
+    assert branch["status"] == "completed" and origin["step"] == 20 and origin["optimizer_state"] is True
+    assert checkpoint.steps(str(tmp_path / ".ref.ckpt")) == kept  # the branch left them alone
+    plain = loop.run(base.replace(epochs=3, checkpoint_every_steps=10, run_name="plain"))
+    assert not os.path.exists(tmp_path / ".plain.ckpt") and plain["final"] == ref["final"]
