@@ -18,8 +18,9 @@ from lbbench.config import Config, ConfigError
 from lbbench.report.write import write_report
 from lbbench.runs import compile_cache, hparams, signals
 from lbbench.runs.writer import write_logdir_experiment
-from lbbench.sweep import accounting, runner
+from lbbench.study import accounting
 from lbbench.sweep import progress as sweep_progress
+from lbbench.sweep import runner
 from lbbench.sweep.experiment_file import SweepError, parse_sets, shipped
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

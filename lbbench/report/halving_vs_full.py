@@ -4,7 +4,7 @@ winner full-budget search picks, and at what fraction of its cost? (experiments/
 Per batch size and selection rule: both winners, where the halving winner ranks in the full search,
 each winner's seed re-runs (mean validation accuracy, 95 % t-interval) and the difference of the two
 means with its Welch 95 % interval — "within the seed noise" when that interval holds 0 — and each
-sweep's tuning cost: the seconds charged to its tuning trials (sweep/accounting.py; re-runs apart).
+sweep's tuning cost: the seconds charged to its tuning trials (study/accounting.py; re-runs apart).
 Writes halving_vs_full.md and .json.
 """
 
@@ -20,8 +20,7 @@ from scipy import stats
 from lbbench.report.numfmt import mean_interval, num
 from lbbench.runs import atomic
 from lbbench.runs.reader import read_json, read_result
-from lbbench.study import bootstrap, protocol, targets
-from lbbench.sweep import accounting
+from lbbench.study import accounting, bootstrap, protocol, targets
 
 
 def tuning_results(sweep_dir: str) -> dict:
@@ -37,7 +36,7 @@ def tuning_results(sweep_dir: str) -> dict:
 
 
 def tuning_seconds(results: dict) -> dict:
-    """{part: seconds} charged to the tuning trials (sweep/accounting.py), and "all"."""
+    """{part: seconds} charged to the tuning trials (study/accounting.py), and "all"."""
     shares = [accounting.point_share(r) for r in results.values()]
     out = {p: sum(s[p] for s in shares) for p in accounting.PARTS}
     out["all"] = sum(out.values())
@@ -119,7 +118,7 @@ def markdown(c: dict) -> str:
     lines = [
         "# Successive halving against full-budget search",
         "",
-        "Tuning cost, the seconds charged to the tuning trials (re-runs apart; sweep/accounting.py): "
+        "Tuning cost, the seconds charged to the tuning trials (re-runs apart; study/accounting.py): "
         f"halving {cost['halved']['all']:.0f} s (compile {cost['halved']['compile']:.0f} s), full search "
         f"{cost['full']['all']:.0f} s (compile {cost['full']['compile']:.0f} s): "
         f"{_pct(cost['fraction'])} of it; training steps and evaluation alone: "

@@ -40,7 +40,8 @@ from lbbench.config import Config
 from lbbench.runs import atomic, locks, signals
 from lbbench.runs import folder as run_folder
 from lbbench.runs.reader import read_json, read_result
-from lbbench.sweep import accounting, halving
+from lbbench.study import accounting
+from lbbench.sweep import halving
 from lbbench.sweep.experiment_file import (
     SweepError,
     build_configs,
@@ -137,7 +138,7 @@ def record(p: Plan, argv: list[str]) -> None:
 
 
 def record_time(p: Plan, wall_s: float) -> dict:
-    """Add where the sweep's time went (sweep/accounting.py) to sweep.json, atomically; returns it."""
+    """Add where the sweep's time went (study/accounting.py) to sweep.json, atomically; returns it."""
     acc = accounting.account(latest_results(p.all_configs()), wall_s)
     path = os.path.join(p.sweep_dir, "sweep.json")
     info = read_json(path)[0] or {}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lbbench.sweep import accounting
+from lbbench.study import accounting
 
 
 def _result(batch, trials, compile_s, steps_s, eval_s, total_s, sharp=0.0):
