@@ -16,6 +16,7 @@ from lbbench import data
 from lbbench.cli import flags
 from lbbench.cli import train as main
 from lbbench.config import Config, ConfigError
+from lbbench.instruments import noise_scale
 from lbbench.training import checkpoint, loop, parallel, phases, schedules
 from lbbench.training.state import stack_trials, trial
 from lbbench.training.trainer import Trainer
@@ -107,6 +108,8 @@ def test_two_phases_train_at_their_batches_and_hand_over_the_full_state(tmp_path
     for start in (20, 30):
         state, _ = trainer.epoch_fn(state, start)
     assert_close(params_of(run), trial(jax.device_get(state.params), 0))
+    by_hand = noise_scale.summary(trial(jax.device_get(state.noise), 0))  # the noise EMA carried on too
+    assert run["noise_scale"]["b_simple"] == pytest.approx(float(by_hand["b_simple"]), rel=1e-5)
 
     # the paused scheduled run resumes in phase 2 and ends as the uninterrupted one
     resumed = loop.run(paused.replace(pause_at_epoch=0, resume=True))
