@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 DATASETS = ("mnist1d", "random", "mnist", "fashion_mnist", "cifar10", "cifar100")
-MODELS = ("mlp", "f1", "c1", "c2", "resnet20", "tiny_mlp", "tiny_bn_mlp", "tiny_c1", "tiny_c2", "tiny_resnet")
+MODELS = ("mlp", "bn_mlp", "f1", "c1", "c2", "resnet20", "tiny_mlp", "tiny_bn_mlp", "tiny_c1", "tiny_c2", "tiny_resnet")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "lars", "lamb", "sam")
 SCHEDULES = ("constant", "warmup", "warmup_cosine", "warmup_step")
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -108,6 +108,15 @@ class Config:
     base_batch_size: int = _f(256, "batch size at which --learning_rate applies unscaled")
     batch_size: int = _f(256, "global batch size (split across all devices)")
     epochs: int = _f(20, "training epochs")
+    batch_schedule: str = _f(
+        "",
+        "train at growing (or any) batch sizes, phase after phase: comma-separated BATCH:EPOCHS, e.g. "
+        "256:2,1024:3,4096:5 (batch-size warmup, Merrill et al. 2025; B grows instead of the LR decaying, "
+        "Smith et al. 2018); the last phase is --batch_size and the phases add up to --epochs (each taken "
+        "from the schedule when not given; the last phase may omit its epochs: the rest of --epochs); the LR "
+        "schedule runs on the global step and --lr_scaling applies at --batch_size in every phase "
+        "(empty = one batch size)",
+    )
     schedule: str = _f("constant", f"LR schedule: one of {', '.join(SCHEDULES)}")
     warmup_epochs: float = _f(5.0, "linear warmup length in epochs (warmup schedules)")
     warmup_steps: int = _f(
@@ -115,7 +124,10 @@ class Config:
         "linear warmup length in steps, the same for every batch size and run length "
         "(warmup schedules; -1 = use --warmup_epochs)",
     )
-    decay_epochs: tuple[int, ...] = _f((), "epochs at which warmup_step divides the LR by 10 (default: 50%, 75%)")
+    decay_epochs: tuple[int, ...] = _f(
+        (), "epochs at which warmup_step divides the LR by --decay_factor (default: 50%, 75%)"
+    )
+    decay_factor: float = _f(10.0, "what warmup_step divides the LR by at each --decay_epochs boundary")
     momentum: float = _f(0.9, "momentum (momentum, nesterov, lars, sam) / beta1 (adam, adamw, lamb)")
     beta2: float = _f(0.999, "second-moment decay beta2 of adam, adamw and lamb (at --base_batch_size)")
     beta2_scaling: str = _f(
@@ -239,14 +251,25 @@ class Config:
             return self.beta2 ** (self.batch_size / self.base_batch_size)
         return self.beta2
 
+    @property
+    def batch_phases(self) -> tuple[tuple[int, int], ...]:
+        """((batch size, epochs), ...) the run trains, in order: --batch_schedule's phases (the last one's
+        omitted epochs filled in from --epochs), or the one phase (--batch_size, --epochs)."""
+        if not self.batch_schedule:
+            return ((self.batch_size, self.epochs),)
+        phases = parse_batch_schedule(self.batch_schedule)
+        rest = self.epochs - sum(e for _, e in phases[:-1])
+        return tuple((b, rest if e is None else e) for b, e in phases)
+
     def group_key(self) -> tuple:
         """What must be equal for configs to share one compiled program (all but traced/output fields)."""
         skip = set(TRACED_FIELDS) | set(OUTPUT_FIELDS)
         return tuple(sorted((k, repr(v)) for k, v in self.to_dict().items() if k not in skip))
 
     def default_run_name(self) -> str:
+        batches = "-".join(p.split(":")[0].strip() for p in self.batch_schedule.split(",")) or self.batch_size
         return (
-            f"{self.dataset}_{self.model}_{self.optimizer}_b{self.batch_size}_{self.schedule}"
+            f"{self.dataset}_{self.model}_{self.optimizer}_b{batches}_{self.schedule}"
             f"_lr{self.learning_rate:g}_{self.lr_scaling}_s{self.seed}"
         )
 
@@ -354,6 +377,10 @@ class Config:
             raise ConfigError("epsilons", f"must all be positive, got {self.epsilons}")
         if any(e <= 0 or e > self.epochs for e in self.decay_epochs):
             raise ConfigError("decay_epochs", f"must lie in (0, epochs={self.epochs}], got {self.decay_epochs}")
+        if self.decay_factor < 1:
+            raise ConfigError("decay_factor", f"must be at least 1 (1 = no decay), got {self.decay_factor}")
+        if self.batch_schedule:
+            _check_batch_schedule(self)
         if self.batch_size % self.noise_scale_groups:
             raise _groups_error(self.batch_size, self.noise_scale_groups)
         ghost = _ghost_error(self.batch_size, self.ghost_batch_size, self.noise_scale_groups)
@@ -393,6 +420,72 @@ def wandb_available() -> bool:
 
 
 SEED_LIMIT = 2**63  # PRNG keys and numpy take a signed 64-bit seed
+
+
+def parse_batch_schedule(text: str) -> tuple[tuple[int, int | None], ...]:
+    """'256:2,1024:3,4096:5' → ((256, 2), (1024, 3), (4096, 5)); the last phase may be a bare 'BATCH'
+    (its epochs None: the rest of --epochs). ConfigError (one line) on anything else."""
+    parts = [p.strip() for p in text.split(",")]
+    phases = []
+    for i, part in enumerate(parts):
+        batch, sep, epochs = part.partition(":")
+        last_bare = i == len(parts) - 1 and not sep
+        if not batch.strip().isdigit() or not (last_bare or epochs.strip().isdigit()):
+            raise ConfigError(
+                "batch_schedule",
+                f"expects BATCH:EPOCHS phases separated by commas, e.g. 256:2,1024:3,4096:5 (the last may "
+                f"be a bare BATCH: the rest of --epochs); got {text!r}",
+            )
+        phases.append((int(batch), None if last_bare else int(epochs)))
+    return tuple(phases)
+
+
+def _check_batch_schedule(cfg: Config) -> None:
+    """--batch_schedule's phases: positive, each batch a change, the last one --batch_size, the epochs
+    adding up to --epochs, and every batch split as --batch_size must be (noise scale, ghost BN)."""
+    given = parse_batch_schedule(cfg.batch_schedule)
+    if any(b <= 0 or (e is not None and e <= 0) for b, e in given):
+        raise ConfigError("batch_schedule", f"batch sizes and epochs must be positive, got {cfg.batch_schedule!r}")
+    for i in range(1, len(given)):
+        if given[i][0] == given[i - 1][0]:
+            raise ConfigError(
+                "batch_schedule", f"phases {i} and {i + 1} both train at batch {given[i][0]}; merge them into one"
+            )
+    if given[-1][0] != cfg.batch_size:
+        raise ConfigError(
+            "batch_schedule",
+            f"the last phase's batch {given[-1][0]} must be --batch_size={cfg.batch_size} (the run is named, "
+            f"LR-scaled and reported at its final batch); set --batch_size={given[-1][0]} or leave it out",
+        )
+    total = sum(e for _, e in cfg.batch_phases)
+    if given[-1][1] is None and cfg.batch_phases[-1][1] <= 0:
+        raise ConfigError(
+            "batch_schedule",
+            f"the phases before the last take {total - cfg.batch_phases[-1][1]} epochs, "
+            f"leaving none of --epochs={cfg.epochs} for the last",
+        )
+    if total != cfg.epochs:
+        raise ConfigError(
+            "batch_schedule",
+            f"the phases add up to {total} epochs but --epochs={cfg.epochs}; make them agree or leave --epochs out",
+        )
+    for b, _ in cfg.batch_phases[:-1]:  # the last is --batch_size, checked as usual
+        k, ghost = cfg.noise_scale_groups, cfg.ghost_batch_size
+        if b % k:
+            raise ConfigError(
+                "batch_schedule", f"batch {b} is not divisible by --noise_scale_groups={k} (it splits every batch)"
+            )
+        if _ghost_error(b, ghost, k):
+            raise ConfigError(
+                "batch_schedule",
+                f"--ghost_batch_size={ghost} does not divide batch {b} or its noise-scale sub-batch of {b // k}",
+            )
+    if cfg.sharpness_every:
+        raise ConfigError(
+            "sharpness_every",
+            "counts epochs in steps of one batch size, which --batch_schedule changes; use 0 (sharpness at "
+            "the end) or --track_curvature_every (in steps)",
+        )
 
 
 def _ghost_error(batch_size: int, ghost: int, groups: int) -> ConfigError | None:
@@ -454,10 +547,12 @@ SECTIONS = {
         "base_batch_size",
         "batch_size",
         "epochs",
+        "batch_schedule",
         "schedule",
         "warmup_epochs",
         "warmup_steps",
         "decay_epochs",
+        "decay_factor",
         "momentum",
         "beta2",
         "beta2_scaling",

@@ -11,7 +11,7 @@ import textwrap
 
 from absl import flags
 
-from lbbench.config import SECTIONS, SEED_LIMIT, Config, ConfigError
+from lbbench.config import SECTIONS, SEED_LIMIT, Config, ConfigError, parse_batch_schedule
 from lbbench.runs import folder as run_folder
 from lbbench.runs import names
 from lbbench.training import checkpoint
@@ -74,7 +74,23 @@ def config_from_flags(fv: flags.FlagValues) -> Config:
             except ValueError:
                 raise ConfigError(f.name, f"expects comma-separated numbers, got {','.join(v)!r}") from None
         values[f.name] = v
-    return Config(**values)
+    return Config(**{**values, **_from_batch_schedule(fv, values["batch_schedule"])})
+
+
+def _from_batch_schedule(fv: flags.FlagValues, schedule: str) -> dict:
+    """--batch_size and --epochs taken from --batch_schedule where the command line does not give them:
+    its last phase's batch and the sum of its epochs (Config.validate checks the two agree if given)."""
+    if not schedule:
+        return {}
+    phases = parse_batch_schedule(schedule)
+    out = {}
+    if not fv["batch_size"].present:
+        out["batch_size"] = phases[-1][0]
+    if not fv["epochs"].present:
+        if phases[-1][1] is None:
+            raise ConfigError("batch_schedule", "the last phase has no epochs; give them (BATCH:EPOCHS) or --epochs")
+        out["epochs"] = sum(e for _, e in phases)
+    return out
 
 
 def parse(argv: list[str]) -> list[Config]:

@@ -1,11 +1,11 @@
-"""Which remedy closes the large-batch gap? Each optimizer tuned with the same budget at B = 8192.
+"""Which remedy closes the large-batch gap? Each remedy tuned with the same budget at B = 8192.
 
     python -m lbbench.sweep experiments/remedies.py [--quick]
 
 Issue 10. At B_LARGE = 8192 (7 steps per epoch on MNIST-1D's 60k examples) five optimizers —
 momentum, nesterov, adam, lars (You et al. 2017), lamb (You et al. 2020) — each get the same K = 8
 quasi-random trials over their own search space (lbbench.study.search.default_space: base learning
-rate at B = 256 with sqrt scaling, log(1 − momentum/β1), warmup fraction, weight decay, and
+rate at B = 256 with sqrt scaling, log(1 − momentum/β1), warmup length in epochs, weight decay, and
 log(1 − β2) for adam and lamb). The reference is momentum and adam tuned the same way at
 B_SMALL = 256. Then, as zero-shot transfers from the tuned small-batch optimum (no tuning at
 8192; `followup` builds them once the B = 256 trials have finished):
@@ -15,34 +15,59 @@ B_SMALL = 256. Then, as zero-shot transfers from the tuned small-batch optimum (
 * `adam_b8192_{sqrt,linear}_halflife_transfer`: additionally β2 → β2^(B/256), the second-moment
   half-life held fixed in examples (Marek et al. 2025, `beta2_scaling="half_life"`).
 
-Every arm's winner (best test accuracy within the epoch budget, chosen on seed 0) is re-run with
-seeds 1–3 (sharpness on); the table reports mean and 95 % CI over those re-runs and the difference
-to the better small-batch reference with a Welch CI. An arm "closes the gap" when the whole interval
-lies above −1 point of accuracy (lbbench.study.compare.gap_verdict: a non-inferiority test), "does
-not close" when it lies below 0, and is "inconclusive" otherwise. The comparison is at a fixed
-**epoch** budget (EPOCHS = 30 for every arm: 210 steps at 8192, 7,020 at 256): the data-parallel
-question is whether 32× fewer steps over the same data lose accuracy. (A step budget column is left
-empty: 210 steps is less than one epoch at B = 256, where lbbench first evaluates.)
+Issue 22 adds remedies that are not optimizers, each tuned over momentum's space with the same K:
 
-Time on the 2-core CPU: tuning 40 runs at 8192 (1.8M examples each, ≈ 7 s with compile) ≈ 5 min,
-16 runs at 256 (≈ 10 s) ≈ 3 min, 6 transfers ≈ 1 min, re-runs (12 arms × 3 seeds, ≈ 15 s with
-sharpness) ≈ 9 min: **≈ 18 min** sequential. Quick mode (tiny MLP, 2 epochs, B 256 vs 1024,
-momentum/adam/lamb at the large batch, 1 trial per arm, two transfers, 1 re-run seed: 14 runs):
-under a minute on this CPU, most of it compiles.
+* `sam_b8192`: SAM (Foret et al. 2021), its radius ρ searched with the rest (search.SAM_RHO).
+* `momentum_b8192_ramp`: batch-size warmup (Merrill et al. 2025): B starts at 256 and doubles every
+  epoch up to 8192, which trains the remaining epochs (`--batch_schedule`). The rate is scaled at 8192
+  and does not change with the batch (the LR schedule runs on the global step).
+* `momentum_b8192_increase` and `momentum_b512_decay`: Smith et al. 2018, "don't decay the learning
+  rate, increase the batch size". `_decay` trains B = 512 with the rate divided by SMITH_FACTOR = 4
+  at epochs 15 and 22 (warmup_step at 50 % and 75 %); `_increase` keeps the rate and multiplies the
+  batch by 4 at the same epochs instead: 512 → 2048 → 8192. Both use lr_scaling "none", so trial i of
+  the two arms has the same rate, momentum, warmup and weight decay (Smith et al.'s construction: the
+  decay schedule turned into batch increases), and the pair is compared directly. (Smith et al. use a
+  factor 5; 4 keeps every batch a power of two that ends at B_LARGE.)
+* `momentum_b8192_bn` and `momentum_b8192_ghostbn`: ghost batch norm (Hoffer et al. 2017) needs
+  BatchNorm, which the MLP has not. Both arms train `bn_mlp` (the same MLP, BatchNorm after each
+  hidden layer) at 8192, tuned alike; the ghost arm also searches its ghost batch size (powers of two,
+  16–512). Ghost BN's own question — does it help a BatchNorm network at a large batch — is the paired
+  comparison ghostbn − bn (same model, batch and K). In the gap table both stand against the MLP
+  reference like every arm; there they answer "does a BatchNorm network (with ghost BN) close the
+  gap", which is another model, as their names say. No bn_mlp reference at 256 is trained: the
+  reference is the best small-batch network, whatever large-batch remedy the arm tries.
+
+The batch-schedule arms take more steps than a constant 8192 within the same epochs (the answer's gap
+table lists each winner's steps): the comparison is at an equal number of examples, as for every arm.
+
+Every arm's winner (best validation accuracy at the epoch budget, chosen on seed 0) is re-run with
+seeds 1–3 (sharpness on); the table reports mean and 95 % CI of test accuracy over those re-runs and
+the difference to the better small-batch reference with a Welch CI. An arm "closes the gap" when the
+difference is judged non-inferior or better (lbbench.study.verdicts: margin 1 point, Holm over the
+arms); the two paired comparisons (ghost BN − BN, batch increases − LR decay) are a second family.
+The comparison is at a fixed **epoch** budget (EPOCHS = 30 for every arm: 210 steps at a constant
+8192, 7,020 at 256): the data-parallel question is whether 32× fewer steps over the same data lose
+accuracy. (A step budget column is left empty: 210 steps is less than one epoch at B = 256, where
+lbbench first evaluates.)
+
+Quick mode (the CI smoke test): tiny models, 2 epochs, B 256 vs 1024, momentum/adam/lamb and one trial
+of every new arm (the ramp 512 → 1024 and the increases 256 → 1024 after one epoch, the decay arm at
+256 ÷ 4 after one epoch), two transfers, 1 re-run seed.
 """
 
+import math
 import os
 
 from lbbench.config import Config
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
-from lbbench.study.search import equal_epochs_space
+from lbbench.study.search import SearchSpace, equal_epochs_space, ghost_batch_dim
 from lbbench.sweep import env_dataset
 
 NAME = "remedies"
-OPTIMIZERS = ("momentum", "nesterov", "adam", "lars", "lamb")
-QUICK_OPTIMIZERS = ("momentum", "adam", "lamb")  # the CI smoke test: one of each family
+OPTIMIZERS = ("momentum", "nesterov", "adam", "lars", "lamb", "sam")
+QUICK_OPTIMIZERS = ("momentum", "adam", "lamb", "sam")  # the CI smoke test: one of each family
 REFERENCE_OPTIMIZERS = ("momentum", "adam")
 TRANSFERS = {
     "momentum": (("linear", "none"), ("sqrt", "none")),
@@ -50,6 +75,8 @@ TRANSFERS = {
 }
 QUICK_TRANSFERS = {"momentum": (("linear", "none"),), "adam": (("sqrt", "half_life"),)}
 K, SEEDS, SEARCH_SEED, EPOCHS = 8, (1, 2, 3), 0, 30
+SMITH_FACTOR = 4  # batch × 4 where the LR would be ÷ 4
+GHOST = (16, 512)  # ghost batch sizes searched (quick: up to 256, the noise-scale sub-batch of 1024)
 
 
 def sizes(quick: bool) -> tuple[int, int]:
@@ -73,7 +100,7 @@ def base_config(quick: bool) -> Config:
 
 
 def arm(cfg: dict) -> str:
-    """The arm is the run name up to the trial/seed suffix: '<optimizer>_b<B>[_<rule>_transfer]'."""
+    """The arm is the run name up to the trial/seed suffix: '<optimizer>_b<B>[_<remedy>]'."""
     return cfg["run_name"].split(protocol.SEP)[0]
 
 
@@ -82,25 +109,87 @@ def space(opt: str, quick: bool):
     return equal_epochs_space(opt, epochs(quick))
 
 
-def space_of_arm(arm: str, quick: bool):
-    """The search space of a tuned arm ('<opt>_b<B>'); None for a zero-shot transfer."""
-    return None if arm.endswith("_transfer") else space(arm.split("_b")[0], quick)
+def ramp_schedule(quick: bool) -> str:
+    """Batch-size warmup: B_SMALL doubling every epoch towards B_LARGE (the last epochs − 1 doublings at
+    most), then B_LARGE for the rest: '256:1,512:1,...,4096:1,8192:25' (quick: '512:1,1024:1')."""
+    small, large = sizes(quick)
+    ramp = [small * 2**i for i in range(int(math.log2(large // small)))][-(epochs(quick) - 1) :]
+    return ",".join([f"{b}:1" for b in ramp] + [f"{large}:{epochs(quick) - len(ramp)}"])
 
 
-def _tuned(opt: str, b: int, quick: bool) -> list[dict]:
+def smith_boundaries(quick: bool) -> tuple[int, ...]:
+    """Where the decay arm divides its rate and the increase arm multiplies its batch (50 %, 75 %)."""
     e = epochs(quick)
-    trials = space(opt, quick).trials(1 if quick else K, seed=SEARCH_SEED)
-    return [
-        {**t, "optimizer": opt, "batch_size": b, "epochs": e, "seed": 0, "run_name": f"{opt}_b{b}{protocol.SEP}t{i}"}
-        for i, t in enumerate(trials)
-    ]
+    return (1,) if quick else (e // 2, 3 * e // 4)
+
+
+def smith_batches(quick: bool) -> list[int]:
+    """The increase arm's batches, ending at B_LARGE: [512, 2048, 8192] (quick: [256, 1024])."""
+    n = len(smith_boundaries(quick))
+    return [sizes(quick)[1] // SMITH_FACTOR ** (n - i) for i in range(n + 1)]
+
+
+def remedy_arms(quick: bool) -> dict[str, dict]:
+    """{arm: overrides} of the arms that are not an optimizer alone (issue 22), at the large batch
+    unless named otherwise; each is tuned over momentum's space (the ghost arm also over its ghost size)."""
+    large, e = sizes(quick)[1], epochs(quick)
+    bounds, batches = smith_boundaries(quick), smith_batches(quick)
+    increase = [b - a for a, b in zip((0, *bounds), (*bounds, e))]
+    bn_model = "tiny_bn_mlp" if quick else "bn_mlp"
+    return {
+        f"momentum_b{large}_ramp": {"batch_size": large, "batch_schedule": ramp_schedule(quick)},
+        f"momentum_b{large}_increase": {
+            "batch_size": large,
+            "batch_schedule": ",".join(f"{b}:{n}" for b, n in zip(batches, increase)),
+            "lr_scaling": "none",
+        },
+        f"momentum_b{batches[0]}_decay": {
+            "batch_size": batches[0],
+            "schedule": "warmup_step",
+            "decay_epochs": bounds,
+            "decay_factor": float(SMITH_FACTOR),
+            "lr_scaling": "none",
+        },
+        f"momentum_b{large}_bn": {"batch_size": large, "model": bn_model},
+        f"momentum_b{large}_ghostbn": {"batch_size": large, "model": bn_model},
+    }
+
+
+def pairs(quick: bool) -> dict[str, tuple[str, str]]:
+    """The paired comparisons {label: (arm, its own reference)} of the issue-22 arms."""
+    large, small_smith = sizes(quick)[1], smith_batches(quick)[0]
+    return {
+        f"ghost BN − BN (bn_mlp, B = {large})": (f"momentum_b{large}_ghostbn", f"momentum_b{large}_bn"),
+        "batch increases − LR decay (Smith et al. 2018)": (
+            f"momentum_b{large}_increase",
+            f"momentum_b{small_smith}_decay",
+        ),
+    }
+
+
+def space_of_arm(arm: str, quick: bool):
+    """The search space of a tuned arm; None for a zero-shot transfer."""
+    if arm.endswith("_transfer"):
+        return None
+    tuned = space(arm.split("_b")[0], quick)
+    if arm.endswith("_ghostbn"):
+        ghost = ghost_batch_dim(GHOST[0], min(GHOST[1], sizes(quick)[1] // 4))
+        return SearchSpace((*tuned.dims, ghost))
+    return tuned
+
+
+def _tuned(name: str, overrides: dict, quick: bool) -> list[dict]:
+    trials = space_of_arm(name, quick).trials(1 if quick else K, seed=SEARCH_SEED)
+    base = {"optimizer": name.split("_b")[0], "epochs": epochs(quick), "seed": 0}
+    return [{**t, **base, **overrides, "run_name": f"{name}{protocol.SEP}t{i}"} for i, t in enumerate(trials)]
 
 
 def grid(quick: bool) -> list[dict]:
     small, large = sizes(quick)
-    return [p for opt in REFERENCE_OPTIMIZERS for p in _tuned(opt, small, quick)] + [
-        p for opt in (QUICK_OPTIMIZERS if quick else OPTIMIZERS) for p in _tuned(opt, large, quick)
-    ]
+    arms = {f"{o}_b{small}": {"batch_size": small} for o in REFERENCE_OPTIMIZERS}
+    arms.update({f"{o}_b{large}": {"batch_size": large} for o in (QUICK_OPTIMIZERS if quick else OPTIMIZERS)})
+    arms.update(remedy_arms(quick))
+    return [p for name, overrides in arms.items() for p in _tuned(name, overrides, quick)]
 
 
 def transfer_points(results: dict, quick: bool) -> list[dict]:
@@ -151,11 +240,15 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
             continue
         gaps[r["arm"]] = compare.cell_difference(r["epochs"], ref["epochs"])
     gaps = {a: {**d, "closes_gap": compare.closes_gap(d)} for a, d in compare.judge(gaps).items()}
+    for a, g in gaps.items():
+        g["steps"] = _steps(results, by_arm[a], epochs(quick))
+    paired = compare.judge({label: compare.difference(by_arm, a, b) for label, (a, b) in pairs(quick).items()})
     out = {
         "epoch_budget": epochs(quick),
         "reference": ref and ref["arm"],
         "answer": rows,
         "gap_to_reference": gaps,
+        "paired": paired,
         "no_effect": answer.no_effect(results),
     }
     atomic.write_json(os.path.join(sweep_dir, "remedies.json"), out)
@@ -167,6 +260,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         "best_gap": best[1] and best[1]["diff"],
         "arms_closing_gap": sorted(k for k, v in gaps.items() if v["closes_gap"]),
         "verdicts": {k: v["verdict"] for k, v in gaps.items()},
+        "paired_verdicts": {k: v and v["verdict"] for k, v in paired.items()},
         "epoch_budget": out["epoch_budget"],
     }
     summary["conclusions"] = conclusions(summary)
@@ -177,6 +271,13 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + "\n"
         + gap_markdown(out)
         + "\n"
+        + compare.difference_markdown(
+            "Paired comparisons: each issue-22 remedy against its own reference, epoch budget",
+            [(label, compare.difference(by_arm, a, b)) for label, (a, b) in pairs(quick).items()],
+            note="Ghost BN against plain BatchNorm on the same bn_mlp at the same batch; Smith et al.'s batch "
+            "increases against the LR decay they replace (same trials, same epochs, fewer steps).",
+        )
+        + "\n"
         + answer.tuning_markdown(rows, results, lambda a: space_of_arm(a, quick), arm_name="arm")
         + answer.no_effect_markdown(out["no_effect"], results),
     )
@@ -184,15 +285,31 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     return {"summary": summary, "remedies": out}
 
 
+def _steps(results: dict, row: dict, budget: int) -> int | None:
+    """The global step at the epoch budget of an arm's epoch winner (batch schedules change it)."""
+    h = (results.get((row.get("epochs") or {}).get("best") or "") or {}).get("history") or {}
+    inside = [s for e, s in zip(h.get("epoch") or (), h.get("step") or ()) if e is not None and e <= budget]
+    return int(inside[-1]) if inside and inside[-1] is not None else None
+
+
 def conclusions(summary: dict) -> list[str]:
-    """Sentences computed from the verdicts in `summary` (checked against the committed analysis.json)."""
-    return [
+    """Sentences computed from the verdicts in `summary` (checked against the committed analysis.json;
+    a summary written before the issue-22 arms has no paired verdicts, and no sentence for them)."""
+    out = [
         compare.verdict_sentence(
             f"Each arm against the tuned small-batch reference ({summary['reference']}) at "
             f"{summary['epoch_budget']} epochs",
             summary["verdicts"],
         )
     ]
+    if summary.get("paired_verdicts"):
+        out.append(
+            compare.verdict_sentence(
+                f"Each issue-22 remedy against its own reference at {summary['epoch_budget']} epochs",
+                summary["paired_verdicts"],
+            )
+        )
+    return out
 
 
 def gap_markdown(out: dict) -> str:
@@ -202,12 +319,13 @@ def gap_markdown(out: dict) -> str:
         "An arm closes the gap when its verdict is non-inferior or better (study.verdicts: margin 1 point, "
         "Holm over the arms).",
         "",
-        "| arm | test acc − reference [95% CI, Welch] | p (Holm) | verdict |",
-        "| --- | --- | --- | --- |",
+        "| arm | steps | test acc − reference [95% CI, Welch] | p (Holm) | verdict |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for a, g in sorted(out["gap_to_reference"].items()):
         ci = "—" if g["low"] is None else f"[{g['low']:+.4f}, {g['high']:+.4f}]"
         p = "—" if g.get("p_holm") is None else f"{g['p_holm']:.3g}"
         verdict = g.get("verdict") or "— (needs ≥ 2 seeds)"
-        lines.append(f"| {a} | {g['diff']:+.4f} {ci} | {p} | {verdict} |")
+        steps = "—" if g.get("steps") is None else f"{g['steps']:,}"
+        lines.append(f"| {a} | {steps} | {g['diff']:+.4f} {ci} | {p} | {verdict} |")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,8 @@ def build_model(name: str, num_classes: int, ghost_batch_size: int = 0) -> nn.Mo
         return ResNet20(num_classes=num_classes, ghost_batch_size=g, **(_TINY_RESNET if name == "tiny_resnet" else {}))
     builders = {
         "mlp": lambda: MLP(num_classes, hidden=(256, 256)),
+        # the default MLP with (ghost) BatchNorm after each hidden layer: a BatchNorm workload on MNIST-1D
+        "bn_mlp": lambda: MLP(num_classes, hidden=(256, 256), batch_norm=True, ghost_batch_size=g),
         "f1": lambda: MLP(num_classes, hidden=(512,) * 5, batch_norm=True, ghost_batch_size=g),
         "c1": lambda: C1(num_classes, ghost_batch_size=g),
         "tiny_mlp": lambda: MLP(num_classes, hidden=(16,)),

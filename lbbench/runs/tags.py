@@ -80,6 +80,12 @@ METRICS = (
         "Learning rate at the epoch's last step (after scaling and schedule).",
     ),
     Metric(
+        "batch_size",
+        "optim/batch_size",
+        "batch size",
+        "Batch size the epoch trained at (runs with --batch_schedule only).",
+    ),
+    Metric(
         "distance_from_init",
         "optim/distance_from_init",
         "‖θ − θ₀‖",

@@ -12,9 +12,10 @@ Each dimension maps the unit interval u ∈ [0, 1) onto a value:
     log1m      1 − value is log-uniform in [1 − hi, 1 − lo]         momentum, β2 (Shallue: log(1 − m))
     linear     value = lo + u (hi − lo)                             warmup (steps or epochs)
     log_or_zero  u < zero_fraction → 0, else log-uniform on the rest (weight decay "off or log")
+    log2_int   log-uniform, rounded to a power of two                ghost batch size
 
-`trials()` returns Config override dicts (fields learning_rate, momentum, beta2, weight_decay and
-warmup_steps or warmup_epochs of lbbench.config.Config). Warmup is an absolute length, never a
+`trials()` returns Config override dicts (fields learning_rate, momentum, beta2, weight_decay,
+warmup_steps or warmup_epochs, and sam_rho for SAM, of lbbench.config.Config). Warmup is an absolute length, never a
 fraction of the run (STUDY_PROTOCOL.md §4): in steps by default, the same at every batch size and
 run length, so a trial's warmup does not change with the budget rule; studies whose arms all train
 the same number of epochs may search it in epochs (= examples) instead. warmup_steps values are
@@ -30,7 +31,7 @@ import warnings
 import numpy as np
 from scipy.stats import qmc
 
-SCALES = ("log", "log1m", "linear", "log_or_zero")
+SCALES = ("log", "log1m", "linear", "log_or_zero", "log2_int")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Dim:
             raise ValueError(f"{self.field}: unknown scale {self.scale!r}; choose one of {SCALES}")
         if not self.low < self.high:
             raise ValueError(f"{self.field}: need low < high, got [{self.low}, {self.high}]")
-        if self.scale in ("log", "log_or_zero") and self.low <= 0:
+        if self.scale in ("log", "log_or_zero", "log2_int") and self.low <= 0:
             raise ValueError(f"{self.field}: a log dimension needs low > 0")
         if self.scale == "log1m" and not 0 <= self.low < self.high < 1:
             raise ValueError(f"{self.field}: a log(1 - x) dimension needs 0 <= low < high < 1")
@@ -59,7 +60,7 @@ class Dim:
         """Where `value` sits in the unit interval (the inverse of `value`); None for log_or_zero's zero."""
         if self.scale == "linear":
             return (value - self.low) / (self.high - self.low)
-        if self.scale == "log":
+        if self.scale in ("log", "log2_int"):
             return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
         if self.scale == "log1m":
             a, b = math.log(1 - self.low), math.log(1 - self.high)
@@ -73,8 +74,9 @@ class Dim:
         u = float(np.clip(u, 0.0, 1.0))
         if self.scale == "linear":
             return self.low + u * (self.high - self.low)
-        if self.scale == "log":
-            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        if self.scale in ("log", "log2_int"):
+            value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            return value if self.scale == "log" else float(2 ** round(math.log2(value)))
         if self.scale == "log1m":  # u = 0 -> 1 - low is largest -> value = low
             a, b = math.log(1 - self.low), math.log(1 - self.high)
             return 1 - math.exp(a + u * (b - a))
@@ -113,13 +115,21 @@ class SearchSpace:
         out = []
         for row in self.unit_points(n, seed, method):
             point = {d.field: d.value(u) for d, u in zip(self.dims, row)}
-            if "warmup_steps" in point:
-                point["warmup_steps"] = int(round(point["warmup_steps"]))
+            for field in ("warmup_steps", "ghost_batch_size"):  # integer Config fields
+                if field in point:
+                    point[field] = int(round(point[field]))
             out.append(point)
         return out
 
 
 WARMUP_STEPS = Dim("warmup_steps", 0.0, 500.0, "linear")
+# SAM's neighbourhood radius: Foret et al. 2021 (App. C) pick rho from {0.01, 0.02, 0.05, 0.1, 0.2, 0.5}
+SAM_RHO = Dim("sam_rho", 0.01, 0.5, "log")
+
+
+def ghost_batch_dim(low: int, high: int) -> Dim:
+    """Ghost batch sizes, powers of two in [low, high], log-uniform (Hoffer et al. 2017 use 128)."""
+    return Dim("ghost_batch_size", float(low), float(high), "log2_int")
 
 
 def equal_epochs_space(optimizer: str, epochs: float) -> SearchSpace:
@@ -149,8 +159,10 @@ def default_space(optimizer: str, beta2: bool | None = None, warmup: Dim = WARMU
     Learning rate is the *base* rate at Config.base_batch_size; experiments that search it per batch
     size combine it with lr_scaling="sqrt", which centres the space at every B (the optimum moves
     with B; Shallue Fig. 8). momentum is β1 for adam/lamb. β2 is searched for adam-family optimizers
-    (log(1 − β2) ∈ [1e-3, 1e-1]) unless beta2=False. Warmup: 0–500 steps unless `warmup` says otherwise
-    (e.g. Dim("warmup_epochs", 0, 2) for a study whose arms all train the same epochs).
+    (log(1 − β2) ∈ [1e-3, 1e-1]) unless beta2=False. SAM also tunes its radius ρ (SAM_RHO: Foret et
+    al. tune it per task; a fixed ρ would make SAM's arm the only one with an untuned hyperparameter).
+    Warmup: 0–500 steps unless `warmup` says otherwise (e.g. Dim("warmup_epochs", 0, 2) for a study
+    whose arms all train the same epochs).
     """
     adaptive = optimizer in ("adam", "adamw", "lamb")
     lr = {"adam": (1e-4, 3e-2), "adamw": (1e-4, 3e-2), "lamb": (1e-3, 1e-1), "lars": (0.1, 10.0)}.get(
@@ -164,4 +176,6 @@ def default_space(optimizer: str, beta2: bool | None = None, warmup: Dim = WARMU
     ]
     if beta2 if beta2 is not None else adaptive:
         dims.append(Dim("beta2", 0.9, 0.999, "log1m"))
+    if optimizer == "sam":
+        dims.append(SAM_RHO)
     return SearchSpace(tuple(dims))

@@ -6,6 +6,13 @@ alone. The host orchestrates: each epoch is one compiled call (cut into segments
 host needs the state); instruments run through their scheduler and are never named here. Results
 and parameters are written atomically, also when a trial diverges or fails, so no run is ever lost
 half-written.
+
+A run with --batch_schedule (training/phases.py) trains its phases one after another, each with its
+own Trainer compiled at the phase's batch size; `Group.enter` switches to a phase's Trainer at its
+first epoch and the TrainState carries over untouched: params, BatchNorm statistics, optimizer state
+with its injected hyperparameters, global step, PRNG key, noise-scale EMA and traced schedule. The
+LR schedule, history, evaluations, checkpoints and TensorBoard steps all count global steps, so one
+run folder holds the whole run and a checkpoint in any phase resumes in that phase.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from lbbench.runs import hparams, signals, tags
 from lbbench.runs.folder import RunFolder, fingerprint
 from lbbench.runs.provenance import provenance
 from lbbench.runs.writer import RunWriter, write_logdir_experiment
-from lbbench.training import checkpoint, parallel, preflight, progress, result
+from lbbench.training import checkpoint, parallel, phases, preflight, progress, result
 from lbbench.training.state import stack_trials, trial
 from lbbench.training.trainer import Trainer, check_group, distances_from_init
 
@@ -58,10 +65,13 @@ class TrialRecord:
 
 
 class Group:
-    """One group's trainer, trial records and instrument scheduler, and what happens at each boundary."""
+    """One group's trainers (one per batch-size phase), trial records and instrument scheduler, and what
+    happens at each boundary."""
 
-    def __init__(self, trainer: Trainer, records: list[TrialRecord], scheduler: Scheduler, timing: dict):
-        self.trainer, self.records, self.scheduler, self.timing = trainer, records, scheduler, timing
+    def __init__(self, trainers: list[Trainer], records: list[TrialRecord], scheduler: Scheduler, timing: dict):
+        self.trainers, self.records, self.scheduler, self.timing = trainers, records, scheduler, timing
+        self.trainer = trainers[0]  # the phase in progress
+        self.plan = self.trainer.plan
         self.last_eval = 0  # step of the last mid-epoch evaluation
         self.epoch = 1  # the epoch in progress
         self.init_params = None  # θ₀ of every trial (distances from init)
@@ -70,6 +80,20 @@ class Group:
 
     def training(self) -> list[int]:
         return [i for i, r in enumerate(self.records) if r.status is None]
+
+    def enter(self, epoch: int) -> None:
+        """Train `epoch` with its phase's Trainer: at a --batch_schedule phase's first epoch (or a resume
+        inside it) the next compiled program takes over the state as it is."""
+        trainer = self.trainers[self.plan.index(epoch)]
+        if trainer is self.trainer:
+            return
+        self.trainer = trainer
+        self.scheduler.view_fn = trainer.trial_view
+        p = self.plan.phase(epoch)
+        log(
+            f"lbbench: batch {p.batch_size} from epoch {epoch} (step {self.plan.start_step(epoch)}), "
+            f"phase {self.plan.index(epoch) + 1} of {len(self.plan.phases)}: {p.steps_per_epoch} steps/epoch"
+        )
 
     def on_segment(self, state, step: int) -> None:
         """Between compiled segments: mid-epoch evaluation and the periodic instruments that are due."""
@@ -91,14 +115,16 @@ class Group:
 
     def end_epoch(self, state, epoch: int, metrics, dist, alive, seconds: float) -> dict:
         """Record the epoch of every trial still training; mark those whose loss went NaN/inf diverged."""
-        trainer, step = self.trainer, epoch * self.trainer.steps_per_epoch
+        trainer, step = self.trainer, self.plan.end_step(epoch)
         evals = trainer.evaluate(state)
-        examples = trainer.steps_per_epoch * trainer.cfg.batch_size
+        examples = trainer.steps_per_epoch * trainer.batch_size
         recs = {}
         for i in self.training():
             r = self.records[i]
             col = {k: v[:, i] for k, v in metrics.items()}
             rec = result.epoch_record(col, evals[i], dist[i], examples, seconds)
+            if self.plan.scheduled:
+                rec["batch_size"] = trainer.batch_size
             rec.update(self.scheduler.epoch_record(state, step, i))
             r.writer.step_series(tags.STEP_LOSS, step - len(col["loss"]), col["loss"])
             r.writer.scalars(step, {tags.tag(k): v for k, v in rec.items()}, record="epoch", epoch=epoch)
@@ -114,7 +140,7 @@ class Group:
     def at_safe_point(self, state, offset: int, metrics: list, epoch_rng) -> None:
         """A segment end: checkpoint every trial if one is due, or if SIGTERM is pending (a
         scheduler's preemption: the checkpoint is written before the run stops here)."""
-        step = (self.epoch - 1) * self.trainer.steps_per_epoch + offset
+        step = self.plan.start_step(self.epoch) + offset
         terminating = signals.pending() == signal.SIGTERM
         if step == self.ckpt_step or not (terminating or self._checkpoint_due(step)):
             return
@@ -156,7 +182,7 @@ class Group:
         epoch's PRNG key not yet split, so the resumed run shuffles as the uninterrupted one would)
         and record the trials still training as `paused`."""
         self.epoch = epoch + 1
-        self.save_checkpoint(state, epoch * self.trainer.steps_per_epoch, 0, [], state.rng)
+        self.save_checkpoint(state, self.plan.end_step(epoch), 0, [], state.rng)
         for i in self.training():
             self.finish(i, state, "paused")
         log(f"lbbench: paused after epoch {epoch} (--pause_at_epoch); --resume with a later one continues")
@@ -229,7 +255,7 @@ class Group:
         """Trial i's result.json after a second Ctrl-C: what it has so far, from host values only
         (built inside the signal handler, so no device calls, no writers, no instruments)."""
         r = self.records[i]
-        steps = len(r.history) * self.trainer.steps_per_epoch
+        steps = self._last_step(r)
         timing = {"total_s": time.perf_counter() - self.timing["t_start"], "train_s": r.train_s, "steps": steps}
         extra = {"dataset": result.dataset_info(self.trainer.ds), **r.extra, "error": error}
         return result.result(r.cfg, "failed", list(r.history), timing, extra)
@@ -243,20 +269,20 @@ class Group:
         return {
             "compile_s": self.timing.get("compile_s"),
             "total_s": time.perf_counter() - self.timing["t_start"],
-            "eval_s": self.trainer.eval_s,  # the program's evaluation so far: train_s includes it
-            "steps_s": self.trainer.steps_s,  # the program's training steps so far: train_s includes them
+            "eval_s": sum(t.eval_s for t in self.trainers),  # the program's evaluation so far: train_s includes it
+            "steps_s": sum(t.steps_s for t in self.trainers),  # its training steps so far: train_s includes them
             "trials_in_program": self.trainer.num_trials,
         }
 
     def write_result(self, i: int) -> None:
         r, trainer = self.records[i], self.trainer
-        steps = len(r.history) * trainer.steps_per_epoch
+        steps = self._last_step(r)
         step_s = r.train_s / steps if steps and r.train_s > 0 else None
         instruments = self.scheduler.result_extras(i, step_s)
         timing = {
             **self._attempt_timing(),
             "train_s": r.train_s,
-            "examples_per_s": steps * r.cfg.batch_size / r.train_s if r.train_s > 0 else None,
+            "examples_per_s": self.plan.examples(steps) / r.train_s if r.train_s > 0 else None,
             "steps": steps,
             "instruments": instruments["timing"],
         }
@@ -296,7 +322,7 @@ def _train_epochs(group: Group, state, resume=None):
     A trial that diverges (its step froze it: NaN/inf loss) is recorded `diverged` at the end of that
     epoch; its frozen values never reach the others, which go on.
     """
-    trainer, cfg = group.trainer, group.trainer.cfg
+    cfg = group.trainer.cfg
     if group.init_params is None:
         group.init_params = jax.tree.map(jnp.copy, state.params)
     group.timing["t_train"] = time.perf_counter()
@@ -304,9 +330,9 @@ def _train_epochs(group: Group, state, resume=None):
     for epoch in range(group.epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         group.epoch = epoch
-        state, metrics = trainer.epoch_fn(
-            state, (epoch - 1) * trainer.steps_per_epoch, group.on_segment, group.at_safe_point, resume
-        )
+        group.enter(epoch)
+        start = group.plan.start_step(epoch)
+        state, metrics = group.trainer.epoch_fn(state, start, group.on_segment, group.at_safe_point, resume, epoch)
         resume = None
         metrics = jax.device_get(metrics)  # the one host round-trip per epoch
         dist = np.asarray(distances_from_init(state.params, group.init_params))
@@ -352,28 +378,31 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
     cfg = cfgs[0]
     ds = data_lib.load_for(cfg)
     signals.check()  # before anything is trained (nothing is recorded: the run had not started)
-    parallel.check_batch(cfg, ds.num_train)
+    plan = _check_phases(cfg, ds.num_train)
     for w in sorted({w for c in cfgs for w in c.warnings()}):
         log(f"warning: {w}")
     steps_per_epoch = ds.num_train // cfg.batch_size
     instruments = registry.build(cfg, steps_per_epoch)  # built once per group; per-trial state inside
     segment = min([n for n in (cfg.eval_every_steps, *(i.every for i in instruments)) if n], default=0)
-    trainer = Trainer(cfgs, ds, parallel.make_mesh(), segment_steps=segment)
+    trainers = _phase_trainers(cfgs, ds, plan, segment)
+    trainer = trainers[0]
     preflight.check_model_input(cfg, trainer.model, ds)
-    log(progress.start_line(cfgs, trainer.steps_per_epoch, ds))
+    log(progress.start_line(cfgs, trainer.steps_per_epoch, ds, plan))
     state = trainer.init_state()
     if cfg.init_from and resume_at is None:
         state, origin = _init_from(cfg, trainer, state, origin)
     with progress.stage("compiling the training epoch and evaluation", enabled=jax.process_index() == 0):
-        compile_s = trainer.compile(state)
+        compile_s = sum(t.compile(state) for t in trainers)
     grids = {w: hparams.sweep_grid(w) for w in {c.workdir for c in cfgs}}  # sweep.json read once per folder
     records = [TrialRecord(c, f, grids[c.workdir], origin.get("command")) for c, f in zip(cfgs, folders)]
     for r in records:
         r.extra["provenance"] = origin
+        if plan.scheduled:
+            r.extra["batch_phases"] = plan.to_json()
     scheduler = Scheduler(instruments, trainer.trial_view, [r.writer for r in records], log)
     for line in scheduler.describe():
         log(f"lbbench: {line}")
-    group = Group(trainer, records, scheduler, {"t_start": t_start, "compile_s": compile_s})
+    group = Group(trainers, records, scheduler, {"t_start": t_start, "compile_s": compile_s})
     for i, r in enumerate(records):  # from here a second Ctrl-C leaves a failed result.json
         r.folder.failed_result = functools.partial(group.failed_result, i)
     resume = None
@@ -400,6 +429,27 @@ def _run_in_folders(cfgs: list[Config], folders: list, t_start: float, origin: d
             group.write_result(i)
         raise
     return [r.result for r in records]
+
+
+def _check_phases(cfg: Config, num_train: int) -> phases.Plan:
+    """The run's batch-size phases, each batch checked against the data and devices as --batch_size is."""
+    plan = phases.plan(cfg, num_train)
+    for p in plan.phases[:-1]:
+        try:
+            parallel.check_batch(cfg.replace(batch_size=p.batch_size), num_train)
+        except ConfigError as e:
+            raise ConfigError("batch_schedule", f"phase at batch {p.batch_size}: {str(e).split(': ', 1)[1]}") from None
+    parallel.check_batch(cfg, num_train)
+    return plan
+
+
+def _phase_trainers(cfgs: list[Config], ds, plan: phases.Plan, segment: int) -> list[Trainer]:
+    """One Trainer per batch-size phase (one for a run without --batch_schedule); the later ones share
+    the first one's device-resident data, model and evaluation."""
+    mesh = parallel.make_mesh()
+    first = Trainer(cfgs, ds, mesh, segment_steps=segment, batch_size=plan.phases[0].batch_size)
+    rest = [Trainer(cfgs, ds, mesh, segment, p.batch_size, share=first) for p in plan.phases[1:]]
+    return [first, *rest]
 
 
 def _resume(group: Group, template, step: int):

@@ -101,7 +101,8 @@ def bn_message(cfg: Config) -> str:
     return f"BatchNorm statistics over the whole global batch of {cfg.batch_size} (no ghost batches)"
 
 
-def start_line(cfgs: list[Config], steps_per_epoch: int, ds) -> str:
+def start_line(cfgs: list[Config], steps_per_epoch: int, ds, plan=None) -> str:
+    """What the run trains, in one line; `plan`: its batch-size phases (training/phases.py), if scheduled."""
     cfg = cfgs[0]
     lrs = sorted({c.scaled_learning_rate for c in cfgs})
     lr = f"lr {lrs[0]:.4g}" if len(lrs) == 1 else f"lr {lrs[0]:.3g}..{lrs[-1]:.3g}"
@@ -111,7 +112,7 @@ def start_line(cfgs: list[Config], steps_per_epoch: int, ds) -> str:
         f"{cfg.optimizer}, batch {cfg.batch_size} on {jax.device_count()} {jax.devices()[0].platform} "
         f"device(s), {trials}{lr} ({cfg.lr_scaling} scaling), {cfg.schedule}; "
         f"{steps_per_epoch} steps/epoch, {ds.num_train % cfg.batch_size} examples dropped per epoch; "
-        f"{bn_message(cfg)}"
+        f"{bn_message(cfg)}" + (f"; batch schedule {plan.describe()}" if plan is not None and plan.scheduled else "")
     )
 
 

@@ -38,7 +38,9 @@ def diverged(record: dict) -> bool:
 
 
 def history_columns(history: list[dict]) -> dict:
-    return {k: [finite_or_none(h.get(k)) for h in history] for k in HISTORY_KEYS}
+    """result.json `history`; a --batch_schedule run's records also keep the batch each epoch trained at."""
+    keys = HISTORY_KEYS + (("batch_size",) if any("batch_size" in h for h in history) else ())
+    return {k: [finite_or_none(h.get(k)) for h in history] for k in keys}
 
 
 def dataset_info(ds) -> dict:

@@ -17,6 +17,7 @@ from lbbench.config import Config
 from lbbench.instruments import noise_scale
 from lbbench.training import schedules
 from lbbench.training.optim import make_optimizer
+from lbbench.training.phases import Plan
 
 
 @flax.struct.dataclass
@@ -36,8 +37,9 @@ def trial_keys(cfg: Config):
     return jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
 
 
-def init_state(cfg: Config, model, ds, steps_per_epoch: int) -> TrainState:
-    """One trial's initial state; its hyperparameters are values in the state, not in the program."""
+def init_state(cfg: Config, model, ds, steps_per_epoch: int | Plan) -> TrainState:
+    """One trial's initial state; its hyperparameters are values in the state, not in the program.
+    `steps_per_epoch` (or the run's batch-size phases) turns a warmup in epochs into steps."""
     init_key, train_key, _ = trial_keys(cfg)
     param_key, dropout_key = jax.random.split(init_key)
     variables = model.init({"params": param_key, "dropout": dropout_key}, ds.x_train[:2], train=False)

@@ -3,6 +3,12 @@
 A group is T ≥ 1 configs that differ only in traced hyperparameters (`Config.group_key()` equal);
 `Trainer` holds what they share and compiles the shuffle, the epoch's segments and the evaluation
 ahead of time, and hands instruments a TrialView of one trial. training/loop.py orchestrates.
+
+A Trainer trains at one batch size. A run with --batch_schedule has one Trainer per phase
+(training/phases.py), each compiled for its batch; the later ones share the first one's
+device-resident data, model and compiled evaluation, and all of them take the same TrainState, so
+the state passes from one phase to the next untouched. The LR schedule is built from the whole run's
+phases, so every phase's program computes the same rate at the same global step.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from lbbench.data.augment import crop_flip
 from lbbench.instruments.base import TrialView, measurement_subset
 from lbbench.models import build_model, uses_batch_norm
 from lbbench.runs import signals
-from lbbench.training import epoch, parallel, progress, schedules
+from lbbench.training import epoch, parallel, phases, progress, schedules
 from lbbench.training.optim import make_optimizer, with_learning_rate
 from lbbench.training.state import init_state, stack_trials, trial, trial_keys
 from lbbench.training.step import StepSpec, make_train_step
@@ -30,22 +36,22 @@ from lbbench.training.step import StepSpec, make_train_step
 PROGRESS_SEGMENTS = 10  # an epoch of many steps is cut into this many segments for the step counter
 
 
-def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> StepSpec:
+def _step_spec(cfgs: list[Config], ds, batch_size: int, plan: phases.Plan) -> StepSpec:
     cfg = cfgs[0]
     k = cfg.noise_scale_groups
-    sub = cfg.batch_size // k
+    sub = batch_size // k
     bn = uses_batch_norm(cfg.model)
     vmap_ok = (not bn) or (cfg.ghost_batch_size > 0 and sub % cfg.ghost_batch_size == 0)
     augment = None
     if cfg.augment and ds.augment == "crop_flip":
         augment = crop_flip
     return StepSpec(
-        batch_size=cfg.batch_size,
+        batch_size=batch_size,
         groups=k,
         vmap_groups=vmap_ok,
         noise_decay=cfg.noise_scale_ema**cfg.noise_scale_every,
         sam=cfg.optimizer == "sam",
-        schedule=schedules.schedule_spec(cfg, steps_per_epoch),
+        schedule=schedules.schedule_spec(cfg, plan),
         noise_every=cfg.noise_scale_every,
         shared_data=len({c.seed for c in cfgs}) == 1,
         augment=augment,
@@ -80,26 +86,35 @@ def check_group(cfgs: list[Config]) -> None:
 class Trainer:
     """The compiled functions and device-resident data of one group of trials (a run is a group of one)."""
 
-    def __init__(self, cfgs: list[Config], ds, mesh, segment_steps: int = 0):
-        """`segment_steps`: hand the state back to the host every this many steps (0 = once an epoch)."""
+    def __init__(self, cfgs: list[Config], ds, mesh, segment_steps: int = 0, batch_size: int = 0, share=None):
+        """`segment_steps`: hand the state back to the host every this many steps (0 = once an epoch).
+        `batch_size`: the batch this Trainer trains at (0 = --batch_size; a --batch_schedule phase's
+        otherwise); `share`: the Trainer of an earlier phase, whose data, model and evaluation it reuses."""
         cfg = cfgs[0]
         self.cfgs, self.cfg, self.ds, self.mesh = cfgs, cfg, ds, mesh
         self.num_trials = len(cfgs)
-        self.model = build_model(cfg.model, ds.num_classes, cfg.ghost_batch_size)
-        self.steps_per_epoch = ds.num_train // cfg.batch_size
+        self.batch_size = batch_size or cfg.batch_size
+        self.plan = phases.plan(cfg, ds.num_train)
+        self.steps_per_epoch = ds.num_train // self.batch_size
         self.tx = make_optimizer(cfg)
-        self.spec = _step_spec(cfgs, ds, self.steps_per_epoch)
-        put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
-        self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
-        self.eval_sets = epoch.eval_sets(ds, cfg.train_eval_examples, put)
+        self.spec = _step_spec(cfgs, ds, self.batch_size, self.plan)
         self.segment_steps = min(segment_steps or self.steps_per_epoch, progress_segment(self.steps_per_epoch))
         self.eval_s = 0.0  # seconds spent evaluating so far (every trial of the program together)
         self.steps_s = 0.0  # seconds spent in the training steps so far (the shuffle included)
+        self._share = share
+        if share is None:
+            self.model = build_model(cfg.model, ds.num_classes, cfg.ghost_batch_size)
+            put = lambda a: parallel.put_replicated(np.asarray(a), mesh)
+            self.x_train, self.y_train = put(ds.x_train), put(ds.y_train)
+            self.eval_sets = epoch.eval_sets(ds, cfg.train_eval_examples, put)
+            # inference-mode logits as a stable function of (params, batch_stats, x): instruments take it
+            # inside a BoundLogits, so their jitted measurements compile once per run, not per call
+            self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
+        else:
+            self.model, self.x_train, self.y_train = share.model, share.x_train, share.y_train
+            self.eval_sets, self._apply = share.eval_sets, share._apply
         self._train_step = make_train_step(self.model, self.tx, self.spec)
         self._shuffle = epoch.make_shuffle(ds.num_train, self.steps_per_epoch, self.spec)
-        # inference-mode logits as a stable function of (params, batch_stats, x): instruments take it
-        # inside a BoundLogits, so their jitted measurements compile once per run, not per call
-        self._apply = lambda p, bs, x: self.model.apply({"params": p, "batch_stats": bs}, x, train=False)
         self._measure = None
         self._log = None if jax.process_index() == 0 else (lambda line: None)  # the step counter: process 0 prints
 
@@ -107,7 +122,8 @@ class Trainer:
         """What an instrument sees of trial i at `step` (host-side; see lbbench.instruments)."""
         cfg, st = self.cfgs[i], trial(state, i)
         if self._measure is None:  # the fixed measurement subset, placed once (only runs with instruments)
-            self._measure = tuple(jnp.asarray(a) for a in measurement_subset(self.ds, cfg.sharpness_examples))
+            placed = self._share._measure if self._share is not None else None
+            self._measure = placed or tuple(jnp.asarray(a) for a in measurement_subset(self.ds, cfg.sharpness_examples))
         lr = float(schedules.learning_rate(self.spec.schedule, step, st.schedule["peak"], st.schedule["warmup"]))
         update = (
             None
@@ -117,7 +133,7 @@ class Trainer:
 
         def batch():
             rng = np.random.default_rng([cfg.seed, step])
-            idx = np.sort(rng.choice(self.ds.num_train, cfg.batch_size, replace=False))
+            idx = np.sort(rng.choice(self.ds.num_train, self.batch_size, replace=False))
             return jnp.asarray(self.ds.x_train[idx]), jnp.asarray(self.ds.y_train[idx])
 
         return TrialView(
@@ -139,7 +155,7 @@ class Trainer:
         )
 
     def init_state(self):
-        states = [init_state(c, self.model, self.ds, self.steps_per_epoch) for c in self.cfgs]
+        states = [init_state(c, self.model, self.ds, self.plan) for c in self.cfgs]
         return jax.device_put(stack_trials(states), parallel.replicated(self.mesh))
 
     def segment_lengths(self) -> list[int]:
@@ -161,15 +177,22 @@ class Trainer:
             seg = epoch.make_segment(self._train_step, length, self.spec, batch_sharding)
             jitted = jax.jit(seg, in_shardings=(rep,) * 6, out_shardings=(rep, rep), donate_argnums=0)
             self._segments[length] = jitted.lower(state, zero, idx, keys, self.x_train, self.y_train).compile()
+        if self._share is not None:  # the same model and sets: the earlier phase's programs serve
+            self.eval_fns = self._share.eval_fns
+            return time.perf_counter() - t0
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
             fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk))
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 
-    def epoch_fn(self, state, start_step: int, on_segment: Callable | None = None, at_safe_point=None, resume=None):
+    def epoch_fn(
+        self, state, start_step: int, on_segment: Callable | None = None, at_safe_point=None, resume=None, epoch=0
+    ):
         """One epoch of every trial: (new state, per-step metrics shaped (steps, trials)).
 
+        `start_step`: the global step at the epoch's start; `epoch`: its number, for the step counter
+        (0 = start_step // steps per epoch + 1, right for a run at one batch size).
         `on_segment(state, step)` is called after each segment (instruments measure there);
         `at_safe_point(state, offset, metrics, epoch_rng)` then, where a checkpoint may be taken.
         `resume=(epoch_rng, offset, metrics so far)` continues an epoch from a checkpoint: the order is
@@ -186,7 +209,7 @@ class Trainer:
             _, idx, keys = self._compiled_shuffle(jax.tree.map(jnp.copy, state).replace(rng=jnp.copy(epoch_rng)))
             metrics = [done] if offset else []
         counter = progress.StepCounter(
-            self.steps_per_epoch, f"epoch {start_step // self.steps_per_epoch + 1}", log=self._log
+            self.steps_per_epoch, f"epoch {epoch or start_step // self.steps_per_epoch + 1}", log=self._log
         )
         end = 0
         for length in self.segment_lengths():

@@ -118,6 +118,35 @@ def test_remedies_grid_is_valid(quick):
     assert len({len(v) for v in arms.values()}) == 1  # the same budget K for every arm
     if not quick:
         assert all(len(v) == 8 for v in arms.values())
+    assert set(m.remedy_arms(quick)) | {f"sam_b{large}"} <= set(arms)  # issue 22: one trial each at least
+    for a, (x, y) in m.pairs(quick).items():
+        assert x in arms and y in arms, a
+
+
+def test_remedies_new_arms_are_what_their_papers_describe():
+    m = load("remedies")
+    base, grid = m.base_config(False), m.grid(False)
+    arms = {}
+    for p in grid:
+        cfg = base.replace(**p).validate()
+        arms.setdefault(m.arm(cfg.to_dict()), []).append(cfg)
+    ramp = arms["momentum_b8192_ramp"][0]
+    assert ramp.batch_phases == ((256, 1), (512, 1), (1024, 1), (2048, 1), (4096, 1), (8192, 25))
+    # Smith et al.: the same trials, the LR ÷ 4 at epochs 15 and 22 at B = 512, or B × 4 there at a constant LR
+    for inc, dec in zip(arms["momentum_b8192_increase"], arms["momentum_b512_decay"]):
+        assert inc.batch_phases == ((512, 15), (2048, 7), (8192, 8)) and inc.schedule == "warmup"
+        assert dec.batch_size == 512 and dec.schedule == "warmup_step" and dec.decay_epochs == (15, 22)
+        assert dec.decay_factor == 4 and inc.scaled_learning_rate == dec.scaled_learning_rate
+        assert (inc.momentum, inc.warmup_epochs, inc.weight_decay) == (
+            dec.momentum,
+            dec.warmup_epochs,
+            dec.weight_decay,
+        )
+    ghosts = {c.ghost_batch_size for c in arms["momentum_b8192_ghostbn"]}
+    assert len(ghosts) > 2 and all(8192 // 4 % g == 0 for g in ghosts)
+    assert {c.model for c in arms["momentum_b8192_ghostbn"] + arms["momentum_b8192_bn"]} == {"bn_mlp"}
+    assert {c.ghost_batch_size for c in arms["momentum_b8192_bn"]} == {0}
+    assert len({c.sam_rho for c in arms["sam_b8192"]}) == 8 and "sam_rho" in m.space_of_arm("sam_b8192", False).fields
 
 
 def test_remedies_transfers_reruns_and_gap_table(tmp_path):
@@ -138,6 +167,12 @@ def test_remedies_transfers_reruns_and_gap_table(tmp_path):
         "adam_b8192_sqrt_transfer": 0.84,
         "adam_b8192_sqrt_halflife_transfer": 0.87,
         "adam_b8192_linear_halflife_transfer": 0.6,
+        "sam_b8192": 0.87,
+        "momentum_b8192_ramp": 0.91,
+        "momentum_b8192_increase": 0.925,
+        "momentum_b512_decay": 0.93,
+        "momentum_b8192_bn": 0.80,
+        "momentum_b8192_ghostbn": 0.86,
     }
     rng = np.random.default_rng(0)
 
@@ -168,6 +203,14 @@ def test_remedies_transfers_reruns_and_gap_table(tmp_path):
     assert s["verdicts"]["lars_b8192"] in ("non-inferior", "better")
     assert s["verdicts"]["momentum_b8192_linear_transfer"] == "worse"
     assert s["conclusions"] == m.conclusions(json.loads(json.dumps(s))) and s["conclusions"][0] in md
+    paired = out["remedies"]["paired"]
+    ghost = paired["ghost BN − BN (bn_mlp, B = 8192)"]
+    assert ghost["diff"] == pytest.approx(0.06, abs=0.01) and ghost["verdict"] == "better"
+    smith = paired["batch increases − LR decay (Smith et al. 2018)"]
+    assert smith["diff"] == pytest.approx(-0.005, abs=0.01) and s["paired_verdicts"]
+    assert len(s["conclusions"]) == 2 and s["conclusions"][1] in md and "Paired comparisons" in md
+    ramp = out["remedies"]["gap_to_reference"]["momentum_b8192_ramp"]
+    assert ramp["steps"] == 30 * 7  # the fake runs count steps as if at 8192; a real ramp takes more
     assert (tmp_path / "remedies.png").exists() and (tmp_path / "remedies.json").exists()
 
 

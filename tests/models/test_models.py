@@ -11,7 +11,7 @@ from lbbench.models import build_model
 from lbbench.models.norm import GhostBatchNorm
 
 INPUTS = {"1d": (4, 40), "image": (4, 32, 32, 3), "gray": (4, 28, 28, 1)}
-SHAPES = {name: ["1d"] for name in ("mlp", "f1", "c1", "tiny_mlp", "tiny_bn_mlp", "tiny_c1")}
+SHAPES = {name: ["1d"] for name in ("mlp", "bn_mlp", "f1", "c1", "tiny_mlp", "tiny_bn_mlp", "tiny_c1")}
 SHAPES.update(
     {
         "c1": ["1d", "image"],
@@ -80,3 +80,14 @@ def test_inference_mode_uses_running_statistics():
     v = {"params": v["params"], "batch_stats": {"mean": jnp.array([1.0, 2.0, 3.0]), "var": jnp.array([4.0, 4.0, 4.0])}}
     expected = (x - v["batch_stats"]["mean"]) / jnp.sqrt(4.0 + 1e-5)
     np.testing.assert_allclose(gbn.apply(v, x, train=False), expected, rtol=1e-6)
+
+
+def test_bn_mlp_is_the_default_mlp_with_batch_norm():
+    x = jax.ShapeDtypeStruct(INPUTS["1d"], jnp.float32)
+    rngs = {"params": jax.random.PRNGKey(0)}
+    shapes = {
+        n: jax.eval_shape(lambda x, n=n: build_model(n, 10).init(rngs, x, train=False), x) for n in ("mlp", "bn_mlp")
+    }
+    kernels = lambda v: [v["params"][f"Dense_{i}"]["kernel"].shape for i in range(3)]
+    assert kernels(shapes["bn_mlp"]) == kernels(shapes["mlp"]) == [(40, 256), (256, 256), (256, 10)]
+    assert set(shapes["bn_mlp"]["batch_stats"]) == {"GhostBatchNorm_0", "GhostBatchNorm_1"}

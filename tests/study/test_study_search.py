@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import qmc
 
 from lbbench.config import Config
-from lbbench.study.search import Dim, SearchSpace, default_space
+from lbbench.study.search import Dim, SearchSpace, default_space, ghost_batch_dim
 
 
 def test_same_seed_same_trials_other_seed_differs():
@@ -84,3 +84,14 @@ def test_unit_inverts_value_on_every_scale():
         for u in (0.3, 0.5, 0.97):
             assert d.unit(d.value(u)) == pytest.approx(u)
     assert dims[3].unit(0.0) is None  # "off" is its own category, never at an edge
+
+
+def test_sam_tunes_its_radius_and_ghost_batches_are_powers_of_two():
+    assert "sam_rho" in default_space("sam").fields and "sam_rho" not in default_space("momentum").fields
+    for t in default_space("sam").trials(16, seed=0):
+        cfg = Config(optimizer="sam").replace(**t).validate()
+        assert 0.01 <= cfg.sam_rho <= 0.5
+    space = SearchSpace((ghost_batch_dim(16, 512),))
+    sizes = [t["ghost_batch_size"] for t in space.trials(16, seed=0)]
+    assert all(isinstance(g, int) and g in (16, 32, 64, 128, 256, 512) for g in sizes) and len(set(sizes)) >= 4
+    assert space.dims[0].unit(16) == 0 and space.dims[0].unit(512) == 1

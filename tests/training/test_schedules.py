@@ -58,6 +58,14 @@ def test_warmup_step_default_boundaries_at_half_and_three_quarters():
     assert [lr_at(cfg, s) for s in (39, 40, 59, 60)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
 
 
+def test_warmup_step_divides_by_the_decay_factor():
+    cfg = Config(
+        learning_rate=1.0, schedule="warmup_step", warmup_epochs=0, epochs=8, decay_epochs=(2, 6), decay_factor=4
+    )
+    lr = make_schedule(cfg, 10)
+    assert [float(lr(s)) for s in (19, 20, 59, 60)] == pytest.approx([1.0, 0.25, 0.25, 0.0625])
+
+
 def test_warmup_steps_override_epochs_and_do_not_depend_on_the_run_length_or_batch():
     """--warmup_steps: the same warmup whatever the epochs or the steps per epoch (issue 17)."""
     for epochs in (3, 6, 100):
