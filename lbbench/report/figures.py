@@ -279,7 +279,7 @@ def interpolation_figure(curve: dict) -> Figure:
     fig, (ax,) = _figure(
         f"1-D interpolation between the small-batch (α=0) and large-batch (α=1) solutions: {curve.get('model', '')}",
         "α",
-        "cross-entropy loss",
+        f"{curve.get('loss', 'cross_entropy').replace('_', '-')} loss",  # runs before --loss: cross-entropy
     )
     a = curve["alphas"]
     ax.semilogy(a, curve["train_loss"], "b-", marker=".", label="train loss")
@@ -340,9 +340,10 @@ def ratio_figure(panels: list[dict], band: float) -> Figure:
     return fig
 
 
-def gd_figure(runs: list[dict]) -> Figure:
+def gd_figure(runs: list[dict], loss_name: str = "cross-entropy") -> Figure:
     """Cohen et al. 2021 Fig. 1 layout: GD train loss and lambda_max vs step, 2/eta dashed; `runs` =
-    [{"label", "loss": (steps, values), "lambda_max": (steps, values), "threshold", "eval_examples"}]."""
+    [{"label", "loss": (steps, values), "lambda_max": (steps, values), "threshold", "eval_examples"}],
+    all trained on the loss `loss_name` (the left panel's axis label)."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax_loss, ax_lam = fig.subplots(1, 2)
     for i, r in enumerate(runs):
@@ -351,7 +352,7 @@ def gd_figure(runs: list[dict]) -> Figure:
         ax_lam.axhline(r["threshold"], color=f"C{i}", ls="--", lw=1)
     n_eval = runs[0]["eval_examples"] if runs else None
     ax_loss.set(
-        title=f"full-batch GD: train loss (on {n_eval} of the training examples)", xlabel="step", ylabel="cross-entropy"
+        title=f"full-batch GD: train loss (on {n_eval} of the training examples)", xlabel="step", ylabel=loss_name
     )
     ax_lam.set(title="λ_max of the training loss; dashed: 2/η", xlabel="step", ylabel="λ_max")
     for ax in (ax_loss, ax_lam):

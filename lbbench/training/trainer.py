@@ -50,6 +50,7 @@ def _step_spec(cfgs: list[Config], ds, steps_per_epoch: int) -> StepSpec:
         shared_data=len({c.seed for c in cfgs}) == 1,
         augment=augment,
         single=len(cfgs) == 1,
+        loss=cfg.loss,
     )
 
 
@@ -163,7 +164,7 @@ class Trainer:
             self._segments[length] = jitted.lower(state, zero, idx, keys, self.x_train, self.y_train).compile()
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
-            fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk))
+            fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk, self.spec.loss))
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 
