@@ -319,11 +319,20 @@ def density_panels(by_model: dict) -> Figure:
 # ---------------------------------------------------------------------------- edge of stability
 
 
+RATIO_COLUMNS = 3  # panels a row: five side by side are too narrow to read
+
+
 def ratio_figure(panels: list[dict], band: float) -> Figure:
     """Curvature / its stability threshold vs step, one panel each ({"title", "curves": [(label, xs, ys)],
-    "halves": steps where each run's second half begins}); the threshold at 1 and a ±band shaded."""
-    fig = Figure(figsize=(3.5 * len(panels), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    "halves": steps where each run's second half begins}), RATIO_COLUMNS a row; the threshold at 1 and
+    a ±band shaded."""
+    cols = max(1, min(RATIO_COLUMNS, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(3.9 * cols, 3.4 * rows), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
     for ax, panel in zip(axes, panels):
         ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"±{band * 100:g} %")
         ax.axhline(1.0, color="k", lw=1, ls="--", label="threshold")
@@ -336,7 +345,8 @@ def ratio_figure(panels: list[dict], band: float) -> Figure:
         ax.set_xlabel("step")
         ax.set_ylim(0, max(2.0, ax.get_ylim()[1]))
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("ratio to the stability threshold")
+    for row in grid:
+        row[0].set_ylabel("ratio to the stability threshold")
     return fig
 
 
