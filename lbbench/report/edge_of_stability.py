@@ -161,5 +161,6 @@ def write(sweep_dir: str, results: dict, summary: dict) -> None:
     figures.save(figures.ratio_figure(ratio_panels(results), summary["band"]), path("eos_ratios.png"))
     figures.save(figures.gd_figure(gd_curves(results, "gd")), path("eos_gd.png"))
     if summary.get("gd_mse"):
-        figures.save(figures.gd_figure(gd_curves(results, "gd_mse"), "MSE"), path("eos_gd_mse.png"))
+        # log loss axis: GD on MSE at these rates starts with a catapult (experiments/edge_of_stability.py)
+        figures.save(figures.gd_figure(gd_curves(results, "gd_mse"), "MSE", log_loss=True), path("eos_gd_mse.png"))
     atomic.write_json(path("eos_summary.json"), summary)

@@ -350,10 +350,11 @@ def ratio_figure(panels: list[dict], band: float) -> Figure:
     return fig
 
 
-def gd_figure(runs: list[dict], loss_name: str = "cross-entropy") -> Figure:
+def gd_figure(runs: list[dict], loss_name: str = "cross-entropy", log_loss: bool = False) -> Figure:
     """Cohen et al. 2021 Fig. 1 layout: GD train loss and lambda_max vs step, 2/eta dashed; `runs` =
     [{"label", "loss": (steps, values), "lambda_max": (steps, values), "threshold", "eval_examples"}],
-    all trained on the loss `loss_name` (the left panel's axis label)."""
+    all trained on the loss `loss_name` (the left panel's axis label), on a log axis with `log_loss`
+    (a catapult in the first steps would flatten the rest of a linear one)."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax_loss, ax_lam = fig.subplots(1, 2)
     for i, r in enumerate(runs):
@@ -364,6 +365,8 @@ def gd_figure(runs: list[dict], loss_name: str = "cross-entropy") -> Figure:
     ax_loss.set(
         title=f"full-batch GD: train loss (on {n_eval} of the training examples)", xlabel="step", ylabel=loss_name
     )
+    if log_loss:
+        ax_loss.set_yscale("log")
     ax_lam.set(title="λ_max of the training loss; dashed: 2/η", xlabel="step", ylabel="λ_max")
     for ax in (ax_loss, ax_lam):
         ax.title.set_fontsize(9)
