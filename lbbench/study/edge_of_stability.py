@@ -14,8 +14,7 @@ settled at its stability threshold there?
 Verdict for a GD arm: lambda_max is "within +-BAND of 2/eta over the second half" when at least
 HOVER_FRACTION of its second-half measurements lie in [1 - BAND, 1 + BAND] x 2/eta: hovering, with
 room for the spikes the edge of stability itself produces (Cohen et al.'s Fig. 1 oscillates); the
-stricter `stayed_within_band` (every measurement) is reported beside it. Both were fixed before the
-MSE runs were analysed.
+stricter `stayed_within_band` (every measurement) is reported beside it.
 """
 
 from __future__ import annotations
