@@ -18,6 +18,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "lars", "lamb", "s
 SCHEDULES = ("constant", "warmup", "warmup_cosine", "warmup_step")
 LR_SCALINGS = ("none", "linear", "sqrt")
 BETA2_SCALINGS = ("none", "half_life")
+LOSSES = ("cross_entropy", "mse")  # the names of lbbench.curvature.objectives (tests check they agree)
 WANDB_INSTALL_HINT = "pip install wandb (or drop --wandb_project)"
 
 
@@ -139,6 +140,9 @@ class Config:
     trust_coefficient: float = _f(1e-3, "LARS trust coefficient eta (You et al. 2017)")
     sam_rho: float = _f(0.05, "SAM neighbourhood radius rho (Foret et al. 2021)")
     grad_clip: float = _f(0.0, "clip the global gradient norm to this value (0 = off)")
+    loss: str = _f(
+        "cross_entropy", "training loss: cross_entropy, or mse (squared error on one-hot targets, Cohen et al. 2021)"
+    )
     # measurement
     seed: int = _f(0, "random seed for init, shuffling and measurement subsets")
     sharpness: bool = _f(True, "measure Hessian sharpness and eps-sharpness at the end of the run")
@@ -268,9 +272,10 @@ class Config:
 
     def default_run_name(self) -> str:
         batches = "-".join(p.split(":")[0].strip() for p in self.batch_schedule.split(",")) or self.batch_size
+        loss = "" if self.loss == "cross_entropy" else f"_{self.loss}"  # names of earlier runs unchanged
         return (
             f"{self.dataset}_{self.model}_{self.optimizer}_b{batches}_{self.schedule}"
-            f"_lr{self.learning_rate:g}_{self.lr_scaling}_s{self.seed}"
+            f"_lr{self.learning_rate:g}_{self.lr_scaling}{loss}_s{self.seed}"
         )
 
     def validate(self) -> Config:
@@ -287,6 +292,7 @@ class Config:
             ("schedule", SCHEDULES),
             ("lr_scaling", LR_SCALINGS),
             ("beta2_scaling", BETA2_SCALINGS),
+            ("loss", LOSSES),
         ):
             value = getattr(self, flag)
             if value not in allowed:
@@ -560,6 +566,7 @@ SECTIONS = {
         "trust_coefficient",
         "sam_rho",
         "grad_clip",
+        "loss",
         "seed",
     ),
     "measurement": (

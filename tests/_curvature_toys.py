@@ -64,3 +64,17 @@ def mlp():
     loss_fn = make_loss(logits_fn, x, y, chunk_size=16)
     hess = exact_hessian(lambda p: plain_loss(logits_fn, p, x, y), params)
     return logits_fn, params, x, y, loss_fn, hess, np.linalg.eigvalsh(hess)
+
+
+def linear_mse_toy(seed=0, n=N_EXAMPLES, d=N_IN, c=N_CLASSES):
+    """A linear model logits = x W under Cohen et al.'s MSE, whose Hessian is known in closed form.
+
+    0.5 * mean_i |x_i W - onehot(y_i)|^2 is quadratic in W with Hessian I_c (x) X^T X / n (W flattened
+    row-major: kron(X^T X / n, I_c)); its eigenvalues are those of X^T X / n, each c times.
+    Returns (logits_fn, params, x, y, gram = X^T X / n in float64)."""
+    kx, ky, kw = jax.random.split(jax.random.PRNGKey(seed), 3)
+    x = jax.random.normal(kx, (n, d)) * jnp.linspace(0.5, 2.0, d)  # distinct scales: a clear top eigenvalue
+    y = jax.random.randint(ky, (n,), 0, c)
+    params = {"w": 0.1 * jax.random.normal(kw, (d, c))}
+    xs = np.asarray(x, np.float64)
+    return (lambda p, xb: xb @ p["w"]), params, x, y, xs.T @ xs / n

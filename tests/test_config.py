@@ -20,6 +20,7 @@ def test_defaults_validate():
         ({"optimizer": "rmsprop"}, "optimizer"),
         ({"schedule": "cyclic"}, "schedule"),
         ({"lr_scaling": "cubic"}, "lr_scaling"),
+        ({"loss": "hinge"}, "loss"),
         ({"batch_size": 100, "ghost_batch_size": 33}, "ghost_batch_size"),
         ({"batch_size": 100, "noise_scale_groups": 3}, "noise_scale_groups"),
         ({"coordinator_address": "h:1234"}, "coordinator_address"),
@@ -41,6 +42,15 @@ def test_lr_scaling_rules(rule, expected):
 def test_round_trip_through_dict():
     cfg = Config(epsilons=(1e-3,), decay_epochs=(3, 6), epochs=8)
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_loss_shapes_the_program_and_names_only_non_default_runs():
+    from lbbench.config import BOOKKEEPING, TRACED_FIELDS
+
+    assert "loss" not in TRACED_FIELDS and "loss" not in BOOKKEEPING  # a hyperparameter of the program
+    assert Config(loss="mse").group_key() != Config().group_key()
+    assert Config(loss="mse").default_run_name() == Config().default_run_name().replace("_s0", "_mse_s0")
+    assert Config.from_dict({k: v for k, v in Config().to_dict().items() if k != "loss"}).loss == "cross_entropy"
 
 
 def test_lars_small_lr_warns():

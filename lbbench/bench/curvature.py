@@ -25,6 +25,7 @@ from lbbench.curvature.cockpit import gradient_tests
 from lbbench.curvature.hvp import flat_matvec
 from lbbench.curvature.lanczos import warm_lambda_max
 from lbbench.curvature.loss import BoundLogits, make_loss
+from lbbench.curvature.objectives import mean_loss
 from lbbench.curvature.preconditioned import adam_preconditioner, find_adam_state, preconditioned_sharpness
 from lbbench.curvature.step_quality import step_alpha
 from lbbench.instruments import TopVectors, TrialView
@@ -36,7 +37,7 @@ from lbbench.models import build_model
 def _train_step(model, tx):
     def loss(params, x, y):
         logits = model.apply({"params": params}, x, train=True)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return mean_loss("cross_entropy", logits, y)
 
     @jax.jit
     def step(params, opt_state, x, y):

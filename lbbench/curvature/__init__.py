@@ -2,7 +2,8 @@
 and the edge-of-stability quantities tracked during training.
 
 Modules (each one job; the import graph is acyclic, tests/test_curvature_imports.py):
-loss (ChunkedLoss, make_loss, jit binding) -> hvp -> lanczos -> trace, density, per_layer ->
+objectives (the training losses by name: cross-entropy, MSE) -> loss (ChunkedLoss, make_loss,
+jit binding) -> hvp -> lanczos -> trace, density, per_layer ->
 measure (SharpnessOptions, measure); eps_sharpness; thresholds, preconditioned, batch_sharpness,
 gradient_tests (tracked during training, used by lbbench.instruments).
 """

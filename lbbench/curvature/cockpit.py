@@ -30,18 +30,19 @@ from lbbench.curvature.batch_sharpness import batch_loss
 from lbbench.curvature.loss import Params, jit_with_logits
 
 
-def _example_stats(logits_fn, params, flat_g, x, y):
+def _example_stats(logits_fn, params, flat_g, x, y, loss: str):
     """(|g_n|^2, <g_n, g>) for one example (x, y): the two numbers every test needs."""
-    grad = jax.grad(lambda p: batch_loss(logits_fn, p, x[None], y[None]))(params)
+    grad = jax.grad(lambda p: batch_loss(logits_fn, p, x[None], y[None], loss))(params)
     flat = ravel_pytree(grad)[0]
     return jnp.vdot(flat, flat), jnp.vdot(flat, flat_g)
 
 
-@functools.partial(jit_with_logits, static_argnames="chunk")
-def batch_gradient_stats(logits_fn, params, x, y, chunk: int = 64) -> dict:
-    """{"grad_sq": |g|^2, "sq_norms": |g_n|^2 (B,), "dots": <g_n, g> (B,), "grad": flat g}."""
-    flat_g = ravel_pytree(jax.grad(lambda p: batch_loss(logits_fn, p, x, y))(params))[0]
-    stats = functools.partial(_example_stats, logits_fn, params, flat_g)
+@functools.partial(jit_with_logits, static_argnames=("chunk", "loss"))
+def batch_gradient_stats(logits_fn, params, x, y, chunk: int = 64, loss: str = "cross_entropy") -> dict:
+    """{"grad_sq": |g|^2, "sq_norms": |g_n|^2 (B,), "dots": <g_n, g> (B,), "grad": flat g}, gradients
+    of the training loss `loss` (curvature.objectives)."""
+    flat_g = ravel_pytree(jax.grad(lambda p: batch_loss(logits_fn, p, x, y, loss))(params))[0]
+    stats = functools.partial(_example_stats, logits_fn, params, flat_g, loss=loss)
     sq_norms, dots = jax.lax.map(lambda xy: stats(*xy), (x, y), batch_size=chunk)
     return {"grad_sq": jnp.vdot(flat_g, flat_g), "sq_norms": sq_norms, "dots": dots, "grad": flat_g}
 
@@ -67,9 +68,12 @@ def orthogonality_test(sq_norms, dots, grad_sq) -> jax.Array:
     return jnp.sqrt(variance / (b * grad_sq))
 
 
-def gradient_tests(logits_fn: Callable, params: Params, x, y, chunk: int = 64) -> dict[str, float]:
+def gradient_tests(
+    logits_fn: Callable, params: Params, x, y, chunk: int = 64, loss: str = "cross_entropy"
+) -> dict[str, float]:
     """{"norm_test", "inner_product_test", "orthogonality_test", "grad_norm"} on batch (x, y)."""
-    s = batch_gradient_stats(logits_fn, params, jnp.asarray(x), jnp.asarray(y), chunk=min(int(chunk), x.shape[0]))
+    chunk = min(int(chunk), x.shape[0])
+    s = batch_gradient_stats(logits_fn, params, jnp.asarray(x), jnp.asarray(y), chunk=chunk, loss=loss)
     return {
         "norm_test": float(norm_test(s["sq_norms"], s["grad_sq"])),
         "inner_product_test": float(inner_product_test(s["dots"], s["grad_sq"])),

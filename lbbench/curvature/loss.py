@@ -1,4 +1,5 @@
-"""The loss every curvature tool differentiates: chunked mean cross-entropy, and jit binding.
+"""The loss every curvature tool differentiates: the chunked mean of the run's training loss
+(curvature.objectives: cross-entropy or MSE, `Config.loss`), and jit binding.
 
 BatchNorm: the caller passes a `logits_fn` that closes over the running statistics and runs the
 model with `train=False`, so the loss is a pure function of the trainable parameters.
@@ -18,18 +19,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+
+from lbbench.curvature import objectives
 
 Params = Any
 LossFn = Callable[[Params], jax.Array]
 MatVec = Callable[[jax.Array], jax.Array]
-
-
-def sum_cross_entropy(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
-    """Weighted sum of softmax cross-entropy (integer labels), accumulated in at least float32."""
-    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return jnp.sum(weights.astype(ce.dtype) * ce)
 
 
 def pad_to_chunks(a: jax.Array, chunk: int) -> jax.Array:
@@ -78,7 +73,7 @@ def jit_with_logits(fn: Callable, **jit_kwargs) -> Callable:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ChunkedLoss:
-    """params -> mean cross-entropy over chunked data (built by `make_loss`).
+    """params -> mean training loss (`loss`, curvature.objectives) over chunked data (built by `make_loss`).
 
     A pytree whose leaves are the data (and a BoundLogits' statistics), so jitted code takes it as
     an *argument*: arrays a jitted function closes over become constants that XLA embeds and
@@ -91,9 +86,10 @@ class ChunkedLoss:
     ws: jax.Array  # (num_chunks, chunk): 1 for real examples, 0 for padding
     num_examples: int
     remat: bool = True  # checkpoint each chunk: reverse mode keeps one chunk's activations
+    loss: str = "cross_entropy"  # a name of curvature.objectives (static: it changes the program)
 
     def _chunk_sum(self, params, xb, yb, wb):
-        return sum_cross_entropy(self.logits_fn(params, xb), yb, wb)
+        return objectives.weighted_sum(self.loss, self.logits_fn(params, xb), yb, wb)
 
     def __call__(self, params) -> jax.Array:
         if self.xs.shape[0] == 1:
@@ -111,20 +107,21 @@ def _flatten_loss(loss: ChunkedLoss):
     """Children: the data, and logits_fn if it is a BoundLogits; anything else is static aux."""
     bound = isinstance(loss.logits_fn, BoundLogits)
     children = (loss.xs, loss.ys, loss.ws, loss.logits_fn if bound else None)
-    return children, (None if bound else loss.logits_fn, loss.num_examples, loss.remat)
+    return children, (None if bound else loss.logits_fn, loss.num_examples, loss.remat, loss.loss)
 
 
 def _unflatten_loss(aux, children) -> ChunkedLoss:
-    static_fn, num_examples, remat = aux
+    static_fn, num_examples, remat, name = aux
     xs, ys, ws, bound_fn = children
-    return ChunkedLoss(static_fn if static_fn is not None else bound_fn, xs, ys, ws, num_examples, remat)
+    return ChunkedLoss(static_fn if static_fn is not None else bound_fn, xs, ys, ws, num_examples, remat, name)
 
 
 jax.tree_util.register_pytree_node(ChunkedLoss, _flatten_loss, _unflatten_loss)
 
 
-def make_loss(logits_fn: Callable, x, y, chunk_size: int) -> ChunkedLoss:
-    """Mean softmax cross-entropy over all of (x, y), summed chunk by chunk with `lax.scan`.
+def make_loss(logits_fn: Callable, x, y, chunk_size: int, loss: str = "cross_entropy") -> ChunkedLoss:
+    """Mean training loss `loss` (curvature.objectives) over all of (x, y), summed chunk by chunk
+    with `lax.scan`.
 
     The last chunk is padded (weight 0) so any n works; the result is the plain mean up to float
     summation order. Each chunk is `jax.checkpoint`-ed, so reverse mode (and hence HVPs) keeps only
@@ -134,7 +131,9 @@ def make_loss(logits_fn: Callable, x, y, chunk_size: int) -> ChunkedLoss:
     n = x.shape[0]
     chunk = max(1, min(int(chunk_size), n))
     weights = (jnp.arange(-(-n // chunk) * chunk) < n).astype(jnp.float32)
-    return ChunkedLoss(logits_fn, pad_to_chunks(x, chunk), pad_to_chunks(y, chunk), weights.reshape(-1, chunk), n)
+    objectives.per_example(loss)  # an unknown name fails here, not inside a trace
+    xs, ys, ws = pad_to_chunks(x, chunk), pad_to_chunks(y, chunk), weights.reshape(-1, chunk)
+    return ChunkedLoss(logits_fn, xs, ys, ws, n, loss=loss)
 
 
 def is_array_tree(obj) -> bool:

@@ -1,6 +1,7 @@
 """`measure`: every end-of-run sharpness metric from one shared HVP (what result.json records).
 
-Everything needs only the loss of `logits_fn` on a fixed subset; the Hessian is never formed.
+Everything needs only the loss of `logits_fn` on a fixed subset (the run's training loss,
+`SharpnessOptions.loss`: curvature.objectives); the Hessian is never formed.
 Curvature is read off the Krylov space of H via Lanczos (top eigenvalues, spectral density),
 random probes (trace), and a box-constrained maximisation (Keskar et al. 2017 eps-sharpness).
 """
@@ -40,6 +41,7 @@ class SharpnessOptions:
     chunk_size: int = 512  # examples per chunk when summing the loss
     per_layer: bool = False  # also lambda_max and trace of each layer's diagonal block
     hvp_cache_bytes: int = 1 << 30  # reuse the HVP's primal pass if its residuals fit (0 = never)
+    loss: str = "cross_entropy"  # the training loss whose Hessian is measured (curvature.objectives)
 
 
 class _Clock:
@@ -134,7 +136,8 @@ def measure(
     started: Callable[[str], None] | None = None,
     safe_point: Callable[[], None] = lambda: None,
 ) -> dict:
-    """All sharpness metrics of the mean cross-entropy of `logits_fn` on (x, y) at `params`.
+    """All sharpness metrics of the mean training loss `options.loss` (cross-entropy by default) of
+    `logits_fn` on (x, y) at `params`.
 
     Returns a JSON-serialisable dict of Python floats/lists: "loss", "num_params", "num_examples",
     "lambda_max", "top_eigenvalues" (descending), "power_iteration_lambda_max" (if power_iters),
@@ -152,7 +155,7 @@ def measure(
         raise ValueError(f"top_k={options.top_k} > lanczos_iters={options.lanczos_iters}")
     t_start = time.perf_counter()
     hessian_key, epsilon_key = jax.random.split(key)
-    loss_fn = make_loss(logits_fn, x, y, options.chunk_size)
+    loss_fn = make_loss(logits_fn, x, y, options.chunk_size, options.loss)
     out = {
         "loss": loss_value(loss_fn, params),
         "num_params": int(ravel_pytree(params)[0].size),

@@ -12,14 +12,15 @@ points here use the same minibatch, so for a quadratic loss the fit is exact.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 
+from lbbench.curvature import objectives
 from lbbench.curvature.loss import Params, jit_with_logits
 
 VARIANCE_FLOOR = 1e-10  # Cockpit's stand-in for a zero variance
@@ -44,18 +45,16 @@ def alpha_from_fit(mu, t: float) -> float:
     return float(2.0 * t / (-mu[1] / mu[2]) - 1.0)
 
 
-def _per_example_losses(logits_fn, params, x, y):
-    return optax.softmax_cross_entropy_with_integer_labels(logits_fn(params, x).astype(jnp.float32), y)
-
-
-@jit_with_logits
-def _losses_and_slopes(logits_fn, params, unit_direction, x, y):
+@functools.partial(jit_with_logits, static_argnames="loss")
+def _losses_and_slopes(logits_fn, params, unit_direction, x, y, loss: str):
     """Per-example losses and their derivatives along the unit direction: one jvp."""
-    return jax.jvp(lambda p: _per_example_losses(logits_fn, p, x, y), (params,), (unit_direction,))
+    per_example = objectives.per_example(loss)
+    return jax.jvp(lambda p: per_example(logits_fn(p, x), y), (params,), (unit_direction,))
 
 
-def step_alpha(logits_fn: Callable, params: Params, step: Params, x, y) -> float:
-    """Cockpit's alpha for the update `step` (params -> params + step) on the minibatch (x, y).
+def step_alpha(logits_fn: Callable, params: Params, step: Params, x, y, loss: str = "cross_entropy") -> float:
+    """Cockpit's alpha for the update `step` (params -> params + step) on the minibatch (x, y),
+    along the training loss `loss` (curvature.objectives).
 
     Cost: two jvps of the per-example losses, about one gradient of the batch: ~1 train step.
     """
@@ -65,7 +64,7 @@ def step_alpha(logits_fn: Callable, params: Params, step: Params, x, y) -> float
         return -1.0
     unit = unravel(flat_step / t)
     end = jax.tree.map(jnp.add, params, step)
-    points = [_losses_and_slopes(logits_fn, p, unit, x, y) for p in (params, end)]
+    points = [_losses_and_slopes(logits_fn, p, unit, x, y, loss=loss) for p in (params, end)]
     points = [(np.asarray(f, np.float64), np.asarray(df, np.float64)) for f, df in points]
     mu = fit_quadratic(
         t,

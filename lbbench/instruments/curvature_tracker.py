@@ -14,9 +14,10 @@ Yields, per measurement:
   batch_sharpness_stderr       minibatches of the run's batch size cut from the measurement subset
   batch_sharpness_ratio        (the training minibatch if B exceeds it), and its ratio to 2/eta
 
-All curvature is of the mean cross-entropy with BatchNorm in inference mode (the view's
-logits_fn); coupled L2 weight decay, which adds wd I on the decayed weights to the Hessian the
-optimizer sees, is not included.
+All curvature is of the run's training loss (Config.loss: mean cross-entropy or Cohen et al. 2021's
+MSE, curvature.objectives) with BatchNorm in inference mode (the view's logits_fn), so for full-batch
+GD lambda_max is that of the loss being descended; coupled L2 weight decay, which adds wd I on the
+decayed weights to the Hessian the optimizer sees, is not included.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class CurvatureTracker(Instrument):
     # 0: plain forward-over-reverse HVPs. A cached linearisation (measure's choice) pays off over
     # ~50 HVPs, not 5-10: its setup and a fresh compile of the cached product cost more here.
     hvp_cache_bytes: int = 0
+    loss: str = "cross_entropy"  # the training loss (Config.loss), whose curvature is measured
     vectors: TopVectors = dataclasses.field(default_factory=TopVectors)
     name: str = NAME
     at_end: bool = True
@@ -100,6 +102,7 @@ class CurvatureTracker(Instrument):
             beta2=cfg.scaled_beta2,
             batch_size=cfg.batch_size,
             measure_examples=cfg.sharpness_examples,
+            loss=cfg.loss,
             vectors=vectors or TopVectors(),
         )
 
@@ -121,7 +124,7 @@ class CurvatureTracker(Instrument):
 
     def run(self, view: TrialView):
         k_lambda, k_pre = jax.random.split(view.key)
-        loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size)
+        loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size, self.loss)
         matvec, n, dtype = flat_matvec(loss, view.params, self.hvp_cache_bytes)
         previous = self.vectors.get(view.trial)[1]
         lam, vec, change = warm_lambda_max_checked(matvec, n, dtype, previous, self.iters, k_lambda, **UNTIL)
@@ -175,7 +178,7 @@ class CurvatureTracker(Instrument):
         xs, ys = split_batches(view.measure_x, view.measure_y, b, self.batch_sharpness_batches)
         if xs.shape[0] == 0:  # the batch is larger than the measurement subset
             xs, ys = split_batches(*view.batch(), b)
-        mean, stderr = batch_sharpness(view.logits_fn, view.params, xs, ys)
+        mean, stderr = batch_sharpness(view.logits_fn, view.params, xs, ys, loss=self.loss)
         yield "batch_sharpness", mean
         yield "batch_sharpness_stderr", stderr
         yield "batch_sharpness_ratio", mean / gd_threshold(lr)

@@ -44,6 +44,7 @@ class GradientTests(Instrument):
     measure_examples: int = 2048
     chunk: int = 64  # examples whose per-example gradients are held at once
     chunk_size: int = 512
+    loss: str = "cross_entropy"  # the training loss (Config.loss) whose gradients are tested
     vectors: TopVectors = dataclasses.field(default_factory=TopVectors)
     name: str = NAME
     at_end: bool = True
@@ -56,6 +57,7 @@ class GradientTests(Instrument):
             iters=cfg.track_curvature_iters,
             batch_size=cfg.batch_size,
             measure_examples=cfg.sharpness_examples,
+            loss=cfg.loss,
             vectors=vectors or TopVectors(),
         )
 
@@ -72,14 +74,15 @@ class GradientTests(Instrument):
 
     def run(self, view: TrialView):
         x, y = (jnp.asarray(a) for a in view.batch())
-        stats = gt.batch_gradient_stats(view.logits_fn, view.params, x, y, chunk=min(self.chunk, x.shape[0]))
+        chunk = min(self.chunk, x.shape[0])
+        stats = gt.batch_gradient_stats(view.logits_fn, view.params, x, y, chunk=chunk, loss=self.loss)
         yield "norm_test", float(gt.norm_test(stats["sq_norms"], stats["grad_sq"]))
         yield "inner_product_test", float(gt.inner_product_test(stats["dots"], stats["grad_sq"]))
         yield "orthogonality_test", float(gt.orthogonality_test(stats["sq_norms"], stats["dots"], stats["grad_sq"]))
         yield "grad_norm", float(jnp.sqrt(stats["grad_sq"]))
         unravel = ravel_pytree(view.params)[1]
         grads = unravel(stats["grad"])
-        yield "alpha", step_alpha(view.logits_fn, view.params, self._step(view, grads), x, y)
+        yield "alpha", step_alpha(view.logits_fn, view.params, self._step(view, grads), x, y, self.loss)
         vector, full_grad = self._top_vector_and_gradient(view)
         yield "top_overlap", top_overlap(full_grad, vector)
         yield "top_overlap_batch", top_overlap(stats["grad"], vector)
@@ -91,7 +94,7 @@ class GradientTests(Instrument):
         return jax.tree.map(lambda g: -view.learning_rate * g, grads)
 
     def _top_vector_and_gradient(self, view: TrialView):
-        loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size)
+        loss = make_loss(view.logits_fn, view.measure_x, view.measure_y, self.chunk_size, self.loss)
         full_grad = ravel_pytree(_loss_grad(loss, view.params))[0]
         step, vector = self.vectors.get(view.trial)
         if step != view.step or vector is None:

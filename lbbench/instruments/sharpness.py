@@ -1,4 +1,5 @@
-"""Sharpness of the minimum: Hessian λ_max, trace and Keskar et al.'s ε-sharpness (curvature.measure).
+"""Sharpness of the minimum: Hessian λ_max, trace and Keskar et al.'s ε-sharpness (curvature.measure)
+of the run's training loss (Config.loss).
 
 At the end of a completed run (result.json `sharpness`: the full measurement, spectral density and
 per-layer blocks included) and, with `--sharpness_every=N`, every N epochs (result.json
@@ -48,6 +49,7 @@ def options_of(cfg) -> SharpnessOptions:
         subspace_dim=cfg.eps_subspace_dim,
         lbfgs_iters=cfg.lbfgs_iters,
         per_layer=cfg.sharpness_per_layer,
+        loss=cfg.loss,
     )
 
 

@@ -280,7 +280,7 @@ def interpolation_figure(curve: dict) -> Figure:
     fig, (ax,) = _figure(
         f"1-D interpolation between the small-batch (α=0) and large-batch (α=1) solutions: {curve.get('model', '')}",
         "α",
-        "cross-entropy loss",
+        f"{curve.get('loss', 'cross_entropy').replace('_', '-')} loss",  # runs before --loss: cross-entropy
     )
     a = curve["alphas"]
     ax.semilogy(a, curve["train_loss"], "b-", marker=".", label="train loss")
@@ -320,11 +320,20 @@ def density_panels(by_model: dict) -> Figure:
 # ---------------------------------------------------------------------------- edge of stability
 
 
+RATIO_COLUMNS = 3  # panels a row: five side by side are too narrow to read
+
+
 def ratio_figure(panels: list[dict], band: float) -> Figure:
     """Curvature / its stability threshold vs step, one panel each ({"title", "curves": [(label, xs, ys)],
-    "halves": steps where each run's second half begins}); the threshold at 1 and a ±band shaded."""
-    fig = Figure(figsize=(3.5 * len(panels), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    "halves": steps where each run's second half begins}), RATIO_COLUMNS a row; the threshold at 1 and
+    a ±band shaded."""
+    cols = max(1, min(RATIO_COLUMNS, len(panels)))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(3.9 * cols, 3.4 * rows), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = list(grid.flat)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
     for ax, panel in zip(axes, panels):
         ax.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"±{band * 100:g} %")
         ax.axhline(1.0, color="k", lw=1, ls="--", label="threshold")
@@ -337,13 +346,16 @@ def ratio_figure(panels: list[dict], band: float) -> Figure:
         ax.set_xlabel("step")
         ax.set_ylim(0, max(2.0, ax.get_ylim()[1]))
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("ratio to the stability threshold")
+    for row in grid:
+        row[0].set_ylabel("ratio to the stability threshold")
     return fig
 
 
-def gd_figure(runs: list[dict]) -> Figure:
+def gd_figure(runs: list[dict], loss_name: str = "cross-entropy", log_loss: bool = False) -> Figure:
     """Cohen et al. 2021 Fig. 1 layout: GD train loss and lambda_max vs step, 2/eta dashed; `runs` =
-    [{"label", "loss": (steps, values), "lambda_max": (steps, values), "threshold", "eval_examples"}]."""
+    [{"label", "loss": (steps, values), "lambda_max": (steps, values), "threshold", "eval_examples"}],
+    all trained on the loss `loss_name` (the left panel's axis label), on a log axis with `log_loss`
+    (a catapult in the first steps would flatten the rest of a linear one)."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax_loss, ax_lam = fig.subplots(1, 2)
     for i, r in enumerate(runs):
@@ -352,8 +364,10 @@ def gd_figure(runs: list[dict]) -> Figure:
         ax_lam.axhline(r["threshold"], color=f"C{i}", ls="--", lw=1)
     n_eval = runs[0]["eval_examples"] if runs else None
     ax_loss.set(
-        title=f"full-batch GD: train loss (on {n_eval} of the training examples)", xlabel="step", ylabel="cross-entropy"
+        title=f"full-batch GD: train loss (on {n_eval} of the training examples)", xlabel="step", ylabel=loss_name
     )
+    if log_loss:
+        ax_loss.set_yscale("log")
     ax_lam.set(title="λ_max of the training loss; dashed: 2/η", xlabel="step", ylabel="λ_max")
     for ax in (ax_loss, ax_lam):
         ax.title.set_fontsize(9)

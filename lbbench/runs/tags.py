@@ -31,7 +31,8 @@ METRICS = (
         "train_loss",
         "loss/train",
         "train loss",
-        "Cross-entropy on the fixed 10k-example training subset, evaluated after the epoch.",
+        "Training loss (--loss; cross-entropy by default) on the fixed 10k-example training subset, "
+        "evaluated after the epoch.",
     ),
     Metric(
         "train_accuracy",
@@ -43,7 +44,7 @@ METRICS = (
         "val_loss",
         "loss/validation",
         "val loss",
-        "Cross-entropy on the held-out validation set after the epoch (what studies select on).",
+        "Training loss (--loss) on the held-out validation set after the epoch (what studies select on).",
     ),
     Metric(
         "val_accuracy",
@@ -51,7 +52,7 @@ METRICS = (
         "val acc",
         "Accuracy on the held-out validation set after the epoch (what studies select and stop on).",
     ),
-    Metric("test_loss", "loss/test", "test loss", "Cross-entropy on the full test set after the epoch."),
+    Metric("test_loss", "loss/test", "test loss", "Training loss (--loss) on the full test set after the epoch."),
     Metric("test_accuracy", "accuracy/test", "test acc", "Accuracy on the full test set after the epoch."),
     Metric(
         "generalization_gap",

@@ -11,6 +11,7 @@ finished runs (result.json dicts) into that comparison. No training happens here
     bootstrap       confidence intervals over seeds and over trials
     answer          the "does accuracy degrade with larger batches?" table; best-trial selection
     protocol        follow-ups: re-run each arm's winners with fresh seeds
+    edge_of_stability  second-half curvature / threshold statistics and verdicts of GD, SGD and Adam runs
     figures         steps vs B (log-log, fit, B_crit ± CI, B_simple), accuracy vs B, arms
     io              strict-JSON and text outputs, written atomically
 """

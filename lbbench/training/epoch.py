@@ -3,7 +3,7 @@
 The dataset stays resident on device; an epoch is one compiled shuffle plus one or more compiled
 `lax.scan` segments of the vmapped train step (training/step.py), cut only where the host needs
 the state (instruments, mid-epoch evaluation). Evaluation is a chunked scan over a padded set,
-vmapped over the trials.
+vmapped over the trials; it reports the run's training loss (Config.loss, curvature.objectives).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from lbbench.curvature import objectives
 from lbbench.training.state import TrainState
 from lbbench.training.step import StepSpec
 
@@ -134,16 +134,16 @@ def trial_axis_on(tree):
     return jax.tree.map(lambda a: a[None], tree)
 
 
-def make_evaluate(model, chunk: int):
-    """Mean loss and accuracy over (x, y, mask) arrays padded to a multiple of `chunk`."""
+def make_evaluate(model, chunk: int, loss: str = "cross_entropy"):
+    """Mean loss `loss` (curvature.objectives) and argmax accuracy over (x, y, mask) arrays padded
+    to a multiple of `chunk`."""
 
     def evaluate(params, batch_stats, x, y, mask):
         def body(carry, batch):
             xb, yb, mb = batch
             logits = model.apply({"params": params, "batch_stats": batch_stats}, xb, train=False)
-            losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
             correct = jnp.argmax(logits, -1) == yb
-            return (carry[0] + jnp.sum(losses * mb), carry[1] + jnp.sum(correct * mb)), None
+            return (carry[0] + objectives.weighted_sum(loss, logits, yb, mb), carry[1] + jnp.sum(correct * mb)), None
 
         shape = lambda a: a.reshape((-1, chunk) + a.shape[1:])
         (loss_sum, correct), _ = jax.lax.scan(body, (0.0, 0.0), (shape(x), shape(y), shape(mask)))
@@ -153,9 +153,9 @@ def make_evaluate(model, chunk: int):
     return evaluate
 
 
-def make_evaluate_trials(model, chunk: int):
+def make_evaluate_trials(model, chunk: int, loss: str = "cross_entropy"):
     """`make_evaluate` vmapped over the trials axis of params and batch statistics (data shared)."""
-    return jax.vmap(make_evaluate(model, chunk), in_axes=(0, 0, None, None, None))
+    return jax.vmap(make_evaluate(model, chunk, loss), in_axes=(0, 0, None, None, None))
 
 
 def _padded(x: np.ndarray, y: np.ndarray, chunk: int):

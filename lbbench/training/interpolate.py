@@ -46,7 +46,7 @@ def _eval_sets(cfg, train_examples: int):
 
 
 def _check_compatible(cfg_sb, cfg_lb) -> None:
-    for key in ("dataset", "model"):
+    for key in ("dataset", "model", "loss"):
         if getattr(cfg_sb, key) != getattr(cfg_lb, key):
             raise ValueError(
                 f"cannot interpolate runs with different {key}: {getattr(cfg_sb, key)!r} vs {getattr(cfg_lb, key)!r}"
@@ -70,11 +70,12 @@ def interpolate(sb_dir: str, lb_dir: str, alphas=None, train_examples: int = 100
         "lb_run": lb_dir,
         "sb_batch_size": cfg_sb.batch_size,
         "lb_batch_size": cfg_lb.batch_size,
+        "loss": cfg_sb.loss,
         "bn_statistics": "interpolated (variances clipped at 0)",
         "train_examples": train_examples,
     }
     for name, (chunk, arrays) in _eval_sets(cfg_sb, train_examples).items():
-        evaluate = make_evaluate(model, chunk)
+        evaluate = make_evaluate(model, chunk, cfg_sb.loss)
 
         def at(alpha, arrays=arrays, evaluate=evaluate):
             v = interpolate_variables(var_sb, var_lb, alpha)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lbbench.curvature import objectives
 from lbbench.instruments import noise_scale
 from lbbench.training import schedules
 from lbbench.training.optim import with_learning_rate
@@ -38,18 +39,17 @@ class StepSpec:
     shared_data: bool = True  # all trials share one seed, hence one data order: gather each batch once
     augment: Callable | None = None
     single: bool = False  # one trial: no vmap over the trials axis (shared_data must hold)
-
-
-def cross_entropy(logits, labels):
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    loss: str = "cross_entropy"  # the training loss (Config.loss; curvature.objectives)
 
 
 def tree_sq_norm(tree):
     return sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree))
 
 
-def make_group_loss(model):
-    """loss(params, batch_stats, x, y, key) -> (loss, (new_batch_stats, accuracy)) in train mode."""
+def make_group_loss(model, loss: str = "cross_entropy"):
+    """loss(params, batch_stats, x, y, key) -> (loss, (new_batch_stats, accuracy)) in train mode:
+    the mean training loss `loss` (curvature.objectives) of the batch; accuracy is the argmax's."""
+    objectives.per_example(loss)  # an unknown name fails here, not inside a trace
 
     def loss_fn(params, batch_stats, x, y, key):
         logits, new_vars = model.apply(
@@ -60,7 +60,7 @@ def make_group_loss(model):
             mutable=["batch_stats"],
         )
         acc = jnp.mean(jnp.argmax(logits, -1) == y)
-        return cross_entropy(logits, y), (new_vars.get("batch_stats", batch_stats), acc)
+        return objectives.mean_loss(loss, logits, y), (new_vars.get("batch_stats", batch_stats), acc)
 
     return loss_fn
 
@@ -108,7 +108,7 @@ def make_train_step(model, tx: optax.GradientTransformation, spec: StepSpec):
     `measure` is a Python bool: a step that measures the noise scale and one that does not are two
     programs, placed by the epoch's scan (training/epoch.py), never a `lax.cond` inside every step.
     """
-    loss_fn = make_group_loss(model)
+    loss_fn = make_group_loss(model, spec.loss)
 
     def train_step(state: TrainState, x, y, key, measure):
         lr = schedules.learning_rate(spec.schedule, state.step, state.schedule["peak"], state.schedule["warmup"])

@@ -56,6 +56,7 @@ def _step_spec(cfgs: list[Config], ds, batch_size: int, plan: phases.Plan) -> St
         shared_data=len({c.seed for c in cfgs}) == 1,
         augment=augment,
         single=len(cfgs) == 1,
+        loss=cfg.loss,
     )
 
 
@@ -182,7 +183,7 @@ class Trainer:
             return time.perf_counter() - t0
         self.eval_fns = {}
         for name, (chunk, arrays) in self.eval_sets.items():
-            fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk))
+            fn = jax.jit(epoch.make_evaluate_trials(self.model, chunk, self.spec.loss))
             self.eval_fns[name] = fn.lower(state.params, state.batch_stats, *arrays).compile()
         return time.perf_counter() - t0
 

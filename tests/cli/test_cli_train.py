@@ -28,6 +28,7 @@ TINY = ["--dataset=random", "--model=tiny_mlp", "--batch_size=100", "--epochs=1"
         (["--batch_size=abc"], "--batch_size=abc"),
         (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
         (["--ghost_batch_size=30"], "--ghost_batch_size: 30 does not divide"),
+        (["--loss=foo"], "--loss: unknown value 'foo'"),
     ],
 )
 def test_bad_input_exit_2_one_line(args, needle, capsys, tmp_path):
@@ -94,6 +95,25 @@ def test_successful_run_prints_where_results_went(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0
     assert "epoch   1/1" in out and str(tmp_path / "ok" / "result.json") in out
+
+
+def test_mse_run_records_its_loss_and_reports_the_mse(capsys, tmp_path):
+    """--loss=mse trains and evaluates Cohen et al.'s squared loss: result.json says so, and its test
+    loss is 0.5 * mean |f(x) - onehot(y)|^2 recomputed here from the saved parameters."""
+    import numpy as np
+
+    from lbbench import data
+    from lbbench.results import load_run
+
+    code = main.main(["lbbench"] + TINY + ["--loss=mse", f"--workdir={tmp_path}", "--run_name=mse"])
+    assert code == 0
+    result = json.loads((tmp_path / "mse" / "result.json").read_text())
+    assert result["status"] == "completed" and result["config"]["loss"] == "mse"
+    cfg, model, variables = load_run(str(tmp_path / "mse"))
+    ds = data.load_for(cfg)
+    logits = np.asarray(model.apply(variables, ds.x_test, train=False), np.float64)
+    want = 0.5 * ((logits - np.eye(logits.shape[1])[ds.y_test]) ** 2).sum(axis=1).mean()
+    assert result["final"]["test_loss"] == pytest.approx(want, rel=1e-5)
 
 
 def test_help_is_grouped_with_usage_and_examples(capsys):

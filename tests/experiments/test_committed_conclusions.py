@@ -38,6 +38,17 @@ def test_committed_conclusions_are_what_the_committed_analysis_computes(study):
     assert all(c in answer for c in summary["conclusions"])
 
 
+def test_committed_edge_of_stability_verdicts_are_what_its_summary_computes():
+    """The edge-of-stability verdicts (lbbench.study.edge_of_stability) from the committed GD rows."""
+    from lbbench.study import edge_of_stability
+
+    summary = _summary("edge_of_stability")
+    assert summary["gd_mse"] and summary["conclusions"] == edge_of_stability.conclusions(summary)
+    with open(os.path.join(RESULTS, "edge_of_stability", "eos.md"), encoding="utf-8") as f:
+        table = f.read()
+    assert all(f"- {c}" in table for c in summary["conclusions"])
+
+
 def test_build_notes_quote_only_computed_conclusions():
     with open(os.path.join(ROOT, "BUILD_NOTES.md"), encoding="utf-8") as f:
         quotes = [m.groups() for m in map(QUOTE.match, f.read().splitlines()) if m]

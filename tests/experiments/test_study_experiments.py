@@ -51,7 +51,8 @@ def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_
     m = load("critical_batch")
     base = m.base_config(False)
     rng = np.random.default_rng(0)
-    quality = {0: 1.0, 1: 1.4, 2: 2.5, 3: None, 4: 1.8, 5: 3.0, 6: 1.2, 7: "diverged"}  # trial 0 is best everywhere
+    quality = {i: 1.1 + 0.1 * i for i in range(m.K)}  # trial 0 is best everywhere
+    quality.update({0: 1.0, 3: None, 7: "diverged"})
 
     def curve(scale):
         return lambda cfg: model_curve(
@@ -68,7 +69,8 @@ def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_
         else:
             results[p["run_name"]] = fabricate(p, base, curve(q), noise=[500.0] * p["epochs"], b_simple=700.0)
     extra = m.followup(results, False)
-    assert {p["seed"] for p in extra} == {1, 2, 3} and all(p["sharpness"] for p in extra)
+    assert {p["seed"] for p in extra} == set(range(1, 9)) and all(p["sharpness"] for p in extra)
+    assert all(p["noise_scale_groups"] > 1 and p["adaptive_sharpness_rho"] > 0 for p in extra)  # off when tuning
     assert {p["run_name"].split("__")[0] for p in extra} == {f"b{2**k}" for k in range(5, 15)}
     for p in extra:
         assert "__t0__s" in p["run_name"]  # trial 0 wins on steps and on both budgets
@@ -91,7 +93,7 @@ def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_
     for f in ("answer.md", "critical_batch.json", "steps_to_target_0.85.png", "steps_to_target_0.93.png"):
         assert (tmp_path / f).exists()
     md = (tmp_path / "answer.md").read_text()
-    assert "Does accuracy degrade" in md and "| 16384 | 8 (1 / 0 / 0)" in md and "20 %-overhead" in md
+    assert "Does accuracy degrade" in md and f"| 16384 | {m.K} (1 / 0 / 0)" in md and "20 %-overhead" in md
     assert all(c in md for c in s["conclusions"]) and len(s["conclusions"]) == 5  # 2 budgets + 3 targets
     assert s["conclusions"] == m.conclusions(json.loads(json.dumps(s)))  # the same prose from the JSON
 

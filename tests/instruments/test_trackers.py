@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 import scipy.linalg
-from _curvature_toys import mlp, plain_loss  # noqa: F401 (mlp is a fixture)
+from _curvature_toys import linear_mse_toy, mlp, plain_loss  # noqa: F401 (mlp is a fixture)
 
 from lbbench.config import Config
 from lbbench.curvature.preconditioned import adam_preconditioner, find_adam_state
@@ -88,6 +88,42 @@ def test_curvature_tracker_momentum_threshold(mlp):
     assert "preconditioned_sharpness" not in out
     np.testing.assert_allclose(out["threshold"], 3.0 / LR, rtol=1e-6)
     np.testing.assert_allclose(out["lambda_max_ratio"], out["lambda_max"] * LR / 3.0, rtol=1e-6)
+
+
+def test_curvature_instruments_measure_the_mse_of_a_linear_model_exactly():
+    """Under --loss=mse the tracker's lambda_max is that of the MSE: for logits = x W it is the top
+    eigenvalue of X^T X / n, and batch sharpness is each minibatch's g^T H_B g / |g|^2 with
+    H_B = I (x) X_B^T X_B / B, g = X_B^T (X_B W - Y_B) / B (closed forms in float64)."""
+    logits_fn, params, x, y, gram = linear_mse_toy()
+    tracker = CurvatureTracker.from_config(Config(optimizer="sgd", loss="mse", track_curvature_every=1))
+    view = TrialView(0, 0, None, params, {}, optax.sgd(LR).init(params), LR, logits_fn, x, y, x[:B], y[:B])
+    view = dataclasses.replace(view, key=jax.random.PRNGKey(0))
+    out = dict(tracker.run(view))
+    assert out["lambda_max"] == pytest.approx(np.linalg.eigvalsh(gram)[-1], rel=1e-5)
+    assert out["threshold"] == pytest.approx(2.0 / LR)
+    xs, w, onehot = np.asarray(x, np.float64), np.asarray(params["w"], np.float64), np.eye(3)[np.asarray(y)]
+    ratios = []
+    for i in range(len(xs) // B):
+        xb, tb = xs[i * B : (i + 1) * B], onehot[i * B : (i + 1) * B]
+        g = xb.T @ (xb @ w - tb) / B
+        ratios.append(np.sum(g * (xb.T @ xb @ g / B)) / np.sum(g * g))
+    assert out["batch_sharpness"] == pytest.approx(np.mean(ratios), rel=1e-5)
+    # the gradient tests on the same batch: |g_B|, and alpha = eta kappa - 1 for the SGD step along -g on
+    # an exact quadratic (far point of equal loss at 2|g|/kappa; kappa = the first minibatch's ratio)
+    tests = dict(GradientTests.from_config(Config(loss="mse", gradient_tests_every=1, batch_size=B)).run(view))
+    g = xs[:B].T @ (xs[:B] @ w - onehot[:B]) / B
+    assert tests["grad_norm"] == pytest.approx(np.linalg.norm(g), rel=1e-5)
+    assert tests["alpha"] == pytest.approx(LR * ratios[0] - 1, rel=1e-4)
+
+
+def test_every_loss_measuring_instrument_is_built_with_the_runs_loss():
+    from lbbench.instruments import adaptive_sharpness, sharpness
+
+    cfg = Config(loss="mse", track_curvature_every=1, gradient_tests_every=1, adaptive_sharpness_rho=0.1)
+    assert CurvatureTracker.from_config(cfg).loss == "mse"
+    assert GradientTests.from_config(cfg).loss == "mse"
+    assert sharpness.options_of(cfg).loss == "mse"
+    assert adaptive_sharpness.build(cfg, None).loss == "mse"
 
 
 def test_curvature_tracker_reads_each_trials_config(mlp):
