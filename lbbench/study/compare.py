@@ -103,20 +103,28 @@ def difference_markdown(title: str, items: list[tuple[str, dict | None]], note: 
             "better (CI above +margin), non-inferior (above −margin), worse (below −margin), "
             "inconclusive (straddles −margin).",
             "",
-            "| comparison | difference (test acc) [95% CI, Welch] | seeds | p (Holm) | verdict |",
-            "| --- | --- | --- | --- | --- |",
+            "Power, at the observed spread and before Holm (study.verdicts.power): the chance of a "
+            "non-inferior verdict if the two arms were truly equal, and the deficit the test calls worse "
+            "with 80 % probability.",
+            "",
+            "| comparison | difference (test acc) [95% CI, Welch] | seeds | p (Holm) | verdict "
+            "| power if equal | deficit detected at 80 % |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
     )
     for label, _ in items:
         d = judged[label]
         if d is None:
-            lines.append(f"| {label} | — (an arm has no result) | — | — | — |")
+            lines.append(f"| {label} | — (an arm has no result) | — | — | — | — | — |")
             continue
         ci = "" if d["low"] is None else f" [{d['low']:+.4f}, {d['high']:+.4f}]"
         p = "—" if d["p_holm"] is None else f"{d['p_holm']:.3g}"
         seeds = f"{d['n_a']} vs {d['n_b']}" if "n_a" in d else "—"
+        pw = verdicts.power(d, margin)
+        power_cells = "— | —" if pw is None else f"{pw['if_equal']:.0%} | {pw['detectable_deficit']:.4f}"
         lines.append(
-            f"| {label} | {d['diff']:+.4f}{ci} | {seeds} | {p} | {d['verdict'] or '— (needs ≥ 2 seeds each)'} |"
+            f"| {label} | {d['diff']:+.4f}{ci} | {seeds} | {p} | {d['verdict'] or '— (needs ≥ 2 seeds each)'} "
+            f"| {power_cells} |"
         )
     return "\n".join(lines) + "\n"
 

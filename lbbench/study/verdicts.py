@@ -77,6 +77,27 @@ def one_sided(d: dict, margin: float = MARGIN) -> dict | None:
     }
 
 
+def power(d: dict | None, margin: float = MARGIN, alpha: float = ALPHA, target: float = 0.8) -> dict | None:
+    """What a comparison could have shown, at its observed spread (the standard error and Welch df of
+    `d`, a difference_ci dict), for one test at level `alpha` (before Holm):
+
+    - "if_equal": the chance the non-inferiority test says non-inferior when the arms are truly equal,
+      1 − F_df(t_{1−α} − m/se) (the noncentral t approximated by a shifted central t);
+    - "detectable_deficit": the true deficit the test declares "worse" with probability `target`,
+      m + (t_{1−α} + t_{target})·se (Chow, Shao & Wang 2008, §3.2's non-inferiority sample-size formula
+      solved for the difference).
+
+    None without a standard error (fewer than 2 seeds a side, or identical seeds)."""
+    if not d or not d.get("se") or not d.get("df"):
+        return None
+    t = stats.t(d["df"])
+    crit, se = t.ppf(1 - alpha), d["se"]
+    return {
+        "if_equal": float(t.sf(crit - margin / se)),
+        "detectable_deficit": float(margin + (crit + t.ppf(target)) * se),
+    }
+
+
 def family(diffs: dict, margin: float = MARGIN, alpha: float = ALPHA) -> dict:
     """{label: verdict dict} for a family of differences {label: difference_ci dict or None}.
 
