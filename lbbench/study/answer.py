@@ -219,6 +219,7 @@ def answer_rows(
     tuning_seed: int = 0,
     confidence: float = 0.95,
     stopped: dict | None = None,
+    kinds: tuple[str, ...] = ("epochs", "steps"),
 ) -> list[dict]:
     """One dict per arm (see the module docstring). Budgets default to common_budgets(results).
     `stopped`: {arm: trials successive halving stopped before the full budget} (counted as tried)."""
@@ -231,7 +232,7 @@ def answer_rows(
         halved = (stopped or {}).get(a, 0)
         row = {"arm": a, "trials": len(trials) + halved, "stopped": halved, **effective_k(tuning)}
         for kind, budget in (("epochs", epoch_budget), ("steps", step_budget)):
-            if budget is None:
+            if budget is None or kind not in kinds:
                 row[kind] = None
                 continue
             select = lambda r, b=budget, k=kind: targets.at_budget(r, **{k: b})
@@ -291,6 +292,7 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
     if not rows:
         return "No results.\n"
     e = next((r["epochs"]["budget"] for r in rows if r.get("epochs")), None)
+    e_label = "the end of each arm's budget" if e == math.inf else f"{_fmt(e, 'g')} epochs"
     s = next((r["steps"]["budget"] for r in rows if r.get("steps")), None)
     ek = next((r.get("epsilon_key") for r in rows if r.get("epsilon_key")), None)
     pct = f"{confidence:.0%}"
@@ -303,7 +305,7 @@ def answer_markdown(rows: list[dict], arm_name: str = "batch size", confidence: 
         f"learned then collapsed; and those successive halving stopped early, never winners). Gap and "
         f"sharpness: the epoch-budget winner, mean over its re-runs.",
         "",
-        f"| {arm_name} | trials (diverged / never learned / collapsed) | test acc @ {_fmt(e, 'g')} epochs "
+        f"| {arm_name} | trials (diverged / never learned / collapsed) | test acc @ {e_label} "
         f"| test acc @ {_fmt(s, 'g')} steps | lr of epoch winner | generalization gap | λ_max "
         f"| ε-sharpness ({ek or '—'}) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",

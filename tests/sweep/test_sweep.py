@@ -26,6 +26,7 @@ EXPERIMENTS = (
     "edge_of_stability",
     "halving_check",
     "local_critical_batch",
+    "convergence",
 )
 # files each study-layer experiment's analyze() writes (tuned, with follow-ups)
 STUDY_FILES = {
@@ -41,6 +42,7 @@ STUDY_FILES = {
         "halving.md",
     ),
     "remedies": ("answer.md", "remedies.json", "remedies.png"),
+    "convergence": ("answer.md", "convergence.json", "accuracy_vs_batch.png", "halving.md"),
     "local_critical_batch": ("answer.md", "local_critical_batch.json", "local_critical_batch.png"),
 }
 
