@@ -10,9 +10,10 @@ names, same halving declaration: rungs at 1/9 and 1/3 of the epochs, the top thi
 validation accuracy). Each sweep's winner — the best validation accuracy at the end of the budget,
 and the fewest steps to validation accuracy 0.90, both among full-budget trials — is re-run with
 seeds 1–4, so "the same winner, or one within the seed noise" is answered by the two winners' seed
-means and 95 % t-intervals (validation accuracy; test is not read). A promoted trial equals the
-same trial trained without stops (tests/sweep/test_sweep_halving.py), so where both searches pick
-the same trial they agree exactly.
+means and 95 % t-intervals (validation accuracy; test is not read). A promoted trial is the same
+trial as in the full search, bit-identical while it trains in programs of the same size; in programs
+of another size XLA's rounding differs and training amplifies it, so a near-tie between two trials
+can fall either way in the two searches — the seed re-runs settle it.
 
 Quick mode: critical_batch's quick grid (tiny MLP, 3 trials per batch size, 2 epochs).
 """
