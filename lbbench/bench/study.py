@@ -27,6 +27,7 @@ import tempfile
 
 from lbbench.data import load_for
 from lbbench.runs.reader import read_json
+from lbbench.study import accounting
 from lbbench.sweep import halving as sweep_halving
 from lbbench.sweep import runner
 from lbbench.training import loop
@@ -158,9 +159,6 @@ def summary_lines(out: dict) -> list[str]:
         for b, parts in acc["by_batch_size"].items():
             row = next((r for r in out["rows"] if str(r["batch_size"]) == b), None)
             proj = f"{row['tuning_s'] + row['reruns_s']:.0f}" if row else "—"
-            measured = sum(v for k, v in parts.items() if k in PARTS)
+            measured = sum(v for k, v in parts.items() if k in accounting.PARTS)
             lines.append(f"  B={b:>6}: measured {measured:.0f} s, projected {proj} s")
     return lines
-
-
-PARTS = ("compile", "training steps", "evaluation", "instruments", "other")

@@ -113,6 +113,7 @@ def halving_spec(p: Plan):
 def record(p: Plan, argv: list[str]) -> None:
     """Record what was swept and where (sweep.json, atomically), so the report and a rerun can be traced."""
     os.makedirs(p.sweep_dir, exist_ok=True)
+    spec = halving_spec(p)
     info = {
         "experiment": p.module.NAME,
         "experiment_file": p.spec,
@@ -120,7 +121,7 @@ def record(p: Plan, argv: list[str]) -> None:
         "grid": p.points,
         "followup": p.added,
         "set": p.sets,
-        "halving": (halving_spec(p).to_dict() if halving_spec(p) else None),
+        "halving": spec.to_dict() if spec else None,
         "full_search": p.full_search,
         "base_config": p.base.to_dict(),
         "command": " ".join(["lbbench-sweep", *argv[1:]]),
