@@ -58,6 +58,7 @@ two low targets.
 
 import math
 import os
+from dataclasses import dataclass
 
 from lbbench.config import Config
 from lbbench.report import figures
@@ -80,8 +81,20 @@ RUNGS, KEEP = (1 / 9, 1 / 3, 1.0), 1 / 3
 ADAPTIVE_RHO = 0.5  # the re-runs' adaptive sharpness radius (ASAM's range for SGD; issue 23's correlation)
 
 
-def batches(quick: bool) -> tuple[int, ...]:
-    return (256, 1024) if quick else tuple(2**k for k in range(5, 15))
+@dataclass(frozen=True)
+class Workload:
+    """The model a critical-batch study trains and the batch sizes it tunes (quick mode: the tiny twin)."""
+
+    model: str
+    quick_model: str
+    batch_sizes: tuple[int, ...]
+
+
+MLP = Workload("mlp", "tiny_mlp", tuple(2**k for k in range(5, 15)))
+
+
+def batches(quick: bool, w: Workload = MLP) -> tuple[int, ...]:
+    return (256, 1024) if quick else w.batch_sizes
 
 
 def _steps_per_epoch(b: int) -> int:
@@ -108,10 +121,10 @@ def targets_of(quick: bool) -> tuple[float, ...]:
     return QUICK_TARGETS if quick else TARGETS.get(env_dataset(), TARGETS["mnist1d"])
 
 
-def base_config(quick: bool) -> Config:
+def base_config(quick: bool, w: Workload = MLP) -> Config:
     return Config(
         dataset=env_dataset(),
-        model="tiny_mlp" if quick else "mlp",
+        model=w.quick_model if quick else w.model,
         optimizer="momentum",
         lr_scaling="sqrt",
         base_batch_size=256,
@@ -129,10 +142,10 @@ def halving(quick: bool) -> Halving:
     return Halving(rungs=RUNGS, keep=KEEP, metric="val_accuracy", bracket=lambda cfg: cfg.batch_size)
 
 
-def grid(quick: bool) -> list[dict]:
+def grid(quick: bool, w: Workload = MLP) -> list[dict]:
     space = default_space("momentum")
     points = []
-    for j, b in enumerate(batches(quick)):
+    for j, b in enumerate(batches(quick, w)):
         e = epochs(b, quick)
         for i, t in enumerate(space.trials(3 if quick else K, seed=SEARCH_SEED + j)):
             points.append(
@@ -148,10 +161,10 @@ def grid(quick: bool) -> list[dict]:
     return points
 
 
-def _budgets(quick: bool) -> dict:
+def _budgets(quick: bool, w: Workload = MLP) -> dict:
     return {
         "epochs": 2 if quick else E_MIN,
-        "steps": min(epochs(b, quick) * _steps_per_epoch(b) for b in batches(quick)),
+        "steps": min(epochs(b, quick) * _steps_per_epoch(b) for b in batches(quick, w)),
     }
 
 
@@ -166,9 +179,9 @@ def rerun_extra(quick: bool) -> dict:
     }
 
 
-def followup(results: dict, quick: bool) -> list[dict]:
+def followup(results: dict, quick: bool, w: Workload = MLP) -> list[dict]:
     """Seeds of each batch size's winners (fewest steps to each target; best at the end of each budget)."""
-    bud = _budgets(quick)
+    bud = _budgets(quick, w)
     names = set()
     for i, goal in enumerate(targets_of(quick)):
         win = protocol.winners(
@@ -180,12 +193,12 @@ def followup(results: dict, quick: bool) -> list[dict]:
         )
         names |= set().union(*win.values()) if win else set()
     return protocol.rerun_points(
-        results, names, base_config(quick), SEEDS[:2] if quick else SEEDS, extra=rerun_extra(quick)
+        results, names, base_config(quick, w), SEEDS[:2] if quick else SEEDS, extra=rerun_extra(quick)
     )
 
 
-def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
-    bud = _budgets(quick)
+def analyze(sweep_dir: str, results: dict, quick: bool, w: Workload = MLP) -> dict:
+    bud = _budgets(quick, w)
     stopped = {int(b): n for b, n in sweep_halving.stopped_by_bracket(sweep_dir).items()}
     rows = answer.answer_rows(results, epoch_budget=bud["epochs"], step_budget=bud["steps"], stopped=stopped)
     per_target = [target_analysis(results, goal) for goal in targets_of(quick)]
