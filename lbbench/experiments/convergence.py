@@ -16,8 +16,9 @@ decayed: a noisier ranking, which the halving_check comparison measures for the 
 study). The winner of each arm (best validation accuracy at the end, tuning seed 0) is re-run with
 seeds 1 … 8; test accuracy at the end of the budget — the pre-declared checkpoint — is read once.
 
-Arms: B = 64, 512 and 4096 (what two CPU cores can afford: a 4096 trial trains 4× the examples of
-a 64 one), and **regime adaptation** (Hoffer et al. 2017 §5: "train longer"): B = 4096 for as many
+Arms: B = 64, 512 and 2048 (what two CPU cores can afford in one session: a 2048 trial trains
+104 epochs for its 3,000 steps, 3.5× the examples of a 64 one; 4096 would double the study's
+compute), and **regime adaptation** (Hoffer et al. 2017 §5: "train longer"): B = 2048 for as many
 steps as the B = 512 arm takes (its learning rate √-scaled, as they do). Every arm is compared with
 B = 64 by the verdict rule (study.verdicts: non-inferiority at a 1-point margin, Holm), with the
 generalization gap of each winner beside it. The at-convergence column of the answer: this study;
@@ -41,7 +42,7 @@ from lbbench.sweep import halving as sweep_halving
 
 NAME = "convergence"
 E_MIN, T_MIN = 30, 3000
-BATCHES, QUICK_BATCHES = (64, 512, 4096), (256, 1024)
+BATCHES, QUICK_BATCHES = (64, 512, 2048), (256, 1024)
 K, SEEDS, SEARCH_SEED = 32, tuple(range(1, 9)), 100  # another draw than critical_batch's
 REGIME = "regime"
 
