@@ -61,6 +61,7 @@ import os
 from dataclasses import dataclass
 
 from lbbench.config import Config
+from lbbench.models import uses_batch_norm
 from lbbench.report import figures
 from lbbench.runs import atomic
 from lbbench.study import answer, bootstrap, compare, critical_batch, protocol, targets
@@ -168,13 +169,14 @@ def _budgets(quick: bool, w: Workload = MLP) -> dict:
     }
 
 
-def rerun_extra(quick: bool) -> dict:
+def rerun_extra(quick: bool, w: Workload = MLP) -> dict:
     """What the winners' re-runs switch on that the tuning trials leave off (lbbench-bench --what=study
-    reads it too)."""
+    reads it too). The noise scale stays off for a BatchNorm model: its sub-batches would change the
+    batch statistics, hence the training (study.answer.NOISE_SCALE_FIELDS), and it measures nothing there."""
     return {
         "sharpness": not quick,
         "adaptive_sharpness_rho": 0.0 if quick else ADAPTIVE_RHO,
-        "noise_scale_groups": Config().noise_scale_groups,
+        "noise_scale_groups": 1 if uses_batch_norm(w.model) else Config().noise_scale_groups,
         "eval_test_every_steps": True,
     }
 
@@ -193,7 +195,7 @@ def followup(results: dict, quick: bool, w: Workload = MLP) -> list[dict]:
         )
         names |= set().union(*win.values()) if win else set()
     return protocol.rerun_points(
-        results, names, base_config(quick, w), SEEDS[:2] if quick else SEEDS, extra=rerun_extra(quick)
+        results, names, base_config(quick, w), SEEDS[:2] if quick else SEEDS, extra=rerun_extra(quick, w)
     )
 
 

@@ -32,7 +32,7 @@ def halving(quick: bool):
 
 
 def rerun_extra(quick: bool) -> dict:
-    return _study.rerun_extra(quick)
+    return _study.rerun_extra(quick, WORKLOAD)
 
 
 def followup(results: dict, quick: bool) -> list[dict]:

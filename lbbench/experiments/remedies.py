@@ -82,6 +82,7 @@ TRANSFERS = {
 }
 QUICK_TRANSFERS = {"momentum": (("linear", "none"),), "adam": (("sqrt", "half_life"),)}
 K, SEEDS, SEARCH_SEED, EPOCHS = 32, tuple(range(1, 9)), 0, 30
+RERUN_EXTRA = {"sharpness": True, "adaptive_sharpness_rho": 0.5}  # for lbbench.report.sharpness_vs_gap
 SMITH_FACTOR = 4  # batch × 4 where the LR would be ÷ 4
 GHOST = (16, 512)  # ghost batch sizes searched (quick: up to 256, the noise-scale sub-batch of 1024)
 
@@ -102,6 +103,7 @@ def base_config(quick: bool) -> Config:
         base_batch_size=256,
         schedule="warmup",
         sharpness=False,
+        noise_scale_groups=1,  # off: nothing here reads it, and with BatchNorm its sub-batches change training
         save_params=False,
     )
 
@@ -250,7 +252,7 @@ def followup(results: dict, quick: bool) -> list[dict]:
     win = protocol.winners(results, arm, epoch_budget=epochs(quick))
     names = set().union(*win.values()) if win else set()
     reruns = protocol.rerun_points(
-        results, names, base_config(quick), SEEDS[:1] if quick else SEEDS, extra={"sharpness": not quick}
+        results, names, base_config(quick), SEEDS[:1] if quick else SEEDS, extra=RERUN_EXTRA if not quick else {}
     )
     return transfer_points(results, quick) + reruns
 
