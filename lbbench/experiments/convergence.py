@@ -95,11 +95,15 @@ def grid(quick: bool) -> list[dict]:
 
 
 def followup(results: dict, quick: bool) -> list[dict]:
-    """Seeds of each arm's winner: the best validation accuracy at the end of its own budget."""
+    """Seeds of each arm's winner (the best validation accuracy at the end of its own budget), after the
+    range-edge rule's widened trials (protocol.widening) where a winner sat at an edge."""
     win = protocol.winners(results, arm, epoch_budget=math.inf)
-    names = set().union(*win.values()) if win else set()
+    space = default_space("momentum")
+    k, base = critical_batch.widen_k(quick), base_config(quick)
+    wide, pending = protocol.widening(results, win, lambda a: space, base, k, critical_batch.WIDEN_SEED)
+    names = {n for a, ns in win.items() if a not in pending for n in ns}
     seeds = SEEDS[:2] if quick else SEEDS
-    return protocol.rerun_points(results, names, base_config(quick), seeds, extra=critical_batch.rerun_extra(quick))
+    return wide + protocol.rerun_points(results, names, base, seeds, extra=critical_batch.rerun_extra(quick))
 
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:

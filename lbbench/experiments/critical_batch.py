@@ -78,6 +78,7 @@ E_MIN, T_MIN = 10, 1000
 EVAL_EXAMPLES = 6000
 EQUILIBRATED_STEPS = 300  # 3 windows of the noise scale's per-step EMA (1 / (1 − 0.99) steps)
 K, SEEDS, SEARCH_SEED = 32, tuple(range(1, 9)), 0
+K_WIDEN, WIDEN_SEED = 8, 1000  # the range-edge rule: 8 more full-budget trials over the widened range
 RUNGS, KEEP = (1 / 9, 1 / 3, 1.0), 1 / 3
 ADAPTIVE_RHO = 0.5  # the re-runs' adaptive sharpness radius (ASAM's range for SGD; issue 23's correlation)
 
@@ -184,7 +185,7 @@ def rerun_extra(quick: bool, w: Workload = MLP) -> dict:
 def followup(results: dict, quick: bool, w: Workload = MLP) -> list[dict]:
     """Seeds of each batch size's winners (fewest steps to each target; best at the end of each budget)."""
     bud = _budgets(quick, w)
-    names = set()
+    by_arm: dict = {}
     for i, goal in enumerate(targets_of(quick)):
         win = protocol.winners(
             results,
@@ -193,10 +194,19 @@ def followup(results: dict, quick: bool, w: Workload = MLP) -> list[dict]:
             epoch_budget=bud["epochs"] if i == 0 else None,
             step_budget=bud["steps"] if i == 0 else None,
         )
-        names |= set().union(*win.values()) if win else set()
-    return protocol.rerun_points(
-        results, names, base_config(quick, w), SEEDS[:2] if quick else SEEDS, extra=rerun_extra(quick, w)
-    )
+        for a, ns in win.items():
+            by_arm.setdefault(a, set()).update(ns)
+    base = base_config(quick, w)
+    space = default_space("momentum")
+    wide, pending = protocol.widening(results, by_arm, lambda a: space, base, widen_k(quick), WIDEN_SEED)
+    names = {n for a, ns in by_arm.items() if a not in pending for n in ns}
+    seeds = SEEDS[:2] if quick else SEEDS
+    return wide + protocol.rerun_points(results, names, base, seeds, extra=rerun_extra(quick, w))
+
+
+def widen_k(quick: bool) -> int:
+    """Trials added to an arm whose winner sits at a range edge (protocol.widening; quick: 1)."""
+    return 1 if quick else K_WIDEN
 
 
 def analyze(sweep_dir: str, results: dict, quick: bool, w: Workload = MLP) -> dict:

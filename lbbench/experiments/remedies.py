@@ -82,6 +82,7 @@ TRANSFERS = {
 }
 QUICK_TRANSFERS = {"momentum": (("linear", "none"),), "adam": (("sqrt", "half_life"),)}
 K, SEEDS, SEARCH_SEED, EPOCHS = 32, tuple(range(1, 9)), 0, 30
+K_WIDEN, WIDEN_SEED = 8, 1000  # the range-edge rule (protocol.widening): 8 more trials over the widened range
 RERUN_EXTRA = {"sharpness": True, "adaptive_sharpness_rho": 0.5}  # for lbbench.report.sharpness_vs_gap
 SMITH_FACTOR = 4  # batch × 4 where the LR would be ÷ 4
 GHOST = (16, 512)  # ghost batch sizes searched (quick: up to 256, the noise-scale sub-batch of 1024)
@@ -222,14 +223,14 @@ def _draw(name: str, names: list[str], quick: bool) -> int:
     return names.index(decay if name == increase else name)
 
 
-def transfer_points(results: dict, quick: bool) -> list[dict]:
-    """Zero-shot transfers of each tuned small-batch optimum (known once its trials finished)."""
+def transfer_points(results: dict, quick: bool, win: dict, pending: set) -> list[dict]:
+    """Zero-shot transfers of each tuned small-batch optimum (known once its trials, widened ones included,
+    finished)."""
     small, large = sizes(quick)
     base, out = base_config(quick), []
-    win = protocol.winners(results, arm, epoch_budget=epochs(quick))
     for opt, rules in (QUICK_TRANSFERS if quick else TRANSFERS).items():
         names = win.get(f"{opt}_b{small}")
-        if not names:
+        if not names or f"{opt}_b{small}" in pending:
             continue
         o = protocol.overrides_of(results[next(iter(names))], base)
         for scaling, beta2 in rules:
@@ -248,13 +249,16 @@ def transfer_points(results: dict, quick: bool) -> list[dict]:
 
 
 def followup(results: dict, quick: bool) -> list[dict]:
-    """Transfers first; then seeds of every arm's winner (including the transfers, once they ran)."""
+    """Widened trials of arms whose winner sits at a range edge (protocol.widening); transfers; then seeds
+    of every arm's winner (including the transfers, once they ran), each arm once its widening finished."""
     win = protocol.winners(results, arm, epoch_budget=epochs(quick))
-    names = set().union(*win.values()) if win else set()
+    k = 1 if quick else K_WIDEN
+    wide, pending = protocol.widening(results, win, lambda a: space_of_arm(a, quick), base_config(quick), k, WIDEN_SEED)
+    names = {n for a, ns in win.items() if a not in pending for n in ns}
     reruns = protocol.rerun_points(
         results, names, base_config(quick), SEEDS[:1] if quick else SEEDS, extra=RERUN_EXTRA if not quick else {}
     )
-    return transfer_points(results, quick) + reruns
+    return wide + transfer_points(results, quick, win, pending) + reruns
 
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:

@@ -26,6 +26,7 @@ above chance (1 / classes); "collapsed" those that did and ended within 5 points
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -336,10 +337,12 @@ def tuning_markdown(rows: list[dict], results: dict, space_of: Callable, arm_nam
         "### Was K enough? Expected best validation accuracy of k trials (Dodge et al. 2019), epoch budget",
         "",
         "A curve still rising at k = K says more trials would have helped; a winner in the outer 10 % of a "
-        "searched range may have its optimum outside it.",
+        "searched range may have its optimum outside it. Where a winner sat there, the range was widened on "
+        "that side and more trials drawn from it (study.protocol.widening; their count is in the last column, "
+        "and K counts them); the edge column is the final winner's, against the original range.",
         "",
-        f"| {arm_name} | " + " | ".join(f"k = {k}" for k in ks) + " | winner at the edge of its range |",
-        "| --- | " + " | ".join("---" for _ in ks) + " | --- |",
+        f"| {arm_name} | " + " | ".join(f"k = {k}" for k in ks) + " | winner at the edge of its range | widened |",
+        "| --- | " + " | ".join("---" for _ in ks) + " | --- | --- |",
     ]
     for arm, c in cells:
         curve = c["tuning_curve"]
@@ -347,8 +350,19 @@ def tuning_markdown(rows: list[dict], results: dict, space_of: Callable, arm_nam
         best = results.get(c.get("best") or "") or {}
         edges = search.edge_dims(space, best.get("config") or {}) if space is not None and best else []
         vals = " | ".join(_fmt(curve[k - 1]) if k <= len(curve) else "—" for k in ks)
-        lines.append(f"| {arm} | {vals} | {', '.join(edges) or 'no'} |")
+        lines.append(f"| {arm} | {vals} | {', '.join(edges) or 'no'} | {_widened_cell(c.get('best'), results)} |")
     return "\n".join(lines) + "\n"
+
+
+def _widened_cell(best: str | None, results: dict) -> str:
+    """'no', or how many widened trials the arm got and whether the winner is one of them."""
+    if not best:
+        return "—"
+    prefix = best.split("__")[0]
+    wide = [n for n in results if re.fullmatch(re.escape(prefix) + r"__w\d+", n)]
+    if not wide:
+        return "no"
+    return f"{len(wide)} trial{'s' if len(wide) != 1 else ''}" + (" (the winner is one)" if best in wide else "")
 
 
 def steps_summary(

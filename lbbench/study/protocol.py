@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from lbbench.config import Config
 from lbbench.runs.folder import NON_RESULT_FIELDS
-from lbbench.study import answer, targets
+from lbbench.study import answer, search, targets
 
 SEP = "__"
+WIDE = "w"  # widened trials are named '<arm prefix>__w<i>'
 
 
 def overrides_of(result: dict, base: Config) -> dict:
@@ -67,3 +68,42 @@ def rerun_points(results: dict, names, base: Config, seeds, extra: dict | None =
         for s in seeds:
             points.append({**o, **(extra or {}), "seed": s, "run_name": f"{name}{SEP}s{s}"})
     return points
+
+
+def widening(
+    results: dict,
+    names_by_arm: dict,
+    space_of: Callable[[object], search.SearchSpace | None],
+    base: Config,
+    k: int,
+    seed: int,
+) -> tuple[list[dict], set]:
+    """The range-edge rule (issue 22; STUDY_PROTOCOL.md §3): for each arm whose winners sit in the outer
+    search.EDGE of a searched range, k more tuning trials drawn from the range widened on that side
+    (search.widened), each a copy of the arm's first winner with the searched fields redrawn, named
+    '<arm prefix>__w<i>', drawn with seed + the arm's place in sorted order. One round: an arm that
+    already has widened trials is not widened again. Returns (points, arms whose widened trials have not
+    all finished: their re-runs wait; a widened trial that failed holds them until it is rerun)."""
+    points, pending = [], set()
+    for j, a in enumerate(sorted(names_by_arm, key=str)):
+        names = names_by_arm[a]
+        space = space_of(a)
+        if space is None or not names:
+            continue
+        first = sorted(names)[0]
+        prefix = first.split(SEP)[0]
+        wide_names = [f"{prefix}{SEP}{WIDE}{i}" for i in range(k)]
+        if any(SEP + WIDE in n for n in names) or all(n in results for n in wide_names):
+            continue  # a widened trial won, or the widening has run: nothing more to do
+        sides: dict = {}
+        for n in names:
+            for field, ss in search.edge_sides(space, results[n]["config"]).items():
+                sides.setdefault(field, set()).update(ss)
+        wide = search.widened(space, sides)
+        if wide is None:
+            continue
+        o = overrides_of(results[first], base)
+        for name, t in zip(wide_names, wide.trials(k, seed=seed + j)):
+            points.append({**o, **t, "seed": 0, "run_name": name})
+        pending.add(a)
+    return points, pending

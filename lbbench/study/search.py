@@ -144,13 +144,58 @@ EDGE = 0.1  # a winner in the outer 10 % of a searched range may want a wider ra
 def edge_dims(space: SearchSpace, config: dict) -> list[str]:
     """The dimensions where a configuration sits in the outer EDGE of its searched range, e.g.
     ["learning_rate (high)"]: its optimum may lie outside the range, so the arm may be under-tuned."""
-    out = []
+    return [f"{field} ({side})" for field, sides in edge_sides(space, config).items() for side in sorted(sides)]
+
+
+def edge_sides(space: SearchSpace, config: dict) -> dict[str, set[str]]:
+    """{field: {"low"/"high"}} of the dimensions where `config` sits in the outer EDGE of its range."""
+    out: dict[str, set[str]] = {}
     for d in space.dims:
         v = config.get(d.field)
         u = None if v is None else d.unit(float(v))
         if u is not None and (u < EDGE or u > 1 - EDGE):
-            out.append(f"{d.field} ({'low' if u < EDGE else 'high'})")
+            out.setdefault(d.field, set()).add("low" if u < EDGE else "high")
     return out
+
+
+WIDEN = 0.5  # a widened side extends the range by half its width, in the dimension's own scale
+
+
+def widened(space: SearchSpace, sides: dict[str, set[str]]) -> SearchSpace | None:
+    """`space` with each named side pushed out by WIDEN of the range's width (in unit space: the new range
+    is [−WIDEN, 1] or [0, 1 + WIDEN] of the old one), so an edge winner's optimum can lie inside it.
+    Sides that are natural bounds stay: a linear range starting at 0 (warmup), log(1 − x) at 0 or 1, and
+    powers of two (ghost batch sizes must divide the batch). None if nothing could be widened."""
+    dims, changed = [], False
+    for d in space.dims:
+        lo, hi = d.low, d.high
+        for side in sorted(sides.get(d.field, ())):
+            new = _push(d, side)
+            if new is not None:
+                lo, hi = (new, hi) if side == "low" else (lo, new)
+                changed = True
+        dims.append(dataclasses.replace(d, low=lo, high=hi))
+    return SearchSpace(tuple(dims)) if changed else None
+
+
+def _push(d: Dim, side: str) -> float | None:
+    """The new bound of one side of `d` pushed out by WIDEN (None where it is a natural bound)."""
+    sign = -1.0 if side == "low" else 1.0
+    if d.scale in ("log", "log_or_zero"):
+        a, b = math.log(d.low), math.log(d.high)
+        return math.exp((a if side == "low" else b) + sign * WIDEN * (b - a))
+    if d.scale == "linear":
+        if side == "low" and d.low <= 0:
+            return None
+        new = (d.low if side == "low" else d.high) + sign * WIDEN * (d.high - d.low)
+        return max(new, 0.0) if d.low >= 0 else new
+    if d.scale == "log1m":
+        a, b = math.log(1 - d.low), math.log(1 - d.high)
+        new = 1 - math.exp((a if side == "low" else b) + sign * WIDEN * (b - a))
+        if side == "low":
+            return None if d.low <= 0 else max(new, 0.0)
+        return new
+    return None
 
 
 def default_space(optimizer: str, beta2: bool | None = None, warmup: Dim = WARMUP_STEPS) -> SearchSpace:
