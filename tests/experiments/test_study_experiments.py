@@ -8,7 +8,7 @@ from _study_fakes import fake_result, model_curve, run_followups
 from _study_fakes import load_experiment as load
 
 from lbbench.config import Config
-from lbbench.study import protocol
+from lbbench.study import answer, protocol
 
 
 def fabricate(point, base, curve_fn, **kw):
@@ -68,7 +68,15 @@ def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_
             results[p["run_name"]] = fabricate(p, base, lambda cfg: [0.2] * cfg.epochs)
         else:
             results[p["run_name"]] = fabricate(p, base, curve(q), noise=[500.0] * p["epochs"], b_simple=700.0)
-    extra = m.followup(results, False)
+    first = m.followup(results, False)
+    # the range-edge rule: arms whose winner (trial 0) sits at an edge get K_WIDEN widened trials first
+    wide = [p for p in first if "__w" in p["run_name"]]
+    edge_arms = {base.replace(**p).batch_size for p in wide}
+    assert all(sum(base.replace(**p).batch_size == b for p in wide) == m.K_WIDEN for b in edge_arms)
+    assert not any(p["seed"] and base.replace(**p).batch_size in edge_arms for p in first)  # their re-runs wait
+    for p in wide:  # worse than trial 0: the widening changes nothing but the count
+        results[p["run_name"]] = fabricate(p, base, curve(1.5), noise=[500.0] * p["epochs"], b_simple=700.0)
+    extra = [p for p in m.followup(results, False) if "__w" not in p["run_name"]]
     assert {p["seed"] for p in extra} == set(range(1, 9)) and all(p["sharpness"] for p in extra)
     assert all(p["noise_scale_groups"] > 1 and p["adaptive_sharpness_rho"] > 0 for p in extra)  # off when tuning
     assert {p["run_name"].split("__")[0] for p in extra} == {f"b{2**k}" for k in range(5, 15)}
@@ -77,7 +85,7 @@ def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_
         results[p["run_name"]] = fabricate(
             p, base, curve(float(np.exp(rng.normal(0, 0.05)))), noise=[500.0] * p["epochs"], b_simple=700.0
         )
-    assert m.followup(results, False) == extra  # nothing new: the runner stops
+    assert m.followup(results, False) == extra  # nothing new: the runner stops (the widening ran once)
     out = m.analyze(str(tmp_path), results, False)
     s = out["summary"]
     # every level L of model_curve is crossed after a step count ∝ S(B): B_crit = 1000 at all three targets
@@ -93,7 +101,8 @@ def test_critical_batch_followup_and_analyze_recover_a_known_critical_batch(tmp_
     for f in ("answer.md", "critical_batch.json", "steps_to_target_0.85.png", "steps_to_target_0.93.png"):
         assert (tmp_path / f).exists()
     md = (tmp_path / "answer.md").read_text()
-    assert "Does accuracy degrade" in md and f"| 16384 | {m.K} (1 / 0 / 0)" in md and "20 %-overhead" in md
+    k16384 = m.K + (m.K_WIDEN if 16384 in edge_arms else 0)
+    assert "Does accuracy degrade" in md and f"| 16384 | {k16384} (1 / 0 / 0)" in md and "20 %-overhead" in md
     assert all(c in md for c in s["conclusions"]) and len(s["conclusions"]) == 5  # 2 budgets + 3 targets
     assert s["conclusions"] == m.conclusions(json.loads(json.dumps(s)))  # the same prose from the JSON
 
@@ -119,7 +128,11 @@ def test_remedies_grid_is_valid(quick):
     assert {f"{o}_b{large}" for o in (m.QUICK_OPTIMIZERS if quick else m.OPTIMIZERS)} <= set(arms)
     assert len({len(v) for v in arms.values()}) == 1  # the same budget K for every arm
     if not quick:
-        assert all(len(v) == 8 for v in arms.values())
+        assert all(len(v) == m.K == 32 for v in arms.values())
+        draws = {a: sorted(c.learning_rate for c in v) for a, v in arms.items() if a.startswith("momentum")}
+        smith = ("momentum_b8192_increase", "momentum_b512_decay")
+        others = [a for a in draws if a not in smith]
+        assert len({tuple(draws[a]) for a in others}) == len(others)  # drawn per arm
     assert set(m.remedy_arms(quick)) | {f"sam_b{large}"} <= set(arms)  # issue 22: one trial each at least
     for a, (x, y) in m.pairs(quick).items():
         assert x in arms and y in arms, a
@@ -148,7 +161,7 @@ def test_remedies_new_arms_are_what_their_papers_describe():
     assert len(ghosts) > 2 and all(8192 // 4 % g == 0 for g in ghosts)
     assert {c.model for c in arms["momentum_b8192_ghostbn"] + arms["momentum_b8192_bn"]} == {"bn_mlp"}
     assert {c.ghost_batch_size for c in arms["momentum_b8192_bn"]} == {0}
-    assert len({c.sam_rho for c in arms["sam_b8192"]}) == 8 and "sam_rho" in m.space_of_arm("sam_b8192", False).fields
+    assert len({c.sam_rho for c in arms["sam_b8192"]}) == m.K and "sam_rho" in m.space_of_arm("sam_b8192", False).fields
 
 
 def test_remedies_transfers_reruns_and_gap_table(tmp_path):
@@ -175,18 +188,22 @@ def test_remedies_transfers_reruns_and_gap_table(tmp_path):
         "momentum_b512_decay": 0.93,
         "momentum_b8192_bn": 0.80,
         "momentum_b8192_ghostbn": 0.86,
+        "momentum_b256_bn": 0.925,
     }
     rng = np.random.default_rng(0)
 
     def fab(p):
         cfg = base.replace(**p)
         a = m.arm(cfg.to_dict())
-        t = int(p["run_name"].split("__t")[1].split("__")[0]) if "__t" in p["run_name"] else 0
+        name = p["run_name"]
+        t = int(name.split("__t")[1].split("__")[0]) if "__t" in name else (5 if "__w" in name else 0)
         final = level[a] - 0.01 * t + (rng.normal(0, 0.003) if cfg.seed else 0.0)
         return fabricate(p, base, lambda c: [final / 2] * (c.epochs - 1) + [final])
 
     results = {p["run_name"]: fab(p) for p in m.grid(False)}
-    assert run_followups(m, results, fab) == 2  # round 1: transfers + seeds of tuned arms; round 2: transfer seeds
+    # transfers + seeds of tuned arms (+ widened trials of edge arms, whose seeds and transfers wait a round);
+    # then transfer seeds
+    assert 2 <= run_followups(m, results, fab) <= 3
     transfers = {k: r for k, r in results.items() if k.endswith("_transfer")}
     assert len(transfers) == 6
     adam_sqrt = transfers["adam_b8192_sqrt_halflife_transfer"]["config"]
@@ -201,7 +218,8 @@ def test_remedies_transfers_reruns_and_gap_table(tmp_path):
     gap = out["remedies"]["gap_to_reference"]["momentum_b8192_linear_transfer"]
     assert gap["diff"] == pytest.approx(0.10 - 0.93, abs=0.02) and gap["high"] < 0
     md = (tmp_path / "answer.md").read_text()
-    assert "| lars_b8192 | 8 (0 / 0 / 0) |" in md and "closes the gap" in md
+    k = m.K + (m.K_WIDEN if any(n.startswith("lars_b8192__w") for n in results) else 0)
+    assert f"| lars_b8192 | {k} (0 / 0 / 0) |" in md and "closes the gap" in md
     assert s["verdicts"]["lars_b8192"] in ("non-inferior", "better")
     assert s["verdicts"]["momentum_b8192_linear_transfer"] == "worse"
     assert s["conclusions"] == m.conclusions(json.loads(json.dumps(s))) and s["conclusions"][0] in md
@@ -226,6 +244,30 @@ def test_quick_mode_followups_terminate_and_analyze_writes_its_files(name, tmp_p
         return fabricate(p, base, lambda c: [min(0.9, 0.1 + lr * (e + 1)) for e in range(c.epochs)])
 
     results = {p["run_name"]: fab(p) for p in m.grid(True)}
-    assert 1 <= run_followups(m, results, fab, quick=True) <= 2
+    assert 1 <= run_followups(m, results, fab, quick=True) <= 3  # widened trials may add a round
     out = m.analyze(str(tmp_path), results, True)
     assert "summary" in out and (tmp_path / "answer.md").exists() and list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("name", ["critical_batch", "critical_batch_bn", "remedies"])
+def test_reruns_are_the_same_trial_as_their_winner(name):
+    """What a winner's re-runs switch on must not change the trial: with BatchNorm the noise scale's
+    sub-batches would (they change the batch statistics), so a BN study keeps it off in both."""
+    m = load(name)
+    base = m.base_config(False)
+    extra = m.rerun_extra(False) if hasattr(m, "rerun_extra") else m.RERUN_EXTRA
+    for p in m.grid(False)[:: len(m.grid(False)) // 7]:
+        cfg = base.replace(**p)
+        rerun = cfg.replace(**extra, seed=1, run_name=cfg.run_name + "__s1")
+        assert answer.hparams_key(rerun.to_dict()) == answer.hparams_key(cfg.to_dict()), cfg.run_name
+
+
+def test_critical_batch_bn_is_critical_batch_on_bn_mlp():
+    m, mlp = load("critical_batch_bn"), load("critical_batch")
+    pts, base = m.grid(False), m.base_config(False)
+    assert base.model == "bn_mlp" and base.replace(model="mlp") == mlp.base_config(False)
+    per_b = {}
+    for p in pts:
+        per_b.setdefault(base.replace(**p).validate().batch_size, []).append(p)
+    assert sorted(per_b) == [2**k for k in range(5, 13)] and all(len(v) == mlp.K for v in per_b.values())
+    assert pts == [p for p in mlp.grid(False) if p["batch_size"] <= 4096]  # the same draws, range cut at 4096
