@@ -19,48 +19,61 @@ from lbbench.runs import atomic
 from lbbench.study import correlation
 
 
-def markdown(rows: list[dict], table: list[dict], folders: list[str]) -> str:
+def markdown(rows: list[dict], by_workload: dict[str, dict], folders: list[str]) -> str:
     names = ", ".join(os.path.basename(os.path.normpath(f)) for f in folders)
     lines = [
         "# Does sharpness rank the generalization gap?",
         "",
-        f"{len(rows)} completed runs with a sharpness measurement, from: {names}. Kendall's τ-b over runs with a "
+        f"{len(rows)} completed runs with a sharpness measurement, from: {names}; read per workload (the model "
+        "trained), never pooled across models. Kendall's τ-b over runs with a "
         "95 % percentile bootstrap interval (2,000 resamples of configurations: a configuration's seeds move "
         "together); Ψ is Jiang et al. 2020's granulated τ "
         "(mean over hyperparameters of the τ within groups that differ in that one only; — where no two runs "
-        "differ in one hyperparameter only). Varying hyperparameters: "
-        f"{', '.join(correlation.varying_axes(rows)) or 'none'}.",
-        "",
-        "| measure | target | n | τ | 95 % interval | Ψ | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "differ in one hyperparameter only).",
     ]
-    for t in table:
-        interval = f"[{num(t['low'], 2)}, {num(t['high'], 2)}]" if t["low"] is not None else "—"
-        lines.append(
-            f"| {t['measure']} | {t['target']} | {t['n']} | {num(t['tau'], 2)} | {interval} | "
-            f"{num(t['psi'], 2)} | {correlation.verdict(t)} |"
-        )
+    for w, part in by_workload.items():
+        have = [r for r in rows if correlation.workload(r) == w]
+        lines += [
+            "",
+            f"## Workload `{w}`: {part['runs']} runs",
+            "",
+            f"Varying hyperparameters: {', '.join(correlation.varying_axes(have)) or 'none'}.",
+            "",
+            "| measure | target | n | τ | 95 % interval | Ψ | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in part["table"]:
+            interval = f"[{num(t['low'], 2)}, {num(t['high'], 2)}]" if t["low"] is not None else "—"
+            lines.append(
+                f"| {t['measure']} | {t['target']} | {t['n']} | {num(t['tau'], 2)} | {interval} | "
+                f"{num(t['psi'], 2)} | {correlation.verdict(t)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def scatter(rows: list[dict], path: str) -> None:
-    """One panel per measure: the measure (log scale) against the gap, each study its own colour."""
+    """One panel per measure: the measure (log scale) against the gap, each study and workload its own colour
+    (a workload its own marker)."""
     measures = sorted({k for r in rows for k in r if k not in ("run", "hparams", *correlation.TARGETS)})
     cols = min(3, len(measures))
     nrows = -(-len(measures) // cols)
     fig = Figure(figsize=(4.0 * cols, 3.2 * nrows + 0.6), layout="constrained")  # at most 1,200 px wide
-    studies = sorted({r["run"].split("/")[0] for r in rows})
+    groups = sorted({(r["run"].split("/")[0], correlation.workload(r)) for r in rows})
+    markers = {w: "os^Dv"[i % 5] for i, w in enumerate(sorted({w for _, w in groups}))}
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     for ax in axes[len(measures) :]:
         ax.set_visible(False)
     for ax, m in zip(axes, measures):
-        for s in studies:
-            have = [r for r in rows if m in r and r["run"].startswith(s + "/") and r[m] > 0]
-            ax.scatter([r[m] for r in have], [r["generalization_gap"] for r in have], s=12, label=s)
+        for s, w in groups:
+            have = [
+                r for r in rows if m in r and r["run"].startswith(s + "/") and correlation.workload(r) == w and r[m] > 0
+            ]
+            xy = ([r[m] for r in have], [r["generalization_gap"] for r in have])
+            ax.scatter(*xy, s=12, marker=markers[w], label=f"{s} ({w})")
         ax.set_xscale("log")
         ax.set(xlabel=m, ylabel="generalization gap (train − test acc)")
         ax.grid(alpha=0.3)
-    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(studies))
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(groups), 4))
     fig.savefig(path, dpi=100)
 
 
@@ -77,12 +90,13 @@ def main(argv: list[str]) -> int:
     if len(rows) < 3:
         print(f"sharpness_vs_gap: error: {len(rows)} runs with a sharpness measurement; need 3", file=sys.stderr)
         return 2
-    table = correlation.table(rows)
+    by_workload = correlation.tables_by_workload(rows)
     os.makedirs(args.out, exist_ok=True)
-    atomic.write_text(os.path.join(args.out, "sharpness_vs_gap.md"), markdown(rows, table, args.folders))
-    atomic.write_json(os.path.join(args.out, "sharpness_vs_gap.json"), {"runs": len(rows), "table": table})
+    text = markdown(rows, by_workload, args.folders)
+    atomic.write_text(os.path.join(args.out, "sharpness_vs_gap.md"), text)
+    atomic.write_json(os.path.join(args.out, "sharpness_vs_gap.json"), {"runs": len(rows), "workloads": by_workload})
     scatter(rows, os.path.join(args.out, "sharpness_vs_gap.png"))
-    print(markdown(rows, table, args.folders))
+    print(text)
     return 0
 
 

@@ -137,6 +137,20 @@ def table(rows: list[dict], seed: int = 0) -> list[dict]:
     return out
 
 
+def workload(row: dict) -> str:
+    """The model a run trained: the correlation is read per workload (issue 23), never pooled across models
+    whose sharpness scales differ."""
+    return str(row["hparams"].get("model") or "model not recorded")
+
+
+def tables_by_workload(rows: list[dict], seed: int = 0) -> dict[str, dict]:
+    """{workload: {"runs": n, "table": table(its rows)}}, workloads in sorted order."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(workload(r), []).append(r)
+    return {w: {"runs": len(g), "table": table(g, seed)} for w, g in sorted(groups.items()) if len(g) >= 3}
+
+
 def verdict(row: dict) -> str:
     """ "ranks the gap" (interval above 0), "ranks it inversely" (below 0), or "no evidence"."""
     if row["low"] is None:

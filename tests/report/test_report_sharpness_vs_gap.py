@@ -7,17 +7,18 @@ import pytest
 from lbbench.report import sharpness_vs_gap
 
 
-def test_the_command_writes_its_table_and_plot_and_refuses_a_missing_folder(tmp_path, capsys):
+def test_the_command_writes_one_table_per_workload_and_its_plot_and_refuses_a_missing_folder(tmp_path, capsys):
     study = tmp_path / "study"
-    for i, lam in enumerate((1.0, 5.0, 20.0, 40.0)):
-        (study / f"r{i}").mkdir(parents=True)
-        result = {
-            "status": "completed",
-            "config": {"batch_size": 32 * 4**i},
-            "final": {"generalization_gap": 0.01 * i, "test_accuracy": 0.9},
-            "sharpness": {"lambda_max": lam},
-        }
-        (study / f"r{i}" / "result.json").write_text(json.dumps(result))
+    for model, sign in (("mlp", 1), ("bn_mlp", -1)):  # λ_max ranks the gap on one model, inversely on the other
+        for i, lam in enumerate((1.0, 5.0, 20.0, 40.0)):
+            (study / f"{model}{i}").mkdir(parents=True)
+            result = {
+                "status": "completed",
+                "config": {"batch_size": 32 * 4**i, "model": model},
+                "final": {"generalization_gap": 0.05 + sign * 0.01 * i, "test_accuracy": 0.9},
+                "sharpness": {"lambda_max": lam},
+            }
+            (study / f"{model}{i}" / "result.json").write_text(json.dumps(result))
     out = tmp_path / "out"
     assert sharpness_vs_gap.main(["x", str(study), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
@@ -25,7 +26,12 @@ def test_the_command_writes_its_table_and_plot_and_refuses_a_missing_folder(tmp_
         "sharpness_vs_gap.md",
         "sharpness_vs_gap.png",
     ]
-    table = json.loads((out / "sharpness_vs_gap.json").read_text())["table"]
-    assert table[0]["measure"] == "lambda_max" and table[0]["tau"] == pytest.approx(1.0)
-    assert "| lambda_max | generalization_gap | 4 | 1 |" in (out / "sharpness_vs_gap.md").read_text()
+    data = json.loads((out / "sharpness_vs_gap.json").read_text())
+    assert data["runs"] == 8 and list(data["workloads"]) == ["bn_mlp", "mlp"]  # never pooled across models
+    for model, tau in (("mlp", 1.0), ("bn_mlp", -1.0)):
+        first = data["workloads"][model]["table"][0]
+        assert first["measure"] == "lambda_max" and first["tau"] == pytest.approx(tau) and first["n"] == 4
+    md = (out / "sharpness_vs_gap.md").read_text()
+    assert "## Workload `mlp`: 4 runs" in md and "| lambda_max | generalization_gap | 4 | 1 |" in md
+    assert "| lambda_max | generalization_gap | 4 | -1 |" in md
     assert sharpness_vs_gap.main(["x", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
