@@ -119,7 +119,8 @@ def test_mse_run_records_its_loss_and_reports_the_mse(capsys, tmp_path):
 def test_help_is_grouped_with_usage_and_examples(capsys):
     import dataclasses
 
-    from lbbench.config import SECTIONS, Config
+    from lbbench.config import Config
+    from lbbench.config_sections import SECTIONS
 
     assert main.main(["lbbench", "--help"]) == 0
     out = capsys.readouterr().out
