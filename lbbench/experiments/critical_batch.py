@@ -172,8 +172,10 @@ def _budgets(quick: bool, w: Workload = MLP) -> dict:
 
 def rerun_extra(quick: bool, w: Workload = MLP) -> dict:
     """What the winners' re-runs switch on that the tuning trials leave off (lbbench-bench --what=study
-    reads it too). The noise scale stays off for a BatchNorm model: its sub-batches would change the
-    batch statistics, hence the training (study.answer.NOISE_SCALE_FIELDS), and it measures nothing there."""
+    reads it too). The noise scale stays off for a BatchNorm model: its sub-batch gradient carries other
+    batch statistics than the step's, so B_simple is not that model's noise scale, and study.answer keeps
+    the noise-scale fields in a BatchNorm trial's key — switched on here, they would split the winner from
+    its seeds."""
     return {
         "sharpness": not quick,
         "adaptive_sharpness_rho": 0.0 if quick else ADAPTIVE_RHO,

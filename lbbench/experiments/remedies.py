@@ -104,7 +104,7 @@ def base_config(quick: bool) -> Config:
         base_batch_size=256,
         schedule="warmup",
         sharpness=False,
-        noise_scale_groups=1,  # off: nothing here reads it, and with BatchNorm its sub-batches change training
+        noise_scale_groups=1,  # off: nothing here reads it (and for BN arms it is part of the trial's key)
         save_params=False,
     )
 

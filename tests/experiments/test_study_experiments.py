@@ -251,8 +251,9 @@ def test_quick_mode_followups_terminate_and_analyze_writes_its_files(name, tmp_p
 
 @pytest.mark.parametrize("name", ["critical_batch", "critical_batch_bn", "remedies"])
 def test_reruns_are_the_same_trial_as_their_winner(name):
-    """What a winner's re-runs switch on must not change the trial: with BatchNorm the noise scale's
-    sub-batches would (they change the batch statistics), so a BN study keeps it off in both."""
+    """What a winner's re-runs switch on must not make them another trial than their winner's: for a
+    BatchNorm model the noise-scale fields are part of the trial (study.answer), so a BN study keeps the
+    noise scale off in both."""
     m = load(name)
     base = m.base_config(False)
     extra = m.rerun_extra(False) if hasattr(m, "rerun_extra") else m.RERUN_EXTRA
