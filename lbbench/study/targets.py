@@ -9,7 +9,8 @@ Steps to result: the validation metric crosses the target between two recorded e
 crossing step is interpolated linearly between them (the metric is roughly linear over one
 evaluation interval), and the interval itself is kept as the crossing's quantisation. Runs evaluate
 once per epoch (result.json `history`) and, with --eval_every_steps, between epochs (`evals`); both
-are used. Examples to target is steps × batch size (McCandlish et al. 2018's E).
+are used. Examples to target is steps × batch size (McCandlish et al. 2018's E). A run with a batch-size
+schedule (result.json `batch_phases`) counts each phase's steps at its own batch and epoch length.
 
 Only completed runs count: a diverged or failed run reaches nothing (None), and a None entry in
 the history (a non-finite value written as null) is never a crossing.
@@ -38,16 +39,46 @@ def _rows(result: dict, metric: str):
     rows = {}
     evals = result.get("evals") or {}
     if metric in evals and h.get("step") and h.get("epoch"):
-        steps_per_epoch = h["step"][0] / h["epoch"][0]
+        phases = _phases(result)
         for step, value in zip(evals["step"], evals[metric]):
             if step is not None and value is not None and math.isfinite(value):
                 epoch_index = next((i for i, s in enumerate(h["step"]) if s is not None and s >= step), None)
-                rows[int(step)] = (epoch_index, int(step), step / steps_per_epoch, float(value))
+                rows[int(step)] = (epoch_index, int(step), _epoch_at(phases, step), float(value))
     for i, (step, epoch, value) in enumerate(zip(h["step"], h["epoch"], h.get(metric) or ())):
         if step is None or value is None or not math.isfinite(value):
             continue
         rows[int(step)] = (i, int(step), epoch, float(value))
     yield from (rows[s] for s in sorted(rows))
+
+
+def _phases(result: dict) -> list[dict]:
+    """The run's phases (result.json `batch_phases`: batch_size, first_epoch, start_step,
+    steps_per_epoch), or one phase from its first epoch's steps and its batch size."""
+    if result.get("batch_phases"):
+        return sorted(result["batch_phases"], key=lambda p: p["start_step"])
+    h = result["history"]
+    per_epoch = h["step"][0] / h["epoch"][0] if h.get("step") and h.get("epoch") and h["epoch"][0] else 1.0
+    batch = int(result["config"]["batch_size"])
+    return [{"batch_size": batch, "first_epoch": 1, "start_step": 0, "steps_per_epoch": per_epoch}]
+
+
+def _phase_at(phases: list[dict], step: float) -> dict:
+    return next((p for p in reversed(phases) if p["start_step"] <= step), phases[0])
+
+
+def _epoch_at(phases: list[dict], step: float) -> float:
+    """The fractional epoch at a global step (each phase's epochs have its own number of steps)."""
+    p = _phase_at(phases, step)
+    return p["first_epoch"] - 1 + (step - p["start_step"]) / p["steps_per_epoch"]
+
+
+def _examples_at(phases: list[dict], step: float) -> float:
+    """Examples trained by a global step: each phase's steps times its batch."""
+    out = 0.0
+    for p, nxt in zip(phases, [*phases[1:], None]):
+        end = step if nxt is None else min(step, nxt["start_step"])
+        out += max(0.0, end - p["start_step"]) * p["batch_size"]
+    return out
 
 
 def first_crossing(
@@ -63,7 +94,7 @@ def first_crossing(
     """
     if not _ok(result):
         return None
-    batch = int(result["config"]["batch_size"])
+    phases = _phases(result)
     sign = 1.0 if higher_is_better else -1.0
     prev = None
     for i, step, epoch, value in _rows(result, metric):
@@ -79,7 +110,7 @@ def first_crossing(
                 "previous_step": prev[0] if prev else None,
                 "quantisation": width / at if at > 0 else 1.0,
                 "epoch": epoch * at / step if step else epoch,
-                "examples": at * batch,
+                "examples": _examples_at(phases, at),
                 "index": i,
                 "value": value,
             }

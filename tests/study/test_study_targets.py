@@ -94,3 +94,24 @@ def test_mid_epoch_evaluations_refine_the_first_crossing():
     assert targets.first_crossing(result, 0.92)["step"] == pytest.approx(150 + 25 * 0.07 / 0.1)
     del result["evals"]
     assert targets.first_crossing(result, 0.8)["step"] == pytest.approx(100 + 100 * 0.3 / 0.4)
+
+
+def test_a_batch_schedule_counts_each_phases_steps_at_its_own_batch_and_epoch_length():
+    # 1 epoch at B = 512 (117 steps), then 1 at 1024 (58 steps): a mid-epoch evaluation at step 146
+    # lies halfway through epoch 2, and examples count 117 steps of 512 and the rest at 1024
+    phases = [
+        {"batch_size": 512, "epochs": 1, "first_epoch": 1, "start_step": 0, "steps_per_epoch": 117},
+        {"batch_size": 1024, "epochs": 1, "first_epoch": 2, "start_step": 117, "steps_per_epoch": 58},
+    ]
+    result = {
+        "status": "completed",
+        "config": {"batch_size": 1024},
+        "batch_phases": phases,
+        "history": {"step": [117, 175], "epoch": [1, 2], "val_accuracy": [0.5, 0.9]},
+        "evals": {"step": [146], "val_accuracy": [0.8]},
+    }
+    hit = targets.first_crossing(result, 0.8)
+    assert hit["step"] == 146 and hit["epoch"] == pytest.approx(1.5)
+    assert hit["examples"] == 117 * 512 + 29 * 1024
+    early = targets.first_crossing(result, 0.5)  # inside the first phase: all at 512
+    assert (early["step"], early["examples"], early["epoch"]) == (117, 117 * 512, 1)
