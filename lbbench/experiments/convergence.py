@@ -33,7 +33,7 @@ import os
 
 from lbbench.config import Config
 from lbbench.experiments import critical_batch
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
 from lbbench.study.halving import Halving
@@ -127,7 +127,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         ),
     )
     by_batch = [r for r in rows if isinstance(r["arm"], int)]  # the regime arm is in the tables
-    figures.save(figures.accuracy_figure(by_batch), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
+    figures.save(study_figures.accuracy_figure(by_batch), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
     return {"summary": summary}
 
 

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 from lbbench.config import Config
 from lbbench.models import uses_batch_norm
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, bootstrap, compare, critical_batch, protocol, targets
 from lbbench.study.halving import Halving
@@ -240,9 +240,9 @@ def analyze(sweep_dir: str, results: dict, quick: bool, w: Workload = MLP) -> di
         + answer.no_effect_markdown(out["no_effect"], results),
     )
     for t in per_target:
-        fig = figures.steps_figure(t["steps"], t["fit_residual"], t["target"], t["b_simple_equilibrated"])
+        fig = study_figures.steps_figure(t["steps"], t["fit_residual"], t["target"], t["b_simple_equilibrated"])
         figures.save(fig, os.path.join(sweep_dir, f"steps_to_target_{t['target']:g}.png"))
-    figures.save(figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
+    figures.save(study_figures.accuracy_figure(rows), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
     return {"summary": summary, "critical_batch": out}
 
 

@@ -44,7 +44,7 @@ Quick mode (tiny MLP, 2 epochs, B = 256 vs 1024, K = 2, 1 re-run seed; 10 runs i
 import os
 
 from lbbench.config import Config
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
 from lbbench.study.search import equal_epochs_space
@@ -167,7 +167,8 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         )
     }
     figures.save(
-        figures.series_figure(series, (f"tuned B={BASE_BATCH}", acc(BASE_ARM))), os.path.join(sweep_dir, "goyal.png")
+        study_figures.series_figure(series, (f"tuned B={BASE_BATCH}", acc(BASE_ARM))),
+        os.path.join(sweep_dir, "goyal.png"),
     )
     summary = {
         "reference_accuracy": (acc(BASE_ARM) or {}).get("mean"),

@@ -46,7 +46,7 @@ transfer lb_gbn_sqrt_long_transfer, K = 2, 1 re-run seed; 8 runs in 5 programs):
 import os
 
 from lbbench.config import Config
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
 from lbbench.study.search import equal_epochs_space
@@ -186,7 +186,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + compare.winner_markdown(out["winners"])
         + answer.no_effect_markdown(out["no_effect"], results),
     )
-    figures.save(figures.arms_figure(flat, REFERENCE), os.path.join(sweep_dir, "hoffer.png"))
+    figures.save(study_figures.arms_figure(flat, REFERENCE), os.path.join(sweep_dir, "hoffer.png"))
     return {
         "summary": {
             "reference_accuracy": (((by_arm.get(REFERENCE) or {}).get("epochs") or {}).get("accuracy") or {}).get(

@@ -33,7 +33,7 @@ seed; 13 runs in 6 programs): ≈ 40 s on this 2-core CPU while another job ran,
 import os
 
 from lbbench.config import Config
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
 from lbbench.study.search import equal_epochs_space
@@ -186,7 +186,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     )
     series = {opt: [(bb, acc(f"{opt}_b{bb}")) for bb in sizes(quick)] for opt in optimizers(quick)}
     figures.save(
-        figures.series_figure(series, (f"tuned momentum, B={SMALL}", acc(REFERENCE))),
+        study_figures.series_figure(series, (f"tuned momentum, B={SMALL}", acc(REFERENCE))),
         os.path.join(sweep_dir, "lars.png"),
     )
     return {"summary": summary, "lars": out}

@@ -58,7 +58,7 @@ import math
 import os
 
 from lbbench.config import Config
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import compare
 from lbbench.study import local_critical_batch as lcb
@@ -304,7 +304,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     summary["conclusions"] = conclusions(summary)
     atomic.write_json(os.path.join(sweep_dir, "local_critical_batch.json"), {**summary, "branches": rows})
     atomic.write_text(os.path.join(sweep_dir, "answer.md"), answer_markdown(summary, rows, quick))
-    figures.save(figures.local_critical_batch_figure(rows), os.path.join(sweep_dir, "local_critical_batch.png"))
+    figures.save(study_figures.local_critical_batch_figure(rows), os.path.join(sweep_dir, "local_critical_batch.png"))
     return {"summary": summary}
 
 

@@ -65,7 +65,7 @@ import os
 from dataclasses import asdict
 
 from lbbench.config import Config
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, compare, protocol
 from lbbench.study.halving import Halving
@@ -315,7 +315,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + answer.tuning_markdown(rows, results, lambda a: space_of_arm(a, quick), arm_name="arm")
         + answer.no_effect_markdown(out["no_effect"], results),
     )
-    figures.save(figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
+    figures.save(study_figures.arms_figure(rows, ref and ref["arm"]), os.path.join(sweep_dir, "remedies.png"))
     return {"summary": summary, "remedies": out}
 
 

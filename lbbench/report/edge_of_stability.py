@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from lbbench.report import figures
+from lbbench.report import curvature_figures, figures
 from lbbench.runs import atomic
 from lbbench.study import edge_of_stability as eos
 
@@ -115,7 +115,7 @@ def _eta_label(result: dict) -> str:
 
 
 def ratio_panels(results: dict) -> list[dict]:
-    """The ratio panels (figures.ratio_figure): GD lambda_max/(2/eta) on cross-entropy and on MSE; SGD
+    """The ratio panels (curvature_figures.ratio_figure): GD lambda_max/(2/eta) on cross-entropy and on MSE; SGD
     batch sharpness/(2/eta) and lambda_max/(2/eta); Adam lambda_max(P^-1 H)/(38/eta); each with T/2 of
     its runs' lengths. An arm without runs has no panel."""
     arms = eos.by_arm(results)
@@ -140,7 +140,7 @@ def ratio_panels(results: dict) -> list[dict]:
 
 
 def gd_curves(results: dict, arm: str = "gd") -> list[dict]:
-    """Per GD run of `arm` (figures.gd_figure): its label, train-loss history, lambda_max series, 2/eta."""
+    """Per GD run of `arm` (curvature_figures.gd_figure): its label, train-loss history, lambda_max series, 2/eta."""
     runs = sorted((r for r in results.values() if eos.arm_of(r) == arm), key=eos.lr_of)
     return [
         {
@@ -158,9 +158,11 @@ def write(sweep_dir: str, results: dict, summary: dict) -> None:
     """eos.md, eos_ratios.png, eos_gd.png, eos_gd_mse.png (if there are MSE runs) and eos_summary.json."""
     atomic.write_text(os.path.join(sweep_dir, "eos.md"), markdown(summary))
     path = lambda name: os.path.join(sweep_dir, name)  # noqa: E731
-    figures.save(figures.ratio_figure(ratio_panels(results), summary["band"]), path("eos_ratios.png"))
-    figures.save(figures.gd_figure(gd_curves(results, "gd")), path("eos_gd.png"))
+    figures.save(curvature_figures.ratio_figure(ratio_panels(results), summary["band"]), path("eos_ratios.png"))
+    figures.save(curvature_figures.gd_figure(gd_curves(results, "gd")), path("eos_gd.png"))
     if summary.get("gd_mse"):
         # log loss axis: GD on MSE at these rates starts with a catapult (experiments/edge_of_stability.py)
-        figures.save(figures.gd_figure(gd_curves(results, "gd_mse"), "MSE", log_loss=True), path("eos_gd_mse.png"))
+        figures.save(
+            curvature_figures.gd_figure(gd_curves(results, "gd_mse"), "MSE", log_loss=True), path("eos_gd_mse.png")
+        )
     atomic.write_json(path("eos_summary.json"), summary)

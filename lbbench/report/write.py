@@ -26,7 +26,7 @@ import os
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from tensorboardX import SummaryWriter
 
-from lbbench.report import figures, numfmt
+from lbbench.report import curvature_figures, figures, numfmt
 from lbbench.report.data import (
     ARM,
     BOOKKEEPING,
@@ -203,7 +203,7 @@ def _density_figure(groups, keys, group_by):
         if run is not None:
             label = f"{cell_label(k, cells) or 'all runs'} (seed {run['config'].get('seed')})"
             by_model.setdefault(run["config"]["model"], {})[label] = run["sharpness"]["density"]
-    return figures.density_panels(by_model) if by_model else None
+    return curvature_figures.density_panels(by_model) if by_model else None
 
 
 def make_figures(
@@ -232,7 +232,7 @@ def make_figures(
     figs.update({k: v for k, v in extra.items() if v is not None})
     analysis = analysis or {}
     for curve in analysis.get("interpolation", []):
-        figs[f"interpolation_{curve['model']}"] = figures.interpolation_figure(curve)
+        figs[f"interpolation_{curve['model']}"] = curvature_figures.interpolation_figure(curve)
     return figs
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 from _study_fakes import fake_result, model_curve
 
-from lbbench.report import figures
+from lbbench.report import figures, study_figures
 from lbbench.study import answer, bootstrap
 
 
@@ -80,8 +80,8 @@ def test_figures_render(tmp_path):
     res = {f"b{b}": fake_result(b, model_curve(b, 30), noise=[200.0] * 30) for b in (64, 256, 1024, 4096)}
     summ = answer.steps_summary(res, 0.7)
     ci = bootstrap.residual_fit_ci({r["arm"]: r["tuning_steps"][f"b{r['arm']}"] for r in summ})
-    figures.save(figures.steps_figure(summ, ci, target=0.7, b_simple=200.0), str(tmp_path / "s.png"))
-    figures.save(figures.accuracy_figure(answer.answer_rows(res)), str(tmp_path / "a.png"))
+    figures.save(study_figures.steps_figure(summ, ci, target=0.7, b_simple=200.0), str(tmp_path / "s.png"))
+    figures.save(study_figures.accuracy_figure(answer.answer_rows(res)), str(tmp_path / "a.png"))
     assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "a.png").stat().st_size > 1000
 
 
