@@ -124,7 +124,9 @@ def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
         + "\n"
         + compare.difference_markdown(
             f"Does accuracy degrade at convergence? Each arm against B = {ref}", [(str(a), d) for a, d in diffs.items()]
-        ),
+        )
+        + "\n"
+        + answer.tuning_markdown(rows, results, lambda a: default_space("momentum"), arm_name="arm"),
     )
     by_batch = [r for r in rows if isinstance(r["arm"], int)]  # the regime arm is in the tables
     figures.save(study_figures.accuracy_figure(by_batch), os.path.join(sweep_dir, "accuracy_vs_batch.png"))
