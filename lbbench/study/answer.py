@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lbbench.config_sections import SECTIONS
 from lbbench.models import uses_batch_norm
 from lbbench.runs.folder import NON_RESULT_FIELDS
 from lbbench.study import search, targets, verdicts
@@ -48,35 +49,21 @@ SETTINGS = (
     "beta2_scaling",
 )
 
+# The gradient noise scale only measures a model without BatchNorm (the sub-batch gradients average
+# to the batch gradient); with BatchNorm its sub-batch estimate is another quantity, so the fields stay
+# part of a BatchNorm trial.
+NOISE_SCALE_FIELDS = ("noise_scale_groups", "noise_scale_every", "noise_scale_ema")
 # Fields that do not change a trial's training trajectory: its seed, where it is written and what is
-# measured after training. Re-runs of a winner may switch measurements on and stay the same trial.
+# measured (config_sections' measurement fields but the noise scale and the evaluation cadence, which
+# decides what selection sees). Re-runs of a winner may switch measurements on and stay the same trial.
 RUN_ONLY = (
     "seed",
     "run_name",
     "workdir",
     "save_params",
-    "sharpness",
-    "sharpness_every",
-    "sharpness_examples",
-    "lanczos_iters",
-    "top_k",
-    "hutchinson_probes",
-    "spectral_density",
-    "sharpness_per_layer",
-    "epsilons",
-    "eps_subspace_dim",
-    "lbfgs_iters",
-    "track_curvature_every",
-    "track_curvature_iters",
-    "gradient_tests_every",
-    "adaptive_sharpness_rho",
-    "adaptive_sharpness_steps",
-    "eval_test_every_steps",
+    *(f for f in SECTIONS["measurement"] if f not in (*NOISE_SCALE_FIELDS, "eval_every_steps")),
     *NON_RESULT_FIELDS,  # resume, pause_at_epoch, checkpoints, overwrite, where the data lives
 )
-# The gradient noise scale only measures a model without BatchNorm (the sub-batch gradients average
-# to the batch gradient); with BatchNorm its sub-batches change the statistics, hence the trial.
-NOISE_SCALE_FIELDS = ("noise_scale_groups", "noise_scale_every", "noise_scale_ema")
 
 
 def hparams_key(cfg: dict) -> tuple:
