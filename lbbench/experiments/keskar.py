@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from lbbench.config import Config
-from lbbench.report.figures import interpolation_figure
+from lbbench.report.curvature_figures import interpolation_figure
 from lbbench.sweep import env_dataset
 from lbbench.training.interpolate import interpolate
 

@@ -22,6 +22,7 @@ EXPERIMENTS = (
     "lars",
     "hoffer",
     "critical_batch",
+    "critical_batch_bn",
     "remedies",
     "edge_of_stability",
     "halving_check",
@@ -41,6 +42,7 @@ STUDY_FILES = {
         "halving.json",
         "halving.md",
     ),
+    "critical_batch_bn": ("answer.md", "critical_batch.json", "accuracy_vs_batch.png", "halving.md"),
     "remedies": ("answer.md", "remedies.json", "remedies.png"),
     "convergence": ("answer.md", "convergence.json", "accuracy_vs_batch.png", "halving.md"),
     "local_critical_batch": ("answer.md", "local_critical_batch.json", "local_critical_batch.png"),
@@ -143,3 +145,16 @@ def test_sigkill_then_rerun_finishes_without_repeats(tmp_path):
         # a killed attempt's partial TensorBoard file was cleared before the rerun
         assert len(glob.glob(os.path.join(sweep_dir, name, "events.out.tfevents.*"))) == 1
     assert os.path.exists(os.path.join(sweep_dir, "report.md"))
+
+
+def test_every_shipped_experiment_has_its_quick_mode_run_here():
+    """A shipped experiment that is not retired is in EXPERIMENTS (its quick mode runs above)."""
+    live = set()
+    for name in experiment_file.shipped():
+        try:
+            experiment_file.load_experiment(name)
+        except experiment_file.SweepError as e:
+            assert "is retired" in str(e), e  # anything else is a broken experiment file
+            continue
+        live.add(name)
+    assert live <= set(EXPERIMENTS)
