@@ -67,7 +67,7 @@ def _train_epochs(group: Group, state, resume=None):
             log(progress.group_epoch_line(epoch, cfg, recs, time.perf_counter() - t0, len(group.records)))
         if not group.training():
             break
-        if epoch == cfg.pause_at_epoch:
+        if cfg.pause_at_epoch and epoch >= cfg.pause_at_epoch:  # >=: a resume may start past the rung
             group.pause(state, epoch)
             break
     return state

@@ -194,3 +194,15 @@ def test_validation_metrics_are_recorded_everywhere(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["record"] == "epoch"]
     assert len(epochs) == 2 and all(math.isfinite(r["accuracy/validation"]) for r in epochs)
+
+
+def test_a_run_resumed_past_its_pause_epoch_pauses_at_the_next_epoch_end(tmp_path):
+    """A rung replayed from a checkpoint that is already past it (a sweep restarted after an interrupt
+    in a later rung) stops at its first epoch end, paused — it must not train to the full budget."""
+    cfg = tiny_cfg(tmp_path, epochs=5)
+    first = train.run(cfg.replace(pause_at_epoch=2))
+    assert first["status"] == "paused" and len(first["history"]["epoch"]) == 2
+    again = train.run(cfg.replace(pause_at_epoch=1, resume=True))  # checkpoint at the start of epoch 3
+    assert again["status"] == "paused" and again["history"]["epoch"] == [1, 2, 3]
+    done = train.run(cfg.replace(resume=True))
+    assert done["status"] == "completed" and done["history"]["epoch"] == [1, 2, 3, 4, 5]
