@@ -18,7 +18,7 @@ from lbbench.sweep import experiment_file
 
 RESULTS = os.path.join(ROOT, "experiments", "results")
 # rerun under the validation protocol (issue 17), and the branching study of issue 23
-STUDIES = ("critical_batch", "goyal", "lars", "remedies", "local_critical_batch")
+STUDIES = ("critical_batch", "goyal", "lars", "remedies", "local_critical_batch", "convergence")
 QUOTE = re.compile(r"^> \[(\w+)\] (.+)$")
 
 
@@ -55,3 +55,22 @@ def test_build_notes_quote_only_computed_conclusions():
     assert {s for s, _ in quotes} >= set(STUDIES), "BUILD_NOTES quotes every rerun study's conclusions"
     for study, sentence in quotes:
         assert sentence in _summary(study)["conclusions"], f"[{study}] {sentence}"
+
+
+def test_the_committed_answer_table_is_what_the_committed_studies_give(tmp_path):
+    """experiments/results/answer_table.md names its studies; regenerated from their committed
+    analysis.json it is the same file (no cell or sentence edited by hand, none stale)."""
+    from lbbench.report import answer_table
+
+    with open(os.path.join(RESULTS, "answer_table.md"), encoding="utf-8") as f:
+        committed = f.read()
+    studies = re.findall(r"`([^`=]+)=([^`]+)`", committed.split("\n\n")[1])
+    assert {os.path.basename(folder) for _, folder in studies} >= {"critical_batch", "convergence"}
+    out = tmp_path / "answer_table.md"
+    cwd = os.getcwd()
+    try:
+        os.chdir(ROOT)  # the folders are named relative to the repository
+        answer_table.write(studies, str(out))
+    finally:
+        os.chdir(cwd)
+    assert out.read_text(encoding="utf-8") == committed

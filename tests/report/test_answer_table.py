@@ -43,14 +43,14 @@ def test_every_cell_is_its_studys_verdict_and_missing_arms_are_dashes(tmp_path):
             "--study",
             f"mlp={_write(tmp_path, 'cb', CB)}",
             "--study",
-            f"conv={_write(tmp_path, 'cv', CONV)}",
+            f"mlp={_write(tmp_path, 'cv', CONV)}",
             "--out",
             str(out),
         ]
     )
     md = out.read_text()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
-    assert rc == 0 and "| B | mlp: equal epochs | mlp: equal steps | conv: at convergence |" in md
+    assert rc == 0 and "| B | mlp: equal epochs | mlp: equal steps | mlp: at convergence |" in md
     assert rows["2048"].count("**") == 6 and "-0.0500 [-0.0550, -0.0450] **worse**" in rows["2048"]
     assert "+0.2700" in rows["2048"] and "**inconclusive**" in rows["2048"]
     assert rows["64"].endswith("| — |")  # the convergence study has no B = 64 arm against itself
@@ -58,7 +58,7 @@ def test_every_cell_is_its_studys_verdict_and_missing_arms_are_dashes(tmp_path):
     assert "| reference | B = 32 | B = 32 | B = 64 |" in md
     # the conclusions are the columns' verdicts, in the studies' own sentence form
     assert "mlp: equal epochs (10 epochs), test accuracy against B = 32: non-inferior or better: 64; worse: 2048" in md
-    assert "conv: at convergence (max(30 epochs, 3,000 steps), warmup + cosine)" in md
+    assert "mlp: at convergence (max(30 epochs, 3,000 steps), warmup + cosine)" in md
 
 
 def test_a_missing_or_foreign_analysis_is_a_one_line_error(tmp_path, capsys):
