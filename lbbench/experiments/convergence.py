@@ -108,7 +108,7 @@ def followup(results: dict, quick: bool) -> list[dict]:
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     arms = {str(arm(r["config"])): arm(r["config"]) for r in results.values() if r and "config" in r}
-    stopped = {arms[k]: n for k, n in sweep_halving.stopped_by_bracket(sweep_dir).items() if k in arms}
+    stopped = {arms[k]: n for k, n in sweep_halving.stopped_by_bracket(sweep_dir, results).items() if k in arms}
     rows = answer.answer_rows(results, epoch_budget=math.inf, arm=arm, kinds=("epochs",), stopped=stopped)
     cells = {r["arm"]: r.get("epochs") for r in rows if (r.get("epochs") or {}).get("best")}
     ref = (QUICK_BATCHES if quick else BATCHES)[0]

@@ -213,7 +213,7 @@ def widen_k(quick: bool) -> int:
 
 def analyze(sweep_dir: str, results: dict, quick: bool, w: Workload = MLP) -> dict:
     bud = _budgets(quick, w)
-    stopped = {int(b): n for b, n in sweep_halving.stopped_by_bracket(sweep_dir).items()}
+    stopped = {int(b): n for b, n in sweep_halving.stopped_by_bracket(sweep_dir, results).items()}
     rows = answer.answer_rows(results, epoch_budget=bud["epochs"], step_budget=bud["steps"], stopped=stopped)
     per_target = [target_analysis(results, goal) for goal in targets_of(quick)]
     out = {"targets": per_target, "budgets": bud, "answer": rows, "no_effect": answer.no_effect(results)}

@@ -71,6 +71,7 @@ from lbbench.study import answer, compare, protocol
 from lbbench.study.halving import Halving
 from lbbench.study.search import SearchSpace, equal_epochs_space, ghost_batch_dim
 from lbbench.sweep import env_dataset
+from lbbench.sweep import halving as sweep_halving
 
 NAME = "remedies"
 OPTIMIZERS = ("momentum", "nesterov", "adam", "lars", "lamb", "sam")
@@ -263,7 +264,8 @@ def followup(results: dict, quick: bool) -> list[dict]:
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     small, large = sizes(quick)
-    rows = answer.answer_rows(results, epoch_budget=epochs(quick), step_budget=None, arm=arm)
+    stopped = sweep_halving.stopped_by_bracket(sweep_dir, results)  # {arm: trials the ladder stopped}
+    rows = answer.answer_rows(results, epoch_budget=epochs(quick), step_budget=None, arm=arm, stopped=stopped)
     by_arm = {r["arm"]: r for r in rows}
     refs = [by_arm[f"{o}_b{small}"] for o in REFERENCE_OPTIMIZERS if f"{o}_b{small}" in by_arm]
     refs = [r for r in refs if r["epochs"] and r["epochs"].get("best")]

@@ -324,9 +324,10 @@ def tuning_markdown(rows: list[dict], results: dict, space_of: Callable, arm_nam
         "### Was K enough? Expected best validation accuracy of k trials (Dodge et al. 2019), epoch budget",
         "",
         "A curve still rising at k = K says more trials would have helped; a winner in the outer 10 % of a "
-        "searched range may have its optimum outside it. Where a winner sat there, the range was widened on "
-        "that side and more trials drawn from it (study.protocol.widening; their count is in the last column, "
-        "and K counts them); the edge column is the final winner's, against the original range.",
+        "searched range may have its optimum outside it. The last column counts the trials the range-edge rule "
+        "(study.protocol.widening) drew over a range widened on that side, which K includes ('no': none were "
+        "drawn, as for every arm of a study run before the rule existed); the edge column is the final "
+        "winner's, against the original range.",
         "",
         f"| {arm_name} | " + " | ".join(f"k = {k}" for k in ks) + " | winner at the edge of its range | widened |",
         "| --- | " + " | ".join("---" for _ in ks) + " | --- | --- |",

@@ -92,11 +92,17 @@ def write(sweep_dir: str, ladder: dict, spec: halving.Halving) -> None:
     atomic.write_text(os.path.join(sweep_dir, "halving.md"), halving.ladder_markdown(ladder, spec))
 
 
-def stopped_by_bracket(sweep_dir: str) -> dict:
-    """{bracket key as written: number of trials the ladder stopped early} from halving.json ({} if none)."""
+def stopped_by_bracket(sweep_dir: str, counted=()) -> dict:
+    """{bracket key as written: number of trials the ladder stopped early} from halving.json ({} if none),
+    leaving out the run names in `counted` (a trial that diverged at a rung is stopped there and also has
+    a finished result: the analysis counts it once, from its result)."""
     data, _ = read_json(os.path.join(sweep_dir, "halving.json"))
     brackets = (data or {}).get("brackets") or {}
-    return {key: sum(t["outcome"].startswith("stopped") for t in b["trials"].values()) for key, b in brackets.items()}
+    counted = set(counted)
+    return {
+        key: sum(t["outcome"].startswith("stopped") and name not in counted for name, t in b["trials"].items())
+        for key, b in brackets.items()
+    }
 
 
 def spec_of(module, quick: bool) -> halving.Halving | None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lbbench.cli import sweep as sweep_cli
+from lbbench.sweep import halving as sweep_halving
 
 EXPERIMENT = textwrap.dedent("""
     from lbbench.config import Config
@@ -93,3 +94,22 @@ def test_halving_ladder_continues_promoted_trials_exactly(tmp_path, capsys):
     assert _sweep(exp, tmp_path / "sh") == 0
     assert mtimes == {k: os.stat(sh / k / "result.json").st_mtime for k in results}
     assert "one program for" not in capsys.readouterr().out
+
+
+def test_a_trial_that_diverged_at_a_rung_is_counted_once(tmp_path):
+    """The ladder stops a diverged trial at its rung, and its result is finished too: the analysis passes
+    the names it counts from results, and the ladder's count leaves them out."""
+    ladder = {
+        "brackets": {
+            "256": {
+                "trials": {
+                    "a": {"outcome": "stopped after rung 1 (rank 3 of 3)"},
+                    "b": {"outcome": "stopped after rung 1 (diverged or failed)"},
+                    "c": {"outcome": "full budget"},
+                }
+            }
+        }
+    }
+    (tmp_path / "halving.json").write_text(json.dumps(ladder))
+    assert sweep_halving.stopped_by_bracket(str(tmp_path)) == {"256": 2}
+    assert sweep_halving.stopped_by_bracket(str(tmp_path), {"b": {}, "c": {}}) == {"256": 1}
