@@ -46,7 +46,7 @@ def test_round_trip_through_dict():
 
 def test_loss_shapes_the_program_and_names_only_non_default_runs():
     from lbbench.config import TRACED_FIELDS
-    from lbbench.config_sections import BOOKKEEPING
+    from lbbench.config.sections import BOOKKEEPING
 
     assert "loss" not in TRACED_FIELDS and "loss" not in BOOKKEEPING  # a hyperparameter of the program
     assert Config(loss="mse").group_key() != Config().group_key()
@@ -62,7 +62,7 @@ def test_lars_small_lr_warns():
 def test_every_field_is_in_exactly_one_help_section():
     import dataclasses
 
-    from lbbench.config_sections import SECTIONS
+    from lbbench.config.sections import SECTIONS
 
     listed = [name for names in SECTIONS.values() for name in names]
     assert sorted(listed) == sorted(f.name for f in dataclasses.fields(Config))

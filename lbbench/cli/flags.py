@@ -12,7 +12,7 @@ import textwrap
 from absl import flags
 
 from lbbench.config import SEED_LIMIT, Config, ConfigError, parse_batch_schedule
-from lbbench.config_sections import SECTIONS
+from lbbench.config.sections import SECTIONS
 from lbbench.runs import folder as run_folder
 from lbbench.runs import names
 from lbbench.training import checkpoint

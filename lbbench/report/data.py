@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from lbbench.config import Config
-from lbbench.config_sections import BOOKKEEPING
+from lbbench.config.sections import BOOKKEEPING
 from lbbench.report import numfmt
 from lbbench.runs import reader as results_lib
 from lbbench.runs.reader import read_checked, read_json

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 
 from lbbench.config import Config
-from lbbench.config_sections import BOOKKEEPING
+from lbbench.config.sections import BOOKKEEPING
 from lbbench.runs.reader import read_json
 
 CORE_KEYS = ("batch_size", "optimizer", "learning_rate", "schedule", "epochs")

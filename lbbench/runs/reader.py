@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from lbbench.config import Config, ConfigError
-from lbbench.config_sections import BOOKKEEPING
+from lbbench.config.sections import BOOKKEEPING
 from lbbench.models import build_model
 from lbbench.runs.tags import FINAL
 
@@ -244,7 +244,7 @@ def load(folder: str, margin: float = CHANCE_MARGIN, infrastructure: bool = Fals
 
     Columns: run_name, run_dir (relative to `folder`), seed, the varying hyperparameters, status and
     never_learned, the metrics, the hyperparameters all runs share, timing; bookkeeping config keys
-    (config_sections.BOOKKEEPING: workdir, sharpness, eval_every_steps, …), git_commit and error only with
+    (config.sections.BOOKKEEPING: workdir, sharpness, eval_every_steps, …), git_commit and error only with
     `infrastructure=True`, last.
     """
     import pandas as pd  # only here: pandas is needed for DataFrames, nowhere else

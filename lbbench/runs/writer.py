@@ -23,7 +23,7 @@ from tensorboardX import FileWriter, SummaryWriter
 from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
 
 from lbbench.config import Config
-from lbbench.config_sections import help_texts
+from lbbench.config.sections import help_texts
 from lbbench.runs import hparams as hparams_lib
 from lbbench.runs import locks
 from lbbench.runs import tags as tags_lib

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lbbench.config_sections import SECTIONS
+from lbbench.config.sections import SECTIONS
 from lbbench.models import uses_batch_norm
 from lbbench.runs.folder import NON_RESULT_FIELDS
 from lbbench.study import search, targets, verdicts
@@ -54,7 +54,7 @@ SETTINGS = (
 # part of a BatchNorm trial.
 NOISE_SCALE_FIELDS = ("noise_scale_groups", "noise_scale_every", "noise_scale_ema")
 # Fields that do not change a trial's training trajectory: its seed, where it is written and what is
-# measured (config_sections' measurement fields but the noise scale and the evaluation cadence, which
+# measured (config.sections' measurement fields but the noise scale and the evaluation cadence, which
 # decides what selection sees). Re-runs of a winner may switch measurements on and stay the same trial.
 RUN_ONLY = (
     "seed",

@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 import scipy.stats
 
-from lbbench.config_sections import BOOKKEEPING
+from lbbench.config.sections import BOOKKEEPING
 from lbbench.runs.reader import read_json
 
 TARGETS = ("generalization_gap", "test_error")

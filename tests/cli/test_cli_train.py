@@ -120,7 +120,7 @@ def test_help_is_grouped_with_usage_and_examples(capsys):
     import dataclasses
 
     from lbbench.config import Config
-    from lbbench.config_sections import SECTIONS
+    from lbbench.config.sections import SECTIONS
 
     assert main.main(["lbbench", "--help"]) == 0
     out = capsys.readouterr().out

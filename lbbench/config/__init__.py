@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-from lbbench.config_checks import ConfigError, check_batch_schedule, ghost_error, groups_error, parse_batch_schedule
+from lbbench.config.checks import ConfigError, check_batch_schedule, ghost_error, groups_error, parse_batch_schedule
 
 DATASETS = ("mnist1d", "random", "mnist", "fashion_mnist", "cifar10", "cifar100")
 MODELS = ("mlp", "bn_mlp", "f1", "c1", "c2", "resnet20", "tiny_mlp", "tiny_bn_mlp", "tiny_c1", "tiny_c2", "tiny_resnet")
