@@ -15,6 +15,8 @@ on validation accuracy; with a cosine schedule an early rung ranks trials before
 decayed: a noisier ranking, which the halving_check comparison measures for the constant-rate
 study). The winner of each arm (best validation accuracy at the end, tuning seed 0) is re-run with
 seeds 1 … 8; test accuracy at the end of the budget — the pre-declared checkpoint — is read once.
+An arm whose winner sits in the outer 10 % of a searched range first gets 8 more trials over that range
+widened on that side (critical_batch's range-edge rule, study.protocol.widening).
 
 Arms: B = 64, 512 and 2048 (what two CPU cores can afford in one session: a 2048 trial trains
 104 epochs for its 3,000 steps, 3.5× the examples of a 64 one; 4096 would double the study's

@@ -16,6 +16,9 @@ Sobol scramble seeded by the batch size's index).
 batch size's K trials are ranked on validation accuracy after 1/9 and 1/3 of their epochs, the top
 ⌊n/3⌋ go on from their own checkpoints, so 32 → 10 → 3 trials run the full budget (about 7.8
 full runs' worth of training instead of 32). Only full-budget trials can be winners.
+**Range-edge rule** (study.protocol.widening): a batch size whose winner sits in the outer 10 % of a
+searched range gets K_WIDEN = 8 more full-budget trials over that range widened on that side before
+its winners are re-run.
 `lbbench-sweep critical_batch --full_search` trains all K to the end instead.
 The tuning trials measure nothing but what selection reads (validation accuracy at the cadence
 below; test only at epoch ends; no gradient noise scale, no sharpness): the test set between epochs

@@ -40,7 +40,8 @@ Issue 22 adds remedies that are not optimizers, each tuned over momentum's space
 **Tuning budget** (issue 22): every tuned arm draws K = 32 trials; successive halving per arm
 (critical_batch's ladder: ranked on validation accuracy after 1/9 and 1/3 of the epochs, the top third
 promoted from its own checkpoint) trains 32 → 10 → 3 of them for the full 30 epochs. Only
-full-budget trials can win.
+full-budget trials can win. An arm whose winner sits in the outer 10 % of a searched range then gets K_WIDEN = 8
+more trials over that range widened on that side before its re-runs (study.protocol.widening).
 
 The batch-schedule arms take more steps than a constant 8192 within the same epochs (the answer's gap
 table lists each winner's steps): the comparison is at an equal number of examples, as for every arm.
