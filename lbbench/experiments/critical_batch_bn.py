@@ -41,3 +41,7 @@ def followup(results: dict, quick: bool) -> list[dict]:
 
 def analyze(sweep_dir: str, results: dict, quick: bool) -> dict:
     return _study.analyze(sweep_dir, results, quick, WORKLOAD)
+
+
+def conclusions(summary: dict) -> list[str]:
+    return _study.conclusions(summary)

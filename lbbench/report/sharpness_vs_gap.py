@@ -1,9 +1,10 @@
-"""`python -m lbbench.report.sharpness_vs_gap SWEEP_DIR [...] --out DIR`: does any sharpness measure
+"""`python -m lbbench.report.sharpness_vs_gap SWEEP_DIR|JSON [...] --out DIR`: does any sharpness measure
 rank the generalization gap over the finished runs of these study folders (lbbench.study.correlation)?
 
 Writes sharpness_vs_gap.md (one row per measure and target: n, Kendall's τ, its 95 % bootstrap
-interval, Jiang's granulated Ψ, and the verdict the interval gives), sharpness_vs_gap.json and
-sharpness_vs_gap.png (a scatter per measure against the gap).
+interval, Jiang's granulated Ψ, and the verdict the interval gives), sharpness_vs_gap.json (the
+tables and every run's row, so that a later analysis can add studies without the sweep folders) and
+sharpness_vs_gap.png (a scatter per measure against the gap). An input may be such a JSON file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from lbbench.report.numfmt import num
 from lbbench.runs import atomic
@@ -71,6 +73,7 @@ def scatter(rows: list[dict], path: str) -> None:
             xy = ([r[m] for r in have], [r["generalization_gap"] for r in have])
             ax.scatter(*xy, s=12, marker=markers[w], label=f"{s} ({w})")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a narrow log range overprint each other
         ax.set(xlabel=m, ylabel="generalization gap (train − test acc)")
         ax.grid(alpha=0.3)
     fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=min(len(groups), 4))
@@ -79,14 +82,20 @@ def scatter(rows: list[dict], path: str) -> None:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lbbench.report.sharpness_vs_gap", description=__doc__)
-    parser.add_argument("folders", nargs="+", help="study sweep folders holding run folders")
+    parser.add_argument(
+        "folders", nargs="+", help="study sweep folders holding run folders, or sharpness_vs_gap.json files"
+    )
     parser.add_argument("--out", required=True, help="folder for sharpness_vs_gap.md/.json/.png")
     args = parser.parse_args(argv[1:])
-    missing = [f for f in args.folders if not os.path.isdir(f)]
+    missing = [f for f in args.folders if not os.path.isdir(f) and correlation.saved_rows(f) is None]
     if missing:
-        print(f"sharpness_vs_gap: error: not a folder: {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"sharpness_vs_gap: error: neither a folder nor a sharpness_vs_gap.json with runs: {', '.join(missing)}",
+            file=sys.stderr,
+        )
         return 2
-    rows = correlation.rows_from(args.folders)
+    rows = correlation.rows_from([f for f in args.folders if os.path.isdir(f)])
+    rows += [r for f in args.folders if not os.path.isdir(f) for r in correlation.saved_rows(f)]
     if len(rows) < 3:
         print(f"sharpness_vs_gap: error: {len(rows)} runs with a sharpness measurement; need 3", file=sys.stderr)
         return 2
@@ -94,7 +103,9 @@ def main(argv: list[str]) -> int:
     os.makedirs(args.out, exist_ok=True)
     text = markdown(rows, by_workload, args.folders)
     atomic.write_text(os.path.join(args.out, "sharpness_vs_gap.md"), text)
-    atomic.write_json(os.path.join(args.out, "sharpness_vs_gap.json"), {"runs": len(rows), "workloads": by_workload})
+    atomic.write_json(
+        os.path.join(args.out, "sharpness_vs_gap.json"), {"runs": len(rows), "workloads": by_workload, "rows": rows}
+    )
     scatter(rows, os.path.join(args.out, "sharpness_vs_gap.png"))
     print(text)
     return 0

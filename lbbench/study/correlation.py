@@ -105,6 +105,16 @@ def rows_from(folders: list[str]) -> list[dict]:
     return rows
 
 
+def saved_rows(path: str) -> list[dict] | None:
+    """The run rows a sharpness_vs_gap.json kept (its "rows"), hparams made hashable again; None when the
+    file is missing, unreadable or keeps none."""
+    data = read_json(path)[0]
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "run" in r for r in rows):
+        return None
+    return [{**r, "hparams": {k: _hashable(v) for k, v in (r.get("hparams") or {}).items()}} for r in rows]
+
+
 def _hashable(v):
     return tuple(v) if isinstance(v, list) else v
 

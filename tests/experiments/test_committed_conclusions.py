@@ -18,7 +18,7 @@ from lbbench.sweep import experiment_file
 
 RESULTS = os.path.join(ROOT, "experiments", "results")
 # rerun under the validation protocol (issue 17), and the branching study of issue 23
-STUDIES = ("critical_batch", "goyal", "lars", "remedies", "local_critical_batch", "convergence")
+STUDIES = ("critical_batch", "critical_batch_bn", "goyal", "lars", "remedies", "local_critical_batch", "convergence")
 QUOTE = re.compile(r"^> \[(\w+)\] (.+)$")
 
 
@@ -65,7 +65,7 @@ def test_the_committed_answer_table_is_what_the_committed_studies_give(tmp_path)
     with open(os.path.join(RESULTS, "answer_table.md"), encoding="utf-8") as f:
         committed = f.read()
     studies = re.findall(r"`([^`=]+)=([^`]+)`", committed.split("\n\n")[1])
-    assert {os.path.basename(folder) for _, folder in studies} >= {"critical_batch", "convergence"}
+    assert {os.path.basename(folder) for _, folder in studies} >= {"critical_batch", "convergence", "critical_batch_bn"}
     out = tmp_path / "answer_table.md"
     cwd = os.getcwd()
     try:

@@ -35,3 +35,24 @@ def test_the_command_writes_one_table_per_workload_and_its_plot_and_refuses_a_mi
     assert "## Workload `mlp`: 4 runs" in md and "| lambda_max | generalization_gap | 4 | 1 |" in md
     assert "| lambda_max | generalization_gap | 4 | -1 |" in md
     assert sharpness_vs_gap.main(["x", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+
+
+def test_a_saved_json_stands_in_for_its_sweep_folders(tmp_path):
+    """The JSON keeps every run's row, so a later analysis can add a study without the earlier folders."""
+    study = tmp_path / "study"
+    for i, (lam, gap) in enumerate(((1.0, 0.01), (5.0, 0.03), (20.0, 0.02), (40.0, 0.08))):
+        (study / f"r{i}").mkdir(parents=True)
+        result = {
+            "status": "completed",
+            "config": {"batch_size": 32 * 4**i, "model": "mlp", "hidden": [8, 8]},
+            "final": {"generalization_gap": gap, "test_accuracy": 0.9},
+            "sharpness": {"lambda_max": lam},
+        }
+        (study / f"r{i}" / "result.json").write_text(json.dumps(result))
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert sharpness_vs_gap.main(["x", str(study), "--out", str(first)]) == 0
+    assert sharpness_vs_gap.main(["x", str(first / "sharpness_vs_gap.json"), "--out", str(again)]) == 0
+    a, b = (json.loads((d / "sharpness_vs_gap.json").read_text()) for d in (first, again))
+    assert a == b and len(a["rows"]) == 4 and a["workloads"]["mlp"]["table"][0]["tau"] == pytest.approx(2 / 3)
+    (tmp_path / "old.json").write_text(json.dumps({"runs": 4, "workloads": {}}))  # an older file without rows
+    assert sharpness_vs_gap.main(["x", str(tmp_path / "old.json"), "--out", str(again)]) == 2
