@@ -21,8 +21,8 @@ from lbbench.runs import atomic
 from lbbench.study import correlation
 
 
-def markdown(rows: list[dict], by_workload: dict[str, dict], folders: list[str]) -> str:
-    names = ", ".join(os.path.basename(os.path.normpath(f)) for f in folders)
+def markdown(rows: list[dict], by_workload: dict[str, dict]) -> str:
+    names = ", ".join(sorted({r["run"].split("/")[0] for r in rows}))  # the studies, whether read from folders or JSON
     lines = [
         "# Does sharpness rank the generalization gap?",
         "",
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
         return 2
     by_workload = correlation.tables_by_workload(rows)
     os.makedirs(args.out, exist_ok=True)
-    text = markdown(rows, by_workload, args.folders)
+    text = markdown(rows, by_workload)
     atomic.write_text(os.path.join(args.out, "sharpness_vs_gap.md"), text)
     atomic.write_json(
         os.path.join(args.out, "sharpness_vs_gap.json"), {"runs": len(rows), "workloads": by_workload, "rows": rows}

@@ -53,6 +53,11 @@ def test_a_saved_json_stands_in_for_its_sweep_folders(tmp_path):
     assert sharpness_vs_gap.main(["x", str(study), "--out", str(first)]) == 0
     assert sharpness_vs_gap.main(["x", str(first / "sharpness_vs_gap.json"), "--out", str(again)]) == 0
     a, b = (json.loads((d / "sharpness_vs_gap.json").read_text()) for d in (first, again))
-    assert a == b and len(a["rows"]) == 4 and a["workloads"]["mlp"]["table"][0]["tau"] == pytest.approx(2 / 3)
+    assert (
+        a == b
+        and "from: study;" in (again / "sharpness_vs_gap.md").read_text()
+        and len(a["rows"]) == 4
+        and a["workloads"]["mlp"]["table"][0]["tau"] == pytest.approx(2 / 3)
+    )
     (tmp_path / "old.json").write_text(json.dumps({"runs": 4, "workloads": {}}))  # an older file without rows
     assert sharpness_vs_gap.main(["x", str(tmp_path / "old.json"), "--out", str(again)]) == 2
