@@ -33,6 +33,11 @@ from lbbench.sweep import runner
 from lbbench.training import loop
 
 
+def seeds_of(module) -> int:
+    """How many seeds re-run each winner: the experiment's SEEDS (0 where it re-runs none), never a guess."""
+    return len(getattr(module, "SEEDS", ()))
+
+
 def _short(cfg, min_steps: int, steps_per_epoch: int, name: str, workdir: str):
     epochs = max(1, math.ceil(min_steps / steps_per_epoch))
     return cfg.replace(epochs=epochs, run_name=name, workdir=workdir, pause_at_epoch=0, save_params=False)
@@ -106,7 +111,7 @@ def run(
     plan = runner.plan(experiment, quick, tempfile.gettempdir())
     spec = sweep_halving.spec_of(plan.module, quick)
     extra = plan.module.rerun_extra(quick) if hasattr(plan.module, "rerun_extra") else {}
-    seeds = len(getattr(plan.module, "SEEDS", (1, 2, 3)))
+    seeds = seeds_of(plan.module)
     by_batch: dict = {}
     for c in plan.configs:
         by_batch.setdefault(c.batch_size, []).append(c)

@@ -16,6 +16,7 @@ sharpness-vs-gap correlation (issue 23).
 from lbbench.experiments import critical_batch as _study
 
 NAME = "critical_batch_bn"
+K, SEEDS = _study.K, _study.SEEDS  # read by lbbench-bench --what=study's projection
 WORKLOAD = _study.Workload("bn_mlp", "tiny_bn_mlp", tuple(2**k for k in range(5, 13)))
 
 

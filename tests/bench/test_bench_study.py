@@ -40,3 +40,11 @@ def test_quick_study_benchmark_runs(tmp_path):
         assert r["tuning"]["trial_examples_per_s"] > 0
         assert math.isfinite(r["eval_fraction"]) and r["tuning_s"] > 0 and r["reruns_s"] > 0
     assert out["projected_s"] == pytest.approx(sum(r["tuning_s"] + r["reruns_s"] for r in out["rows"]))
+
+
+def test_the_projection_reruns_each_winner_with_the_studys_own_seeds():
+    """The BatchNorm study re-runs with critical_batch's 8 seeds (a missing SEEDS once projected 3)."""
+    from lbbench.experiments import critical_batch, critical_batch_bn, seed_article
+
+    assert study.seeds_of(critical_batch_bn) == study.seeds_of(critical_batch) == 8
+    assert study.seeds_of(seed_article) == 0
