@@ -368,6 +368,7 @@ def _crossings(results: dict, summary: list[dict], goal: float) -> dict:
             "fraction_of_run": max(steps) / length,
             "b_simple": b_simple,
             "equilibrated": b_simple is not None and min(steps) >= EQUILIBRATED_STEPS,
+            "noise_scale_measured": all(x["config"].get("noise_scale_groups", 1) > 1 for x, _ in hits),
         }
     return out
 
@@ -399,7 +400,7 @@ def critical_batch_markdown(t: dict) -> str:
     for r in t["steps"]:
         reach = sum(s is not None for s in r["tuning_steps"].values())
         c = t["crossings"].get(r["arm"]) or {}
-        bs = _fmt(c.get("b_simple")) + ("" if c.get("equilibrated") else " (not equilibrated)" if c else "")
+        bs = _b_simple_cell(c)
         lines.append(
             f"| {r['arm']} | {_fmt(_geo(r['seed_steps']))} ({', '.join(_fmt(s) for s in r['seed_steps'])}) "
             f"| {_pct(c.get('quantisation'))} | {_pct(c.get('fraction_of_run'))} | {reach}/{len(r['tuning_steps'])} "
@@ -439,6 +440,16 @@ def critical_batch_markdown(t: dict) -> str:
             "`noise_scale.b_simple` is a trajectory average, not the value at any one point."
         )
     return "\n".join(lines) + "\n"
+
+
+def _b_simple_cell(c: dict) -> str:
+    """B_simple at the crossing, or why there is none: the re-runs measured no noise scale (a BatchNorm
+    workload: rerun_extra), or measured it without an estimate there; "not equilibrated" where it is too early."""
+    if not c:
+        return "—"
+    if c.get("b_simple") is None:
+        return "— (noise scale off in the re-runs)" if not c.get("noise_scale_measured", True) else "— (no estimate)"
+    return _fmt(c["b_simple"]) + ("" if c.get("equilibrated") else " (not equilibrated)")
 
 
 def _geo(vals):

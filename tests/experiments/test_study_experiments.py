@@ -272,3 +272,13 @@ def test_critical_batch_bn_is_critical_batch_on_bn_mlp():
         per_b.setdefault(base.replace(**p).validate().batch_size, []).append(p)
     assert sorted(per_b) == [2**k for k in range(5, 13)] and all(len(v) == mlp.K for v in per_b.values())
     assert pts == [p for p in mlp.grid(False) if p["batch_size"] <= 4096]  # the same draws, range cut at 4096
+
+
+def test_the_b_simple_cell_says_why_it_is_empty():
+    """A BatchNorm study's re-runs measure no noise scale: its table says so, not "not equilibrated"."""
+    cb = load("critical_batch")
+    assert cb._b_simple_cell({}) == "—"
+    assert cb._b_simple_cell({"b_simple": None, "noise_scale_measured": False}) == "— (noise scale off in the re-runs)"
+    assert cb._b_simple_cell({"b_simple": None, "noise_scale_measured": True}) == "— (no estimate)"
+    assert cb._b_simple_cell({"b_simple": 812.3, "equilibrated": False}) == "812.3 (not equilibrated)"
+    assert cb._b_simple_cell({"b_simple": 812.3, "equilibrated": True}) == "812.3"
