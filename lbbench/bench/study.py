@@ -149,8 +149,11 @@ def _line(m: dict) -> str:
 
 
 def _measured(sweep: str) -> dict | None:
-    info, _ = read_json(os.path.join(sweep, "sweep.json"))
-    return (info or {}).get("time")
+    """sweep.json's time record, its wall time summed over every invocation (a re-analysing rerun takes
+    seconds; the wall time is the trainings')."""
+    info = read_json(os.path.join(sweep, "sweep.json"))[0] or {}
+    acc, walls = info.get("time"), [i.get("wall_s") or 0.0 for i in info.get("invocations", [])]
+    return {**acc, "wall_s": sum(walls)} if acc and walls else acc
 
 
 def summary_lines(out: dict) -> list[str]:

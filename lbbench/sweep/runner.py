@@ -135,15 +135,20 @@ def record(p: Plan, argv: list[str]) -> None:
             "python": platform.python_version(),
         },
     }
-    atomic.write_json(os.path.join(p.sweep_dir, "sweep.json"), info)
+    path = os.path.join(p.sweep_dir, "sweep.json")
+    info["invocations"] = (read_json(path)[0] or {}).get("invocations", [])  # earlier invocations' wall times
+    atomic.write_json(path, info)
 
 
 def record_time(p: Plan, wall_s: float) -> dict:
-    """Add where the sweep's time went (study/accounting.py) to sweep.json, atomically; returns it."""
+    """Add where the sweep's time went (study/accounting.py) to sweep.json, atomically; returns it. Each
+    invocation's commit, end and wall time are appended to "invocations", so a rerun that only re-analyses
+    (and takes seconds) does not erase the wall time of the one that trained."""
     acc = accounting.account(latest_results(p.all_configs()), wall_s)
     path = os.path.join(p.sweep_dir, "sweep.json")
     info = read_json(path)[0] or {}
-    atomic.write_json(path, {**info, "time": acc})
+    ended = {"git_commit": info.get("git_commit"), "ended": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": wall_s}
+    atomic.write_json(path, {**info, "time": acc, "invocations": [*info.get("invocations", []), ended]})
     return acc
 
 

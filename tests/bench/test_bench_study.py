@@ -1,6 +1,7 @@
 """The study benchmark's arithmetic (ladder and projection against hand-computed numbers) and a real
 quick run of it (a smoke test: benchmarks are scripts, their numbers are not asserted)."""
 
+import json
 import math
 
 import pytest
@@ -48,3 +49,13 @@ def test_the_projection_reruns_each_winner_with_the_studys_own_seeds():
 
     assert study.seeds_of(critical_batch_bn) == study.seeds_of(critical_batch) == 8
     assert study.seeds_of(seed_article) == 0
+
+
+def test_the_measured_wall_time_sums_every_invocation_of_the_sweep(tmp_path):
+    """A rerun that only re-analyses records seconds; the sweep's wall time is all its invocations'."""
+    time_record = {"wall_s": 4.0, "by_batch_size": {}}
+    info = {"time": time_record, "invocations": [{"wall_s": 4000.0}, {"wall_s": 4.0}]}
+    (tmp_path / "sweep.json").write_text(json.dumps(info))
+    assert study._measured(str(tmp_path))["wall_s"] == 4004.0
+    (tmp_path / "sweep.json").write_text(json.dumps({"time": time_record}))  # written before invocations existed
+    assert study._measured(str(tmp_path))["wall_s"] == 4.0

@@ -175,8 +175,11 @@ def test_followup_runs_points_derived_from_results(tmp_path, capsys):
     assert [p["run_name"] for p in info["followup"]] == ["best", "best_again"]
     with open(work / "t" / "runs.csv") as f:
         assert len(f.read().strip().splitlines()) == 1 + 4
+    assert len(info["invocations"]) == 1 and info["invocations"][0]["wall_s"] == info["time"]["wall_s"]
     assert sweep_main(path, work) == 0  # rerun: the same followups, all finished, nothing retrained
     assert trained(capsys.readouterr().out) == []
+    again = json.loads((work / "t" / "sweep.json").read_text())  # the training invocation's wall time is kept
+    assert again["invocations"][0] == info["invocations"][0] and len(again["invocations"]) == 2
 
 
 @pytest.mark.slow
