@@ -87,15 +87,16 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--out", required=True, help="folder for sharpness_vs_gap.md/.json/.png")
     args = parser.parse_args(argv[1:])
-    missing = [f for f in args.folders if not os.path.isdir(f) and correlation.saved_rows(f) is None]
+    saved = {f: correlation.saved_rows(f) for f in args.folders if not os.path.isdir(f)}
+    missing = [f for f, rows in saved.items() if rows is None]
     if missing:
         print(
             f"sharpness_vs_gap: error: neither a folder nor a sharpness_vs_gap.json with runs: {', '.join(missing)}",
             file=sys.stderr,
         )
         return 2
-    rows = correlation.rows_from([f for f in args.folders if os.path.isdir(f)])
-    rows += [r for f in args.folders if not os.path.isdir(f) for r in correlation.saved_rows(f)]
+    rows = correlation.rows_from([f for f in args.folders if f not in saved])
+    rows += [r for f in args.folders if f in saved for r in saved[f]]
     if len(rows) < 3:
         print(f"sharpness_vs_gap: error: {len(rows)} runs with a sharpness measurement; need 3", file=sys.stderr)
         return 2
