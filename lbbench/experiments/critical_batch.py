@@ -51,8 +51,8 @@ bootstrap (the scatter around the fit, tuning granularity included), beside the 
 tuning trials and the seed-only one (labelled); regimes read from the fitted curve (perfect below
 B_crit/4, maximal above 4·B_crit) with the measured local slopes as data; the 20 %-overhead batch
 0.2·B_crit relative to the fitted perfect-scaling asymptote; B_simple (McCandlish et al. 2018) read
-at the crossing where its per-step EMA has equilibrated (the crossing at least EQUILIBRATED_STEPS
-steps in), the end-of-run value labelled a trajectory average. Writes answer.md,
+at the crossing where its per-step EMA has equilibrated (the crossing at least
+study.critical_batch.EQUILIBRATED_STEPS steps in), the end-of-run value labelled a trajectory average. Writes answer.md,
 critical_batch.json, steps_to_target_<target>.png and accuracy_vs_batch.png.
 
 Quick mode: tiny MLP, B ∈ {256, 1024}, 2 epochs, 3 trials (1 goes on after epoch 1), 2 re-run seeds;
@@ -65,6 +65,7 @@ from dataclasses import dataclass
 
 from lbbench.config import Config
 from lbbench.models import uses_batch_norm
+from lbbench.report import critical_batch as write_up
 from lbbench.report import figures, study_figures
 from lbbench.runs import atomic
 from lbbench.study import answer, bootstrap, compare, critical_batch, protocol, targets
@@ -79,7 +80,6 @@ QUICK_TARGETS = (0.12, 0.15)
 TRAIN_SIZE = {"mnist1d": 60000, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 E_MIN, T_MIN = 10, 1000
 EVAL_EXAMPLES = 6000
-EQUILIBRATED_STEPS = 300  # 3 windows of the noise scale's per-step EMA (1 / (1 − 0.99) steps)
 K, SEEDS, SEARCH_SEED = 32, tuple(range(1, 9)), 0
 K_WIDEN, WIDEN_SEED = 8, 1000  # the range-edge rule: 8 more full-budget trials over the widened range
 RUNGS, KEEP = (1 / 9, 1 / 3, 1.0), 1 / 3
@@ -228,7 +228,7 @@ def analyze(sweep_dir: str, results: dict, quick: bool, w: Workload = MLP) -> di
         "budgets": bud,
         "no_effect_pairs": len(out["no_effect"]),
     }
-    summary["conclusions"] = conclusions(summary)
+    summary["conclusions"] = write_up.conclusions(summary)
     atomic.write_text(
         os.path.join(sweep_dir, "answer.md"),
         compare.conclusions_markdown(summary["conclusions"])
@@ -237,9 +237,9 @@ def analyze(sweep_dir: str, results: dict, quick: bool, w: Workload = MLP) -> di
         + answer.tuning_markdown(rows, results, lambda arm: default_space("momentum"))
         + "\n"
         + _ladder_markdown(sweep_dir)
-        + degradation_markdown(out["degradation"])
+        + write_up.degradation_markdown(out["degradation"])
         + "\n"
-        + "\n".join(critical_batch_markdown(t) for t in per_target)
+        + "\n".join(write_up.critical_batch_markdown(t) for t in per_target)
         + answer.no_effect_markdown(out["no_effect"], results),
     )
     for t in per_target:
@@ -273,60 +273,11 @@ def degradation(rows: list[dict]) -> dict:
     return out
 
 
-def degradation_markdown(judged: dict) -> str:
-    """`degradation`'s families as tables (difference_markdown judges each again, with the same result)."""
-    parts = []
-    for kind, label in (("epochs", "an equal number of epochs"), ("steps", "an equal number of steps")):
-        d = judged.get(kind)
-        if not d:
-            continue
-        items = [(f"B = {b} − B = {d['reference']}", v) for b, v in sorted(d["comparisons"].items())]
-        parts.append(compare.difference_markdown(f"Does accuracy degrade at {label}?", items))
-    return "\n".join(parts)
-
-
-def conclusions(summary: dict) -> list[str]:
-    """The study's conclusions as sentences, each computed from a verdict or fit in `summary` (and only
-    from there: tests/experiments check the committed prose against the committed analysis.json)."""
-    out = []
-    for kind, label in (("epochs", "epochs"), ("steps", "steps")):
-        d = (summary.get("degradation") or {}).get(kind)
-        if not d:
-            continue
-        budget = summary["budgets"][kind]
-        out.append(
-            compare.verdict_sentence(
-                f"At an equal budget of {budget} {label}, test accuracy of B against B = {d['reference']}",
-                d["comparisons"],
-            )
-        )
-    for t in summary.get("targets", []):
-        if not t["b_crit_identified"]:
-            out.append(f"Validation target {t['target']:g}: B_crit is not identified in the measured range.")
-            continue
-        lo, hi = t["b_crit_ci_residual"]
-        cuts = critical_batch.fitted_regimes(t["b_crit"])
-        perfect, maximal = critical_batch.PERFECT_SLOPE, critical_batch.MAXIMAL_SLOPE
-        out.append(
-            f"Validation target {t['target']:g}: B_crit = {t['b_crit']:,.0f} [{lo:,.0f}, {hi:,.0f}] (residual "
-            f"bootstrap); on the fitted curve each doubling of B cuts the steps by at least {_cut(perfect):.0%} up "
-            f"to B ≈ {cuts['perfect_below']:,.0f} (perfect scaling) and by at most {_cut(maximal):.0%} beyond "
-            f"B ≈ {cuts['maximal_above']:,.0f} (maximal data parallelism); the 20 %-overhead batch is "
-            f"{t['b_overhead_20']:,.0f}."
-        )
-    return out
-
-
-def _cut(slope: float) -> float:
-    """The fraction of steps one doubling of B saves at a local slope −dlog S/dlog B = slope."""
-    return 1 - 2**-slope
-
-
 def target_analysis(results: dict, goal: float) -> dict:
     """Steps to one validation target per batch size, the fits with their intervals, regimes, B_simple."""
     summary = answer.steps_summary(results, goal)
     seeds = {r["arm"]: r["seed_steps"] for r in summary if r["best"] is not None}
-    point = {b: _geo(v) for b, v in seeds.items()}
+    point = {b: critical_batch.geomean(v) for b, v in seeds.items()}
     reached = {b: s for b, s in point.items() if s is not None}
     trials = {r["arm"]: list(r["tuning_steps"].values()) for r in summary}
     out = {"target": goal, "steps": summary, "crossings": _crossings(results, summary, goal)}
@@ -367,7 +318,7 @@ def _crossings(results: dict, summary: list[dict], goal: float) -> dict:
             "quantisation": max(h["quantisation"] for _, h in hits),
             "fraction_of_run": max(steps) / length,
             "b_simple": b_simple,
-            "equilibrated": b_simple is not None and min(steps) >= EQUILIBRATED_STEPS,
+            "equilibrated": b_simple is not None and min(steps) >= critical_batch.EQUILIBRATED_STEPS,
             "noise_scale_measured": all(x["config"].get("noise_scale_groups", 1) > 1 for x, _ in hits),
         }
     return out
@@ -389,87 +340,11 @@ def _headline(t: dict) -> dict:
     }
 
 
-def critical_batch_markdown(t: dict) -> str:
-    lines = [
-        f"### Steps to validation accuracy ≥ {t['target']:g} and the critical batch size",
-        "",
-        "| B | steps, winner (seeds) | quantisation | share of run | tuning trials reaching target "
-        "| B_simple at target | regime (fit) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in t["steps"]:
-        reach = sum(s is not None for s in r["tuning_steps"].values())
-        c = t["crossings"].get(r["arm"]) or {}
-        bs = _b_simple_cell(c)
-        lines.append(
-            f"| {r['arm']} | {_fmt(_geo(r['seed_steps']))} ({', '.join(_fmt(s) for s in r['seed_steps'])}) "
-            f"| {_pct(c.get('quantisation'))} | {_pct(c.get('fraction_of_run'))} | {reach}/{len(r['tuning_steps'])} "
-            f"| {bs} | {t['regimes']['by_batch'].get(r['arm'], '—')} |"
-        )
-    lines.append("")
-    for label, ci in (
-        ("residual bootstrap (headline: scatter around the fit, tuning granularity included)", t["fit_residual"]),
-        ("over tuning trials (best of resampled K)", t["fit_trials"]),
-        ("over seeds of the winners only (seed noise alone: too narrow)", t["fit_seeds"]),
-    ):
-        if not ci:
-            lines.append(f"- B_crit, {label}: too few batch sizes reached the target.")
-            continue
-        f = ci["fit"]
-        lines.append(
-            f"- B_crit, {label}: {_ci(ci['b_crit'])}"
-            f"{'' if f['identified'] else ' (NOT identified: no bend in the measured range)'}; "
-            f"S_min = {f['s_min']:.4g}."
-        )
-    fit = t["fit_residual"]
-    if fit and fit["fit"]["identified"]:
-        cuts = t["regimes"]["fitted"]
-        lines.append(
-            f"- 20 %-overhead batch (Zhang et al. 2024, relative to the fitted perfect-scaling asymptote, "
-            f"= 0.2·B_crit): {_ci(fit['b_overhead_fit'])}. Regimes from the fit: perfect scaling below "
-            f"B ≈ {cuts['perfect_below']:.4g}, maximal data parallelism above B ≈ {cuts['maximal_above']:.4g}."
-        )
-    slopes = ", ".join(f"{r['from']}→{r['to']}: {r['slope']:.2f}" for r in t["regimes"]["local_slopes"])
-    if slopes:
-        lines.append(f"- Measured local slopes −Δlog S/Δlog B (data; 1 = perfect scaling): {slopes}.")
-    if t["b_simple_equilibrated"]:
-        lines.append(
-            f"- Gradient noise scale B_simple at the crossing, where its EMA had equilibrated (≥ "
-            f"{EQUILIBRATED_STEPS} steps in): {t['b_simple_equilibrated']:.4g} (McCandlish et al.'s proxy for "
-            "B_crit; Merrill et al. 2025 question whether it predicts the measured one). The end-of-run "
-            "`noise_scale.b_simple` is a trajectory average, not the value at any one point."
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _b_simple_cell(c: dict) -> str:
-    """B_simple at the crossing, or why there is none: the re-runs measured no noise scale (a BatchNorm
-    workload: rerun_extra), or measured it without an estimate there; "not equilibrated" where it is too early."""
-    if not c:
-        return "—"
-    if c.get("b_simple") is None:
-        return "— (noise scale off in the re-runs)" if not c.get("noise_scale_measured", True) else "— (no estimate)"
-    return _fmt(c["b_simple"]) + ("" if c.get("equilibrated") else " (not equilibrated)")
-
-
-def _geo(vals):
-    v = [x for x in vals if x is not None]
-    return math.exp(sum(math.log(x) for x in v) / len(v)) if v and len(v) == len(vals) else None
-
-
 def _mean(vals):
     v = [x for x in vals if x is not None]
     return sum(v) / len(v) if v else None
 
 
-def _fmt(x):
-    return "—" if x is None else f"{x:.4g}"
-
-
-def _pct(x):
-    return "—" if x is None else f"{x:.1%}"
-
-
-def _ci(d):
-    high = "unbounded" if d.get("unbounded") else _fmt(d["high"])
-    return f"{_fmt(d['estimate'])} [{_fmt(d['low'])}, {high}]"
+def conclusions(summary: dict) -> list[str]:
+    """The study's sentences (lbbench.report.critical_batch: each computed from the summary)."""
+    return write_up.conclusions(summary)

@@ -80,6 +80,9 @@ class Fit:
         return dataclasses.asdict(self)
 
 
+EQUILIBRATED_STEPS = 300  # B_simple is read only this far in: 3 windows of its per-step EMA (1 / (1 − 0.99) steps)
+
+
 def _clean(batch_sizes, steps):
     b = np.asarray(batch_sizes, dtype=float)
     s = np.asarray(steps, dtype=float)
@@ -238,3 +241,9 @@ def regimes(batch_sizes, steps) -> list[dict]:
             }
         )
     return out
+
+
+def geomean(vals):
+    """The geometric mean of `vals`, or None when any is missing (a seed that never reached the target)."""
+    v = [x for x in vals if x is not None]
+    return math.exp(sum(math.log(x) for x in v) / len(v)) if v and len(v) == len(vals) else None

@@ -276,7 +276,8 @@ def test_critical_batch_bn_is_critical_batch_on_bn_mlp():
 
 def test_the_b_simple_cell_says_why_it_is_empty():
     """A BatchNorm study's re-runs measure no noise scale: its table says so, not "not equilibrated"."""
-    cb = load("critical_batch")
+    from lbbench.report import critical_batch as cb
+
     assert cb._b_simple_cell({}) == "—"
     assert cb._b_simple_cell({"b_simple": None, "noise_scale_measured": False}) == "— (noise scale off in the re-runs)"
     assert cb._b_simple_cell({"b_simple": None, "noise_scale_measured": True}) == "— (no estimate)"
